@@ -1,0 +1,15 @@
+//! learnlink's pure core: domain models, webhook dialects, sync planning,
+//! the error taxonomy, and the ports adapters implement. No I/O lives here:
+//! everything is a function of its inputs (time included), so it is tested
+//! exhaustively and cheaply.
+
+pub mod error;
+pub mod job;
+pub mod model;
+pub mod ports;
+pub mod salesforce;
+pub mod sync;
+pub mod tenant;
+pub mod webhook;
+
+pub use error::{Classify, ErrorClass, PortError};

@@ -1,0 +1,137 @@
+//! Canonical LMS entities (SPEC §2) and tenant identity.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use time::OffsetDateTime;
+
+/// A tenant id: one LMS site connected to one Salesforce org.
+/// Lowercase letters, digits and `-`, 2 to 63 characters, starting with a
+/// letter or digit — safe in URLs, secret names and DynamoDB keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct TenantId(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid tenant id {0:?}: use 2-63 lowercase letters, digits or '-', starting with a letter or digit")]
+pub struct InvalidTenantId(pub String);
+
+impl TenantId {
+    pub fn parse(s: &str) -> Result<Self, InvalidTenantId> {
+        let ok = (2..=63).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s.as_bytes()[0] != b'-';
+        if ok { Ok(TenantId(s.to_owned())) } else { Err(InvalidTenantId(s.to_owned())) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for TenantId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        TenantId::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Enrollment status in the LMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrollmentStatus {
+    Enrolled,
+    InProgress,
+    Completed,
+    Expired,
+}
+
+impl EnrollmentStatus {
+    /// The value of the `Status__c` picklist in Salesforce.
+    pub fn salesforce_label(self) -> &'static str {
+        match self {
+            EnrollmentStatus::Enrolled => "Enrolled",
+            EnrollmentStatus::InProgress => "In Progress",
+            EnrollmentStatus::Completed => "Completed",
+            EnrollmentStatus::Expired => "Expired",
+        }
+    }
+}
+
+/// SPEC §2 Enrollment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Enrollment {
+    pub id: String,
+    pub learner_id: String,
+    pub course_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub course_title: Option<String>,
+    pub status: EnrollmentStatus,
+    #[serde(default)]
+    pub progress_pct: Option<f64>,
+    #[serde(default)]
+    pub score: Option<f64>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub enrolled_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub completed_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// SPEC §2 Certification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Certification {
+    pub id: String,
+    pub learner_id: String,
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub issued_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// Salesforce DateTime literal as the REST API accepts and prints it
+/// (`2026-05-12T10:00:00.000Z`).
+pub fn salesforce_datetime(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_ids() {
+        assert!(TenantId::parse("acme").is_ok());
+        assert!(TenantId::parse("acme-eu-2").is_ok());
+        for bad in ["", "a", "-acme", "Acme", "ac me", "acme/x", "acme_x", &"a".repeat(64)] {
+            assert!(TenantId::parse(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn salesforce_datetime_has_millis_and_z() {
+        let t = time::macros::datetime!(2026-05-12 10:00:00.5 +02:00);
+        assert_eq!(salesforce_datetime(t), "2026-05-12T08:00:00.500Z");
+    }
+}
