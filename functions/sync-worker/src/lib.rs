@@ -1,1 +1,172 @@
+//! sync-worker (SPEC §4.4, §4.5): consumes the sync queue. A batch of job
+//! messages becomes, per tenant, a plan of Composite calls (sObject
+//! Collections upserts by external id, up to 1,000 records per call); each
+//! record's outcome settles the messages that carried it. Only messages whose
+//! failure is retryable or throttled are returned as batch item failures, so
+//! SQS redelivers them (and moves them to the DLQ after maxReceiveCount);
+//! everything else is acknowledged.
 
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use learnlink_core::connection::Connections;
+use learnlink_core::job::{self, SyncJob};
+use learnlink_core::model::TenantId;
+use learnlink_core::ports::{SalesforceApi, SecretStore, TenantStore};
+use learnlink_core::salesforce::{RecordOutcome, SalesforceError};
+use learnlink_core::sync::{self, CompositeCall};
+use learnlink_core::tenant::SecretNames;
+use learnlink_core::webhook::LmsEvent;
+use learnlink_core::{Classify, ErrorClass};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub struct Deps {
+    pub tenants: Arc<dyn TenantStore>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub salesforce: Arc<dyn SalesforceApi>,
+    pub names: SecretNames,
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MessageOutcome {
+    Done,
+    /// Acknowledged although a record failed permanently (logged).
+    Rejected { code: String, message: String },
+    /// Returned to the queue.
+    Failed { class: ErrorClass, reason: String },
+}
+
+impl MessageOutcome {
+    fn merge(&mut self, other: MessageOutcome) {
+        use MessageOutcome::*;
+        let replace = match (&*self, &other) {
+            (Failed { class: a, .. }, Failed { class: b, .. }) => a.worst(*b) != *a,
+            (Failed { .. }, _) => false,
+            (_, Failed { .. }) => true,
+            (Done, Rejected { .. }) => true,
+            _ => false,
+        };
+        if replace {
+            *self = other;
+        }
+    }
+}
+
+pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
+    let ids: Vec<String> = event.records.iter().map(|r| r.message_id.clone().unwrap_or_default()).collect();
+    let outcomes = process(deps, &event).await;
+    let mut resp = SqsBatchResponse::default();
+    for (id, outcome) in ids.iter().zip(outcomes) {
+        if let MessageOutcome::Failed { .. } = outcome {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id.clone();
+            resp.batch_item_failures.push(f);
+        }
+    }
+    resp
+}
+
+/// One outcome per record of the event, in order.
+pub async fn process(deps: &Deps, event: &SqsEvent) -> Vec<MessageOutcome> {
+    let mut outcomes: Vec<MessageOutcome> = vec![MessageOutcome::Done; event.records.len()];
+    // Decode; poison messages fail (and reach the DLQ after maxReceiveCount).
+    let mut by_tenant: BTreeMap<TenantId, Vec<(usize, LmsEvent)>> = BTreeMap::new();
+    for (i, rec) in event.records.iter().enumerate() {
+        let id = rec.message_id.as_deref().unwrap_or("?");
+        let receive_count = rec.attributes.get("ApproximateReceiveCount").map(String::as_str).unwrap_or("?");
+        match job::decode(rec.body.as_deref().unwrap_or("")) {
+            Ok(SyncJob::LmsEvent { tenant, event, .. }) => by_tenant.entry(tenant).or_default().push((i, event)),
+            Err(e) => {
+                tracing::error!(message_id = id, receive_count, error = %e, "poison message: it cannot be decoded and stays for the DLQ");
+                outcomes[i] = MessageOutcome::Failed { class: ErrorClass::Permanent, reason: e.to_string() };
+            }
+        }
+    }
+    for (tenant, items) in by_tenant {
+        for (i, o) in sync_tenant(deps, &tenant, &items).await {
+            outcomes[i].merge(o);
+        }
+    }
+    outcomes
+}
+
+async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[(usize, LmsEvent)]) -> Vec<(usize, MessageOutcome)> {
+    let fail_all = |class: ErrorClass, reason: String| -> Vec<(usize, MessageOutcome)> {
+        tracing::warn!(tenant = %tenant_id, class = %class, reason = %reason, messages = items.len(), "tenant's messages returned to the queue");
+        items.iter().map(|(i, _)| (*i, MessageOutcome::Failed { class, reason: reason.clone() })).collect()
+    };
+    let tenant = match deps.tenants.get_tenant(tenant_id).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return fail_all(ErrorClass::Permanent, format!("unknown tenant {tenant_id}")),
+        Err(e) => return fail_all(e.class, e.chain()),
+    };
+    let conns = Connections { secrets: deps.secrets.as_ref(), salesforce: deps.salesforce.as_ref(), names: &deps.names };
+    let mut tokens = match conns.current(&tenant).await {
+        Ok(t) => t,
+        Err(e) => return fail_all(e.class(), learnlink_core::error::error_chain(&e)),
+    };
+    let calls: Vec<CompositeCall> = sync::plan(items.iter().map(|(i, e)| (*i, e)));
+    let mut results = Vec::with_capacity(calls.len());
+    let mut refreshed = false;
+    for call in &calls {
+        let mut res = deps.salesforce.composite_upsert(&tokens.session(), call).await;
+        if matches!(res, Err(SalesforceError::SessionExpired)) && !refreshed {
+            refreshed = true;
+            match conns.refreshed(&tenant, &tokens).await {
+                Ok(t) => {
+                    tokens = t;
+                    res = deps.salesforce.composite_upsert(&tokens.session(), call).await;
+                }
+                Err(e) => {
+                    tracing::error!(tenant = %tenant_id, class = %e.class(), error = %learnlink_core::error::error_chain(&e), "session refresh failed");
+                    res = Err(SalesforceError::Transport(learnlink_core::PortError::new(
+                        e.class(),
+                        learnlink_core::error::error_chain(&e),
+                    )));
+                }
+            }
+        }
+        // Throttled: stop sending for this tenant; the rest waits in the queue.
+        let throttled = matches!(&res, Err(e) if e.class() == ErrorClass::Throttled);
+        results.push(res);
+        if throttled {
+            break;
+        }
+    }
+    // Calls not made (after throttling) fail as throttled.
+    let done = results.len();
+    for _ in done..calls.len() {
+        results.push(Err(SalesforceError::Api {
+            class: ErrorClass::Throttled,
+            status: 403,
+            code: "NOT_SENT".into(),
+            message: "not sent: the org's API limit was reached earlier in this batch".into(),
+        }));
+    }
+    let mut out = Vec::new();
+    for s in sync::settle(&calls, results) {
+        let o = match &s.outcome {
+            RecordOutcome::Created { id } | RecordOutcome::Updated { id } => {
+                let created = matches!(s.outcome, RecordOutcome::Created { .. });
+                tracing::info!(tenant = %tenant_id, object = s.sobject, lms_id = %s.external_id, salesforce_id = %id,
+                    outcome = if created { "created" } else { "updated" }, "record synced");
+                MessageOutcome::Done
+            }
+            RecordOutcome::Failed(f) if f.class.redeliver() => {
+                tracing::warn!(tenant = %tenant_id, object = s.sobject, lms_id = %s.external_id, class = %f.class,
+                    code = %f.code, message = %f.message, "record failed; message returned for retry");
+                MessageOutcome::Failed { class: f.class, reason: format!("{}: {}", f.code, f.message) }
+            }
+            RecordOutcome::Failed(f) => {
+                tracing::warn!(tenant = %tenant_id, object = s.sobject, lms_id = %s.external_id, class = %f.class,
+                    code = %f.code, message = %f.message, outcome = "failed", "record rejected by Salesforce");
+                MessageOutcome::Rejected { code: f.code.clone(), message: f.message.clone() }
+            }
+        };
+        out.push((s.item, o));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,175 @@
+//! webhook-ingest (SPEC §4.1): `POST /webhooks/{tenant}/{source}` → verify,
+//! parse the source's dialect into canonical events, deduplicate by event id,
+//! enqueue one sync job per event, answer 202.
+//!
+//! Nothing is enqueued for a rejected request, and rejections are logged
+//! without the body. Answers: 202 accepted; 401 bad or missing signature;
+//! 400 malformed body / unknown event type; 404 unknown tenant or source;
+//! 413 too large; 503 when a store or the queue fails (the LMS retries).
 
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use learnlink_adapters::lambda::{body_bytes, error_response, header_pairs, json_response, path_param};
+use learnlink_core::job::SyncJob;
+use learnlink_core::model::TenantId;
+use learnlink_core::ports::{Claim, DedupeStore, JobQueue, SecretStore, TenantStore};
+use learnlink_core::tenant::{SecretNames, Tenant, WebhookSecrets};
+use learnlink_core::webhook::{self, MAX_BODY_BYTES, Rejection};
+use learnlink_core::PortError;
+use secrecy::ExposeSecret;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+/// How long a tenant or its secrets are cached in a warm instance. Two
+/// secrets may be active during a rotation, so a short staleness is safe.
+const CACHE_TTL: Duration = Duration::from_secs(30);
+/// A claim left pending this long (a crashed instance) may be retaken.
+const PENDING_GRACE: time::Duration = time::Duration::seconds(60);
+/// Event ids are remembered this long.
+const DEDUPE_TTL: time::Duration = time::Duration::days(7);
+
+pub struct Deps {
+    pub tenants: Arc<dyn TenantStore>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub dedupe: Arc<dyn DedupeStore>,
+    pub queue: Arc<dyn JobQueue>,
+    pub names: SecretNames,
+    cache: Mutex<HashMap<TenantId, (Instant, Tenant, WebhookSecrets)>>,
+}
+
+impl Deps {
+    pub fn new(
+        tenants: Arc<dyn TenantStore>,
+        secrets: Arc<dyn SecretStore>,
+        dedupe: Arc<dyn DedupeStore>,
+        queue: Arc<dyn JobQueue>,
+        names: SecretNames,
+    ) -> Self {
+        Deps { tenants, secrets, dedupe, queue, names, cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// The tenant and its webhook secrets; `None` for an unknown tenant
+    /// (never cached, so a tenant created a moment ago is found).
+    async fn tenant(&self, id: &TenantId) -> Result<Option<(Tenant, WebhookSecrets)>, PortError> {
+        if let Some((at, t, s)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(id)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(Some((t.clone(), s.clone())));
+        }
+        let Some(tenant) = self.tenants.get_tenant(id).await? else { return Ok(None) };
+        let secrets = match self.secrets.get_secret(&self.names.webhook_secrets(id)).await? {
+            Some(s) => serde_json::from_str::<WebhookSecrets>(s.expose_secret()).map_err(|e| {
+                PortError::permanent(format!("the webhook secrets document of tenant {id} is invalid: {e}"))
+            })?,
+            None => WebhookSecrets::default(),
+        };
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), (Instant::now(), tenant.clone(), secrets.clone()));
+        Ok(Some((tenant, secrets)))
+    }
+}
+
+fn reject(tenant: &str, source: &str, r: &Rejection) -> ApiGatewayV2httpResponse {
+    tracing::warn!(tenant, source, status = r.status, code = r.code, reason = %r.message, "webhook rejected");
+    error_response(r.status, r.code, &r.message)
+}
+
+fn unavailable(tenant: &str, e: &PortError) -> ApiGatewayV2httpResponse {
+    tracing::error!(tenant, class = %e.class, error = %e.chain(), "webhook not accepted: a dependency failed");
+    error_response(503, "unavailable", "learnlink could not accept the delivery right now; retry later")
+}
+
+pub async fn handle(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateTime) -> ApiGatewayV2httpResponse {
+    let tenant_raw = path_param(req, "tenant").unwrap_or("");
+    let source = path_param(req, "source").unwrap_or("");
+    let Ok(tenant_id) = TenantId::parse(tenant_raw) else {
+        return reject(tenant_raw, source, &Rejection::unknown_tenant(tenant_raw));
+    };
+    let (tenant, secrets) = match deps.tenant(&tenant_id).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return reject(tenant_raw, source, &Rejection::unknown_tenant(tenant_raw)),
+        Err(e) => return unavailable(tenant_raw, &e),
+    };
+    let Some(src) = tenant.source(source) else {
+        return reject(tenant_raw, source, &Rejection::unknown_source(tenant_raw, source));
+    };
+    let body = match body_bytes(req) {
+        Ok(b) => b,
+        Err(why) => return reject(tenant_raw, source, &Rejection::malformed(why)),
+    };
+    if body.len() > MAX_BODY_BYTES {
+        return reject(tenant_raw, source, &Rejection::too_large(body.len()));
+    }
+    let headers = header_pairs(req);
+    if let Err(r) = webhook::verify(src.dialect, &headers, &body, secrets.for_source(source), now) {
+        return reject(tenant_raw, source, &r);
+    }
+    let events = match webhook::parse(src.dialect, &body) {
+        Ok(evs) => evs,
+        Err(r) => return reject(tenant_raw, source, &r),
+    };
+
+    // Deduplicate by event id, then enqueue the fresh ones.
+    let mut fresh = Vec::new();
+    let mut keys = Vec::new();
+    let mut duplicates = 0usize;
+    for ev in events {
+        let key = format!("{tenant_id}#{source}#{}", ev.id);
+        match deps.dedupe.claim(&key, now, PENDING_GRACE, DEDUPE_TTL).await {
+            Ok(Claim::Fresh) => {
+                keys.push(key);
+                fresh.push(SyncJob::LmsEvent { tenant: tenant_id.clone(), source: source.to_string(), event: ev });
+            }
+            Ok(Claim::Duplicate) => duplicates += 1,
+            Err(e) => {
+                release_all(deps, &keys).await;
+                return unavailable(tenant_raw, &e);
+            }
+        }
+    }
+    let results = deps.queue.send(&fresh).await;
+    let mut failed: Option<PortError> = None;
+    let mut accepted = 0usize;
+    for (key, res) in keys.iter().zip(results) {
+        match res {
+            Ok(()) => {
+                accepted += 1;
+                if let Err(e) = deps.dedupe.confirm(key).await {
+                    // The claim stays pending; it expires after the grace
+                    // period, so at worst a redelivery is enqueued twice,
+                    // which idempotent writes absorb.
+                    tracing::warn!(tenant = tenant_raw, error = %e.chain(), "could not confirm an event id");
+                }
+            }
+            Err(e) => {
+                if let Err(re) = deps.dedupe.release(key).await {
+                    tracing::error!(tenant = tenant_raw, error = %re.chain(), "could not release an event id after a failed send");
+                }
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = failed {
+        // Some events were not enqueued: ask the LMS to redeliver. The ones
+        // that were enqueued are confirmed and will be recognised as
+        // duplicates on redelivery.
+        return unavailable(tenant_raw, &e);
+    }
+    tracing::info!(tenant = tenant_raw, source, accepted, duplicates, "webhook accepted");
+    json_response(202, &json!({"accepted": accepted, "duplicates": duplicates}))
+}
+
+async fn release_all(deps: &Deps, keys: &[String]) {
+    for k in keys {
+        if let Err(e) = deps.dedupe.release(k).await {
+            tracing::error!(error = %e.chain(), "could not release an event id");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,17 @@
+//! Adapters behind the ports of `learnlink-core`.
+//!
+//! Each module holds the real adapter and, beside it, an in-memory fake with
+//! the same semantics for unit tests (`memory`). Every adapter maps its
+//! failures onto the one error taxonomy (retryable / throttled / permanent).
 
+pub mod aws;
+pub mod dynamo;
+pub mod lambda;
+pub mod salesforce;
+pub mod secrets;
+pub mod sqs;
+
+/// Install rustls' ring provider as the process default (idempotent).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -17,10 +17,7 @@ pub enum FieldType {
     Email,
     /// Lookup to another object; `relationship` is the relationship name used in
     /// SOQL and in external-id references (`Contact__r`, `Account`).
-    Reference {
-        to: String,
-        relationship: String,
-    },
+    Reference { to: String, relationship: String },
     /// Picklist; when `restricted` only `values` are accepted.
     Picklist {
         values: Vec<String>,
@@ -175,10 +172,16 @@ impl ObjectDef {
         fields.push(FieldDef::new("CreatedDate", "Created Date", FieldType::DateTime).system());
         fields.push(FieldDef::new("CreatedById", "Created By ID", user_ref()).system());
         fields.push(
-            FieldDef::new("LastModifiedDate", "Last Modified Date", FieldType::DateTime).system(),
+            FieldDef::new(
+                "LastModifiedDate",
+                "Last Modified Date",
+                FieldType::DateTime,
+            )
+            .system(),
         );
         fields.push(FieldDef::new("LastModifiedById", "Last Modified By ID", user_ref()).system());
-        fields.push(FieldDef::new("SystemModstamp", "System Modstamp", FieldType::DateTime).system());
+        fields
+            .push(FieldDef::new("SystemModstamp", "System Modstamp", FieldType::DateTime).system());
         let system = SystemFields {
             id: 0,
             created_date: base,
@@ -400,7 +403,10 @@ mod tests {
         let s = Schema::learnlink();
         let c = s.object("contact").unwrap();
         assert_eq!(c.name, "Contact");
-        assert_eq!(c.fields[c.field_index("lms_learner_id__c").unwrap()].name, "LMS_Learner_Id__c");
+        assert_eq!(
+            c.fields[c.field_index("lms_learner_id__c").unwrap()].name,
+            "LMS_Learner_Id__c"
+        );
         let e = s.object("LMS_Enrollment__c").unwrap();
         let rel = e.relationship_field("contact__r").unwrap();
         assert_eq!(e.fields[rel].name, "Contact__c");

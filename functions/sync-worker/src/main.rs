@@ -1,0 +1,27 @@
+//! sync-worker Lambda: thin entry point over the library.
+
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use learnlink_adapters::dynamo::DynamoState;
+use learnlink_adapters::lambda::{FunctionConfig, init_tracing};
+use learnlink_adapters::salesforce::SalesforceClient;
+use learnlink_adapters::secrets::SecretsManagerStore;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let cfg = FunctionConfig::from_env()?;
+    let aws = learnlink_adapters::aws::load().await;
+    let deps = sync_worker::Deps {
+        tenants: Arc::new(DynamoState::new(aws_sdk_dynamodb::Client::new(&aws), &cfg.state_table)),
+        secrets: Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws))),
+        salesforce: Arc::new(SalesforceClient::new()?),
+        names: cfg.secret_names.clone(),
+    };
+    let deps = &deps;
+    lambda_runtime::run(service_fn(move |ev: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, Error>(sync_worker::handle(deps, ev.payload).await)
+    }))
+    .await
+}

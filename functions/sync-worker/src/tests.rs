@@ -1,0 +1,182 @@
+use super::*;
+use aws_lambda_events::sqs::SqsMessage;
+use learnlink_adapters::dynamo::memory::MemoryState;
+use learnlink_adapters::salesforce::memory::{MemorySalesforce, Script};
+use learnlink_adapters::secrets::memory::MemorySecrets;
+use learnlink_core::model::{Enrollment, EnrollmentStatus};
+use learnlink_core::salesforce::TokenSet;
+use learnlink_core::tenant::{SalesforceEnvironment, Tenant};
+use learnlink_core::webhook::{EventKind, EventPayload};
+use secrecy::{ExposeSecret, SecretString};
+use time::macros::datetime;
+
+struct World {
+    sf: Arc<MemorySalesforce>,
+    secrets: Arc<MemorySecrets>,
+    deps: Deps,
+}
+
+async fn world() -> World {
+    let state = Arc::new(MemoryState::new());
+    let secrets = Arc::new(MemorySecrets::new());
+    let sf = Arc::new(MemorySalesforce::new());
+    state
+        .put_tenant(&Tenant {
+            id: TenantId::parse("acme").unwrap(),
+            name: "Acme".into(),
+            salesforce: SalesforceEnvironment::Production,
+            salesforce_client_id: "cid".into(),
+            sources: vec![],
+            created_at: datetime!(2026-11-01 0:00 UTC),
+        })
+        .await
+        .unwrap();
+    sf.issue_tokens("access-0", "refresh-0");
+    sf.add_contact("L1");
+    let tokens = TokenSet {
+        access_token: SecretString::from("access-0"),
+        refresh_token: SecretString::from("refresh-0"),
+        instance_url: "https://fake".into(),
+        issued_at: None,
+        user_id: None,
+        org_id: None,
+        env: None,
+    };
+    secrets.put_secret("learnlink/acme/salesforce", &tokens.to_secret_json()).await.unwrap();
+    let deps = Deps { tenants: state, secrets: secrets.clone(), salesforce: sf.clone(), names: SecretNames::default() };
+    World { sf, secrets, deps }
+}
+
+fn job(tenant: &str, enrollment: &str, learner: &str, minute: i64, status: EnrollmentStatus) -> String {
+    let t = datetime!(2026-11-23 10:00 UTC) + time::Duration::minutes(minute);
+    job::encode(&SyncJob::LmsEvent {
+        tenant: TenantId::parse(tenant).unwrap(),
+        source: "lms".into(),
+        event: LmsEvent {
+            id: format!("evt-{enrollment}-{minute}"),
+            kind: EventKind::EnrollmentUpdated,
+            occurred_at: t,
+            payload: EventPayload::Enrollment(Enrollment {
+                id: enrollment.into(),
+                learner_id: learner.into(),
+                course_id: "C1".into(),
+                course_title: None,
+                status,
+                progress_pct: Some(10.0),
+                score: None,
+                enrolled_at: None,
+                completed_at: None,
+                updated_at: t,
+            }),
+        },
+    })
+}
+
+fn sqs(bodies: &[String]) -> SqsEvent {
+    let mut ev: SqsEvent = serde_json::from_str(include_str!("../fixtures/sqs-event.json")).unwrap();
+    let template = ev.records.remove(0);
+    ev.records = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let mut m: SqsMessage = template.clone();
+            m.message_id = Some(format!("m{i}"));
+            m.body = Some(b.clone());
+            m
+        })
+        .collect();
+    ev
+}
+
+fn failed_ids(r: &SqsBatchResponse) -> Vec<String> {
+    r.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect()
+}
+
+#[tokio::test]
+async fn poison_fails_alone_and_the_rest_of_the_batch_is_written() {
+    let w = world().await;
+    let batch = sqs(&[
+        job("acme", "E1", "L1", 0, EnrollmentStatus::Enrolled),
+        "this is not a job".to_string(),
+        job("acme", "E2", "L1", 0, EnrollmentStatus::Completed),
+    ]);
+    let r = handle(&w.deps, batch).await;
+    assert_eq!(failed_ids(&r), vec!["m1"]);
+    assert_eq!(w.sf.record_count(), 2);
+    assert_eq!(w.sf.calls(), 1, "both records travel in one Composite call");
+}
+
+#[tokio::test]
+async fn reordered_duplicates_keep_the_newest_state() {
+    let w = world().await;
+    let batch = sqs(&[
+        job("acme", "E1", "L1", 5, EnrollmentStatus::Completed),
+        job("acme", "E1", "L1", 1, EnrollmentStatus::InProgress),
+    ]);
+    let r = handle(&w.deps, batch).await;
+    assert!(r.batch_item_failures.is_empty());
+    let rec = w.sf.record("LMS_Enrollment__c", "E1").unwrap();
+    assert_eq!(rec["Status__c"], "Completed");
+}
+
+#[tokio::test]
+async fn permanent_record_errors_are_acknowledged_not_retried() {
+    let w = world().await;
+    let batch = sqs(&[
+        job("acme", "E1", "L-unknown", 0, EnrollmentStatus::Enrolled),
+        job("acme", "E2", "L1", 0, EnrollmentStatus::Enrolled),
+    ]);
+    let outcomes = process(&w.deps, &batch).await;
+    assert!(matches!(&outcomes[0], MessageOutcome::Rejected { code, .. } if code == "INVALID_FIELD"));
+    assert_eq!(outcomes[1], MessageOutcome::Done);
+    assert!(handle(&w.deps, batch).await.batch_item_failures.is_empty());
+}
+
+#[tokio::test]
+async fn retryable_and_throttled_failures_return_the_messages() {
+    for script in [
+        Script::RecordError("UNABLE_TO_LOCK_ROW".into()),
+        Script::Fail { status: 503, code: "SERVER_UNAVAILABLE".into() },
+        Script::Fail { status: 403, code: "REQUEST_LIMIT_EXCEEDED".into() },
+    ] {
+        let w = world().await;
+        w.sf.push_script(script.clone());
+        let r = handle(&w.deps, sqs(&[job("acme", "E1", "L1", 0, EnrollmentStatus::Enrolled)])).await;
+        assert_eq!(failed_ids(&r), vec!["m0"], "{script:?}");
+        assert_eq!(w.sf.record_count(), 0);
+    }
+}
+
+#[tokio::test]
+async fn an_expired_session_is_refreshed_and_the_rotated_token_stored_first() {
+    let w = world().await;
+    w.sf.expire_sessions();
+    let r = handle(&w.deps, sqs(&[job("acme", "E1", "L1", 0, EnrollmentStatus::Enrolled)])).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(w.sf.refreshes(), 1);
+    assert_eq!(w.secrets.version_count("learnlink/acme/salesforce"), 2);
+    let stored = w.secrets.get_secret("learnlink/acme/salesforce").await.unwrap().unwrap();
+    let stored = TokenSet::from_secret_json(&stored).unwrap();
+    assert_eq!(stored.refresh_token.expose_secret(), "refresh-1");
+}
+
+#[tokio::test]
+async fn unknown_or_unconnected_tenants_keep_their_messages() {
+    let w = world().await;
+    let r = handle(&w.deps, sqs(&[job("nobody", "E1", "L1", 0, EnrollmentStatus::Enrolled)])).await;
+    assert_eq!(failed_ids(&r), vec!["m0"]);
+    let w2 = World { deps: Deps { secrets: Arc::new(MemorySecrets::new()), ..w.deps }, ..w };
+    let r = handle(&w2.deps, sqs(&[job("acme", "E1", "L1", 0, EnrollmentStatus::Enrolled)])).await;
+    assert_eq!(failed_ids(&r), vec!["m0"]);
+}
+
+#[tokio::test]
+async fn a_big_batch_uses_one_call_per_thousand_records() {
+    let w = world().await;
+    let bodies: Vec<String> =
+        (0..2_500).map(|i| job("acme", &format!("E{i}"), "L1", 0, EnrollmentStatus::Enrolled)).collect();
+    let r = handle(&w.deps, sqs(&bodies)).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(w.sf.record_count(), 2_500);
+    assert_eq!(w.sf.calls(), 3);
+}

@@ -1,0 +1,29 @@
+//! webhook-ingest Lambda: thin entry point over the library.
+
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use learnlink_adapters::dynamo::DynamoState;
+use learnlink_adapters::lambda::{FunctionConfig, init_tracing};
+use learnlink_adapters::secrets::SecretsManagerStore;
+use learnlink_adapters::sqs::SqsJobQueue;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let cfg = FunctionConfig::from_env()?;
+    let aws = learnlink_adapters::aws::load().await;
+    let state = Arc::new(DynamoState::new(aws_sdk_dynamodb::Client::new(&aws), &cfg.state_table));
+    let deps = webhook_ingest::Deps::new(
+        state.clone(),
+        Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws))),
+        state,
+        Arc::new(SqsJobQueue::new(aws_sdk_sqs::Client::new(&aws), &cfg.sync_queue_url)),
+        cfg.secret_names.clone(),
+    );
+    let deps = &deps;
+    lambda_runtime::run(service_fn(move |ev: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+        Ok::<_, Error>(webhook_ingest::handle(deps, &ev.payload, time::OffsetDateTime::now_utc()).await)
+    }))
+    .await
+}

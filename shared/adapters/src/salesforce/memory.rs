@@ -1,0 +1,179 @@
+//! In-memory fake of the Salesforce API: upserts by external id, checks the
+//! Contact reference, rotates refresh tokens, and plays scripted failures.
+
+use async_trait::async_trait;
+use learnlink_core::ports::SalesforceApi;
+use learnlink_core::salesforce::{RecordFailure, RecordOutcome, SalesforceError, Session, TokenSet, classify_error_code};
+use learnlink_core::sync::{CONTACT_EXTERNAL_ID, CompositeCall};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+
+/// A scripted answer for the next call.
+#[derive(Debug, Clone)]
+pub enum Script {
+    /// The whole call fails with this Salesforce error code (HTTP status).
+    Fail { status: u16, code: String },
+    /// Every record of the call fails with this per-record status code.
+    RecordError(String),
+}
+
+#[derive(Default)]
+struct Inner {
+    records: HashMap<(String, String), (String, Map<String, Value>)>,
+    contacts: HashSet<String>,
+    valid_access: HashSet<String>,
+    valid_refresh: HashSet<String>,
+    script: VecDeque<Script>,
+    calls: usize,
+    refreshes: usize,
+    next_id: u64,
+}
+
+#[derive(Default)]
+pub struct MemorySalesforce {
+    inner: Mutex<Inner>,
+}
+
+impl MemorySalesforce {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A Contact with this `LMS_Learner_Id__c` exists.
+    pub fn add_contact(&self, learner_id: &str) {
+        self.lock().contacts.insert(learner_id.to_string());
+    }
+
+    /// Mint a token pair the fake accepts.
+    pub fn issue_tokens(&self, access: &str, refresh: &str) {
+        let mut g = self.lock();
+        g.valid_access.insert(access.to_string());
+        g.valid_refresh.insert(refresh.to_string());
+    }
+
+    pub fn expire_sessions(&self) {
+        self.lock().valid_access.clear();
+    }
+
+    pub fn push_script(&self, s: Script) {
+        self.lock().script.push_back(s);
+    }
+
+    pub fn record(&self, sobject: &str, external_id: &str) -> Option<Map<String, Value>> {
+        self.lock().records.get(&(sobject.to_string(), external_id.to_string())).map(|(_, m)| m.clone())
+    }
+
+    pub fn record_count(&self) -> usize {
+        self.lock().records.len()
+    }
+
+    pub fn calls(&self) -> usize {
+        self.lock().calls
+    }
+
+    pub fn refreshes(&self) -> usize {
+        self.lock().refreshes
+    }
+}
+
+#[async_trait]
+impl SalesforceApi for MemorySalesforce {
+    async fn composite_upsert(
+        &self,
+        session: &Session,
+        call: &CompositeCall,
+    ) -> Result<Vec<Vec<RecordOutcome>>, SalesforceError> {
+        let mut g = self.lock();
+        g.calls += 1;
+        if !g.valid_access.contains(session.access_token.expose_secret()) {
+            return Err(SalesforceError::SessionExpired);
+        }
+        let per_record_error = match g.script.pop_front() {
+            Some(Script::Fail { status, code }) => {
+                return Err(SalesforceError::Api {
+                    class: classify_error_code(&code),
+                    status,
+                    code,
+                    message: "scripted failure".into(),
+                });
+            }
+            Some(Script::RecordError(code)) => Some(code),
+            None => None,
+        };
+        let mut out = Vec::new();
+        for c in &call.collections {
+            let mut outcomes = Vec::new();
+            for r in &c.records {
+                if let Some(code) = &per_record_error {
+                    outcomes.push(RecordOutcome::Failed(RecordFailure {
+                        class: classify_error_code(code),
+                        code: code.clone(),
+                        message: "scripted record failure".into(),
+                    }));
+                    continue;
+                }
+                let learner = r.record.body.get("Contact__r").and_then(|v| v.get(CONTACT_EXTERNAL_ID)).and_then(Value::as_str);
+                if let Some(l) = learner
+                    && !g.contacts.contains(l)
+                {
+                    outcomes.push(RecordOutcome::Failed(RecordFailure {
+                        class: classify_error_code("INVALID_FIELD"),
+                        code: "INVALID_FIELD".into(),
+                        message: format!("Foreign key external ID: {l} not found for field {CONTACT_EXTERNAL_ID} in entity Contact"),
+                    }));
+                    continue;
+                }
+                let key = (c.sobject.to_string(), r.record.external_id.clone());
+                let existing = g.records.get(&key).map(|(id, _)| id.clone());
+                let outcome = match existing {
+                    Some(id) => RecordOutcome::Updated { id: id.clone() },
+                    None => {
+                        g.next_id += 1;
+                        RecordOutcome::Created { id: format!("a0B{:015}", g.next_id) }
+                    }
+                };
+                let id = match &outcome {
+                    RecordOutcome::Created { id } | RecordOutcome::Updated { id } => id.clone(),
+                    RecordOutcome::Failed(_) => String::new(),
+                };
+                g.records.insert(key, (id, r.record.body.clone()));
+                outcomes.push(outcome);
+            }
+            out.push(outcomes);
+        }
+        Ok(out)
+    }
+
+    async fn refresh(
+        &self,
+        _login_url: &str,
+        _client_id: &str,
+        refresh_token: &SecretString,
+    ) -> Result<TokenSet, SalesforceError> {
+        let mut g = self.lock();
+        g.refreshes += 1;
+        if !g.valid_refresh.remove(refresh_token.expose_secret()) {
+            return Err(SalesforceError::InvalidGrant { description: "expired access/refresh token".into() });
+        }
+        let n = g.refreshes;
+        let access = format!("access-{n}");
+        let refresh = format!("refresh-{n}");
+        g.valid_access.insert(access.clone());
+        g.valid_refresh.insert(refresh.clone());
+        Ok(TokenSet {
+            access_token: SecretString::from(access),
+            refresh_token: SecretString::from(refresh),
+            instance_url: "https://fake.my.salesforce.com".into(),
+            issued_at: None,
+            user_id: None,
+            org_id: None,
+            env: None,
+        })
+    }
+}
