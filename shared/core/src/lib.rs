@@ -5,6 +5,7 @@
 
 pub mod connection;
 pub mod error;
+pub mod health;
 pub mod job;
 pub mod model;
 pub mod ports;

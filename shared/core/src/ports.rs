@@ -75,3 +75,9 @@ pub trait SalesforceApi: Send + Sync {
         refresh_token: &SecretString,
     ) -> Result<TokenSet, SalesforceError>;
 }
+
+#[async_trait]
+pub trait QueueStats: Send + Sync {
+    /// Messages in the queue, visible or in flight.
+    async fn depth(&self, queue_url: &str) -> Result<u64, PortError>;
+}

@@ -49,3 +49,16 @@ impl JobQueue for MemoryQueue {
             .collect()
     }
 }
+
+/// Fake queue depths by URL.
+#[derive(Default)]
+pub struct MemoryQueueStats {
+    pub depths: Mutex<std::collections::HashMap<String, u64>>,
+}
+
+#[async_trait]
+impl learnlink_core::ports::QueueStats for MemoryQueueStats {
+    async fn depth(&self, queue_url: &str) -> Result<u64, PortError> {
+        Ok(*self.depths.lock().unwrap_or_else(|p| p.into_inner()).get(queue_url).unwrap_or(&0))
+    }
+}

@@ -86,3 +86,33 @@ impl JobQueue for SqsJobQueue {
         results
     }
 }
+
+#[derive(Clone)]
+pub struct SqsQueueStats {
+    client: Client,
+}
+
+impl SqsQueueStats {
+    pub fn new(client: Client) -> Self {
+        SqsQueueStats { client }
+    }
+}
+
+#[async_trait]
+impl learnlink_core::ports::QueueStats for SqsQueueStats {
+    async fn depth(&self, queue_url: &str) -> Result<u64, PortError> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|e| classify_sdk("reading queue attributes", e, &[], PERMANENT))?;
+        let attrs = out.attributes.unwrap_or_default();
+        let n = |k: A| attrs.get(&k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        Ok(n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible))
+    }
+}
