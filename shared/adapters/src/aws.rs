@@ -50,3 +50,19 @@ where
     };
     PortError::new(class, format!("{what} failed ({detail})")).with_source(err)
 }
+
+/// SDK configuration for an explicit endpoint with static test credentials
+/// (the local stack's tools: provisioning, demo, tests).
+pub async fn load_local(endpoint: &str, region: &str) -> SdkConfig {
+    crate::install_crypto_provider();
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(region.to_string()))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "learnlink-local"))
+        .load()
+        .await
+}

@@ -1,1 +1,125 @@
+//! LMS emulator for learnlink's tests (SPEC §9.2): the canonical LMS REST API
+//! with API-key auth and cursor paging over a deterministic generated data set,
+//! and emission of signed webhooks to a target URL.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! lms_emulator::serve(listener, lms_emulator::Config::default()).await
+//! # }
+//! ```
 
+pub mod api;
+pub mod data;
+pub mod prng;
+pub mod state;
+pub mod webhooks;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+pub use data::DatasetParams;
+pub use state::{Config, LmsState};
+
+/// The emulator's HTTP routes.
+pub fn router(state: LmsState) -> Router {
+    Router::new()
+        .route("/api/v1/learners", get(api::learners))
+        .route("/api/v1/enrollments", get(api::enrollments))
+        .route("/api/v1/enrollments/count", get(api::enrollments_count))
+        .route("/api/v1/departments", get(api::departments))
+        .route("/api/v1/courses", get(api::courses))
+        .route("/api/{*rest}", get(api::not_found).post(api::not_found))
+        .route("/__emulator/dataset", post(dataset))
+        .route("/__emulator/webhooks/emit", post(emit))
+        .route("/__emulator/reset", post(reset))
+        .route("/__emulator/stats", get(stats))
+        .with_state(state)
+}
+
+/// Serves the emulator on `listener`.
+pub async fn serve(listener: tokio::net::TcpListener, config: Config) -> std::io::Result<()> {
+    serve_state(listener, LmsState::new(config)).await
+}
+
+/// Serves an existing state.
+pub async fn serve_state(
+    listener: tokio::net::TcpListener,
+    state: LmsState,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).await
+}
+
+fn admin_error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "code": "invalid_request", "message": message.into() } })),
+    )
+        .into_response()
+}
+
+/// `POST /__emulator/dataset`: regenerates the data set from the parameters.
+async fn dataset(State(state): State<LmsState>, body: Bytes) -> Response {
+    let params: DatasetParams = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return admin_error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
+    };
+    if let Err(e) = params.validate() {
+        return admin_error(StatusCode::BAD_REQUEST, e.0);
+    }
+    let generated = tokio::task::spawn_blocking(move || data::generate(params)).await;
+    match generated {
+        Ok(d) => {
+            let summary = json!({
+                "seed": params.seed,
+                "learners": d.learners.len(),
+                "departments": d.departments.len(),
+                "courses": d.courses.len(),
+                "enrollments": d.enrollments.len(),
+            });
+            state.set_data(d);
+            Json(summary).into_response()
+        }
+        Err(e) => admin_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("generation failed: {e}"),
+        ),
+    }
+}
+
+/// `POST /__emulator/webhooks/emit`.
+async fn emit(State(state): State<LmsState>, body: Bytes) -> Response {
+    let req: webhooks::EmitRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return admin_error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
+    };
+    match webhooks::emit(&state, req).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => admin_error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// `POST /__emulator/reset`: the configured data set again, counters zeroed.
+async fn reset(State(state): State<LmsState>) -> Response {
+    let params = state.config().dataset;
+    let d = if params.validate().is_ok() {
+        tokio::task::spawn_blocking(move || data::generate(params))
+            .await
+            .unwrap_or_default()
+    } else {
+        data::Dataset::default()
+    };
+    state.set_data(d);
+    *state.stats() = state::Stats::default();
+    Json(json!({ "ok": true })).into_response()
+}
+
+async fn stats(State(state): State<LmsState>) -> Response {
+    let s = state.stats().clone();
+    Json(s).into_response()
+}

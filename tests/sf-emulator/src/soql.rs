@@ -741,20 +741,15 @@ pub fn parse(schema: &Schema, q: &str) -> Result<Query, ApiError> {
 
 // ---------------------------------------------------------------- execution
 
-fn path_value<'r>(
-    schema: &Schema,
-    store: &'r Store,
-    rec: &'r Record,
-    path: &Path,
-) -> (&'r FieldValue, bool) {
+fn path_value<'r>(store: &'r Store, rec: &'r Record, path: &Path) -> (&'r FieldValue, bool) {
     match path {
-        Path::Direct(f) => (rec.get(*f), is_case_sensitive(schema, None, *f)),
+        Path::Direct(f) => (rec.get(*f), is_id_field(*f)),
         Path::Parent {
             ref_field,
             parent,
             field,
         } => {
-            let cs = is_case_sensitive(schema, Some(*parent), *field);
+            let cs = is_id_field(*field);
             let v = rec
                 .get(*ref_field)
                 .as_text()
@@ -767,9 +762,8 @@ fn path_value<'r>(
     }
 }
 
-fn is_case_sensitive(schema: &Schema, object: Option<usize>, field: usize) -> bool {
-    // Ids compare case-sensitively; everything else textual does not.
-    let _ = (schema, object);
+/// Ids (field 0 of every object) compare case-sensitively; other text does not.
+fn is_id_field(field: usize) -> bool {
     field == 0
 }
 
@@ -815,13 +809,13 @@ fn like(value: &str, pattern: &str) -> bool {
     rec(&v, &p)
 }
 
-fn eval(schema: &Schema, store: &Store, rec: &Record, e: &Expr) -> bool {
+fn eval(store: &Store, rec: &Record, e: &Expr) -> bool {
     match e {
-        Expr::And(xs) => xs.iter().all(|x| eval(schema, store, rec, x)),
-        Expr::Or(xs) => xs.iter().any(|x| eval(schema, store, rec, x)),
-        Expr::Not(x) => !eval(schema, store, rec, x),
+        Expr::And(xs) => xs.iter().all(|x| eval(store, rec, x)),
+        Expr::Or(xs) => xs.iter().any(|x| eval(store, rec, x)),
+        Expr::Not(x) => !eval(store, rec, x),
         Expr::Cmp { path, op, value } => {
-            let (v, cs) = path_value(schema, store, rec, path);
+            let (v, cs) = path_value(store, rec, path);
             let cs = cs || ref_case_sensitive(value);
             match op {
                 CmpOp::Eq => compare(v, value, cs) == Ordering::Equal,
@@ -838,21 +832,21 @@ fn eval(schema: &Schema, store: &Store, rec: &Record, e: &Expr) -> bool {
             values,
             negated,
         } => {
-            let (v, cs) = path_value(schema, store, rec, path);
+            let (v, cs) = path_value(store, rec, path);
             let found = values
                 .iter()
                 .any(|x| compare(v, x, cs || ref_case_sensitive(x)) == Ordering::Equal);
             found != *negated
         }
         Expr::Like { path, pattern } => {
-            let (v, _) = path_value(schema, store, rec, path);
+            let (v, _) = path_value(store, rec, path);
             v.as_text().is_some_and(|s| like(s, pattern))
         }
     }
 }
 
 /// Indices of the matching records, filtered, ordered, offset and limited.
-pub fn execute(schema: &Schema, store: &Store, q: &Query) -> Vec<usize> {
+pub fn execute(store: &Store, q: &Query) -> Vec<usize> {
     let Some(table) = store.table(q.object) else {
         return Vec::new();
     };
@@ -862,7 +856,7 @@ pub fn execute(schema: &Schema, store: &Store, q: &Query) -> Vec<usize> {
             .records
             .iter()
             .enumerate()
-            .filter(|(_, r)| eval(schema, store, r, f))
+            .filter(|(_, r)| eval(store, r, f))
             .map(|(i, _)| i)
             .collect(),
     };
@@ -872,8 +866,8 @@ pub fn execute(schema: &Schema, store: &Store, q: &Query) -> Vec<usize> {
                 return Ordering::Equal;
             };
             for item in &q.order {
-                let (va, cs) = path_value(schema, store, ra, &item.path);
-                let (vb, _) = path_value(schema, store, rb, &item.path);
+                let (va, cs) = path_value(store, ra, &item.path);
+                let (vb, _) = path_value(store, rb, &item.path);
                 let ord = match (va.is_null(), vb.is_null()) {
                     (true, true) => Ordering::Equal,
                     (true, false) => {

@@ -68,7 +68,7 @@ pub fn run_query(
     page_size: Option<usize>,
 ) -> Result<QueryResult, ApiError> {
     let parsed = soql::parse(state.schema(), q)?;
-    let rows = soql::execute(state.schema(), &org.store, &parsed);
+    let rows = soql::execute(&org.store, &parsed);
     if parsed.columns.is_none() {
         return Ok(QueryResult {
             total_size: rows.len(),

@@ -1,0 +1,59 @@
+//! Child process helpers.
+
+/// Ask the kernel to kill the child when the process that started it dies,
+/// so a crashed local runtime or test never leaves orphans behind.
+pub fn die_with_parent(cmd: &mut tokio::process::Command) {
+    #[allow(unsafe_code)]
+    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no
+    // memory of the parent; it runs in the child between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Send SIGTERM to a pid we started, then SIGKILL if it is still alive
+/// after `grace`. Returns whether the process is gone.
+pub fn stop_pid(pid: u32, grace: std::time::Duration) -> bool {
+    let alive = |pid: u32| std::path::Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid);
+    if !alive(pid) {
+        return true;
+    }
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let start = std::time::Instant::now();
+    while start.elapsed() < grace {
+        if !alive(pid) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    !alive(pid)
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// The same for a `std::process::Command`.
+pub fn die_with_parent_std(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    #[allow(unsafe_code)]
+    // SAFETY: as above — only prctl runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,315 @@
+//! The canonical LMS REST API under `/api/v1` (API-key auth, cursor paging).
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::data::{Dataset, parse_rfc3339};
+use crate::state::LmsState;
+
+/// Largest page.
+pub const MAX_LIMIT: usize = 1000;
+/// Default page.
+pub const DEFAULT_LIMIT: usize = 100;
+
+/// A JSON error `{"error": {"code", "message", "parameter"?}}`.
+pub fn error(status: StatusCode, code: &str, message: &str, parameter: Option<&str>) -> Response {
+    let mut e = json!({ "code": code, "message": message });
+    if let (Some(p), Some(obj)) = (parameter, e.as_object_mut()) {
+        obj.insert("parameter".to_owned(), json!(p));
+    }
+    (status, Json(json!({ "error": e }))).into_response()
+}
+
+fn bad_param(parameter: &str, message: &str) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "invalid_parameter",
+        message,
+        Some(parameter),
+    )
+}
+
+/// Checks `Authorization: Bearer <api key>`.
+pub fn authorize(state: &LmsState, headers: &HeaderMap) -> Result<(), Response> {
+    let ok = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .is_some_and(|(scheme, key)| {
+            scheme.eq_ignore_ascii_case("bearer") && key.trim() == state.config().api_key
+        });
+    if ok {
+        Ok(())
+    } else {
+        state.stats().unauthorized += 1;
+        Err(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid API key: send Authorization: Bearer <key>",
+            None,
+        ))
+    }
+}
+
+/// Keyset position: (updated_at ms, index) of the last item returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub updated_at: i64,
+    pub index: u32,
+}
+
+/// Opaque cursor: hex of `v1:<updated_at>:<index>`.
+pub fn encode_cursor(p: Position) -> String {
+    hex::encode(format!("v1:{}:{}", p.updated_at, p.index))
+}
+
+pub fn decode_cursor(s: &str) -> Option<Position> {
+    let raw = String::from_utf8(hex::decode(s).ok()?).ok()?;
+    let mut parts = raw.split(':');
+    if parts.next()? != "v1" {
+        return None;
+    }
+    let updated_at = parts.next()?.parse().ok()?;
+    let index = parts.next()?.parse().ok()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Position { updated_at, index })
+}
+
+/// Validated list parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct ListParams {
+    pub updated_since: Option<i64>,
+    pub after: Option<Position>,
+    pub limit: usize,
+}
+
+pub fn list_params(q: &HashMap<String, String>) -> Result<ListParams, Response> {
+    let updated_since = match q.get("updated_since").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(parse_rfc3339(s).ok_or_else(|| {
+            bad_param(
+                "updated_since",
+                "updated_since must be an RFC 3339 timestamp, e.g. 2026-05-12T10:00:00.000Z",
+            )
+        })?),
+    };
+    let after = match q.get("cursor").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(
+            decode_cursor(s)
+                .ok_or_else(|| bad_param("cursor", "cursor is not a cursor this API returned"))?,
+        ),
+    };
+    let limit = match q.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(bad_param(
+                    "limit",
+                    "limit must be an integer between 1 and 1000",
+                ));
+            }
+        },
+    };
+    Ok(ListParams {
+        updated_since,
+        after,
+        limit,
+    })
+}
+
+#[derive(Serialize)]
+struct Page<T: Serialize> {
+    data: Vec<T>,
+    next_cursor: Option<String>,
+}
+
+/// Pages through `order` (indexes sorted by (updated_at, index)).
+fn page_sorted<T: Serialize>(
+    order: &[u32],
+    updated_at: impl Fn(u32) -> i64,
+    render: impl Fn(u32) -> Option<T>,
+    p: ListParams,
+) -> Response {
+    let key = |i: u32| Position {
+        updated_at: updated_at(i),
+        index: i,
+    };
+    let mut start = 0;
+    if let Some(since) = p.updated_since {
+        start = order.partition_point(|i| updated_at(*i) < since);
+    }
+    if let Some(after) = p.after {
+        start = start.max(order.partition_point(|i| key(*i) <= after));
+    }
+    let end = start.saturating_add(p.limit).min(order.len());
+    let slice = order.get(start..end).unwrap_or_default();
+    let data: Vec<T> = slice.iter().filter_map(|i| render(*i)).collect();
+    let next_cursor = match slice.last() {
+        Some(last) if end < order.len() => Some(encode_cursor(key(*last))),
+        _ => None,
+    };
+    Json(Page { data, next_cursor }).into_response()
+}
+
+/// Pages through entities without timestamps (ordered by id).
+fn page_by_id<T: Serialize>(
+    len: usize,
+    render: impl Fn(u32) -> Option<T>,
+    p: ListParams,
+) -> Response {
+    let n = u32::try_from(len).unwrap_or(u32::MAX);
+    let start = p.after.map_or(0, |a| a.index.saturating_add(1)).min(n);
+    let end = u32::try_from(p.limit)
+        .map_or(n, |l| start.saturating_add(l))
+        .min(n);
+    let data: Vec<T> = (start..end).filter_map(&render).collect();
+    let next_cursor = (end < n && end > start).then(|| {
+        encode_cursor(Position {
+            updated_at: 0,
+            index: end - 1,
+        })
+    });
+    Json(Page { data, next_cursor }).into_response()
+}
+
+fn guard(
+    state: &LmsState,
+    endpoint: &str,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> Result<(ListParams, std::sync::Arc<Dataset>), Response> {
+    state.count(endpoint);
+    authorize(state, headers)?;
+    let p = list_params(q)?;
+    Ok((p, state.data()))
+}
+
+pub async fn learners(
+    State(state): State<LmsState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    match guard(&state, "GET /api/v1/learners", &headers, &q) {
+        Err(r) => r,
+        Ok((p, data)) => page_sorted(
+            &data.learners_order,
+            |i| data.learners.get(i as usize).map_or(0, |l| l.updated_at),
+            |i| data.learner(i),
+            p,
+        ),
+    }
+}
+
+pub async fn enrollments(
+    State(state): State<LmsState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    match guard(&state, "GET /api/v1/enrollments", &headers, &q) {
+        Err(r) => r,
+        Ok((p, data)) => page_sorted(
+            &data.enrollments_order,
+            |i| data.enrollments.get(i as usize).map_or(0, |e| e.updated_at),
+            |i| data.enrollment(i),
+            p,
+        ),
+    }
+}
+
+/// Departments have no timestamps: `updated_since` is validated and ignored.
+pub async fn departments(
+    State(state): State<LmsState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    match guard(&state, "GET /api/v1/departments", &headers, &q) {
+        Err(r) => r,
+        Ok((p, data)) => page_by_id(data.departments.len(), |i| data.department(i), p),
+    }
+}
+
+/// Courses have no timestamps: `updated_since` is validated and ignored.
+pub async fn courses(
+    State(state): State<LmsState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    match guard(&state, "GET /api/v1/courses", &headers, &q) {
+        Err(r) => r,
+        Ok((p, data)) => page_by_id(data.courses.len(), |i| data.course(i), p),
+    }
+}
+
+/// `GET /api/v1/enrollments/count?updated_since=&updated_until=`: enrollments with
+/// `updated_since <= updated_at < updated_until`.
+pub async fn enrollments_count(
+    State(state): State<LmsState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    state.count("GET /api/v1/enrollments/count");
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let mut bounds = [None, None];
+    for (slot, name) in bounds.iter_mut().zip(["updated_since", "updated_until"]) {
+        if let Some(s) = q.get(name).filter(|s| !s.is_empty()) {
+            match parse_rfc3339(s) {
+                Some(t) => *slot = Some(t),
+                None => {
+                    return bad_param(
+                        name,
+                        &format!(
+                            "{name} must be an RFC 3339 timestamp, e.g. 2026-05-12T10:00:00.000Z"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let data = state.data();
+    let at = |i: &u32| {
+        data.enrollments
+            .get(*i as usize)
+            .map_or(0, |e| e.updated_at)
+    };
+    let order = &data.enrollments_order;
+    let start = bounds[0].map_or(0, |s| order.partition_point(|i| at(i) < s));
+    let end = bounds[1].map_or(order.len(), |u| order.partition_point(|i| at(i) < u));
+    Json(json!({ "count": end.saturating_sub(start) })).into_response()
+}
+
+/// Fallback under `/api`.
+pub async fn not_found(State(state): State<LmsState>, headers: HeaderMap) -> Response {
+    state.count("other");
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    error(StatusCode::NOT_FOUND, "not_found", "no such endpoint", None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trip() {
+        let p = Position {
+            updated_at: 1_767_225_600_000,
+            index: 42,
+        };
+        assert_eq!(decode_cursor(&encode_cursor(p)), Some(p));
+        assert_eq!(decode_cursor("zz"), None);
+        assert_eq!(decode_cursor(&hex::encode("v2:1:2")), None);
+    }
+}
