@@ -1,1 +1,293 @@
+//! Test kit for the end-to-end tests and the demo: start a local stack (or
+//! attach to the running one), and drive its parts — the admin API, the
+//! emulators' admin endpoints, moto — the way an operator and an LMS would.
 
+use anyhow::{Context as _, bail};
+use learnlink_core::ports::SecretStore;
+use learnlink_local::stack::{Endpoints, Ports, Stack, StackConfig};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub const LMS_API_KEY: &str = "lms-local-key";
+pub const REGION: &str = "us-east-1";
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|_| PathBuf::from("."))
+}
+
+/// Where `cargo build` put the binaries.
+pub fn bin_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(t) => PathBuf::from(t).join("debug"),
+        None => root().join("target/debug"),
+    }
+}
+
+pub struct Options {
+    pub template: PathBuf,
+    pub parameters: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { template: root().join("infra/template.yaml"), parameters: Vec::new() }
+    }
+}
+
+/// A running stack and clients for it.
+pub struct Env {
+    pub endpoints: Endpoints,
+    pub admin_token: String,
+    pub http: reqwest::Client,
+    pub stack_name: String,
+    /// Present when this process started the stack; dropping it stops it.
+    pub stack: Option<Stack>,
+}
+
+impl Env {
+    /// Start a private stack for one test (free ports, children die with the test).
+    pub fn start(name: &str, opts: Options) -> anyhow::Result<Env> {
+        let state_dir = root().join("target/e2e").join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state_dir);
+        let stack_name = "learnlink".to_string();
+        let cfg = StackConfig {
+            state_dir,
+            template: opts.template,
+            stack_name: stack_name.clone(),
+            region: REGION.into(),
+            parameters: opts.parameters.into_iter().collect(),
+            ports: Ports::any(),
+            bin_dir: bin_dir(),
+            venv: root().join(".venv"),
+            admin_token: format!("test-admin-{}", uuid::Uuid::new_v4().simple()),
+            lms_api_key: LMS_API_KEY.into(),
+            attached: true,
+            function_env: Vec::new(),
+        };
+        let stack = Stack::up(&cfg)?;
+        Ok(Env {
+            endpoints: stack.endpoints.clone(),
+            admin_token: cfg.admin_token.clone(),
+            http: client()?,
+            stack_name,
+            stack: Some(stack),
+        })
+    }
+
+    /// Attach to the stack `make up` started (reads `stack.env`).
+    pub fn attach(state_dir: &Path) -> anyhow::Result<Env> {
+        let env = learnlink_local::stack::read_env(state_dir)?;
+        let get = |k: &str| env.get(k).cloned().with_context(|| format!("{k} missing from stack.env"));
+        Ok(Env {
+            endpoints: Endpoints {
+                aws_endpoint_url: get("AWS_ENDPOINT_URL")?,
+                salesforce_url: get("SALESFORCE_URL")?,
+                lms_url: get("LMS_URL")?,
+                api_url: get("LEARNLINK_API_URL")?,
+                webhook_url: get("WEBHOOK_URL")?,
+                runtime_url: get("LEARNLINK_RUNTIME_URL")?,
+            },
+            admin_token: get("LEARNLINK_ADMIN_TOKEN")?,
+            http: client()?,
+            stack_name: get("LEARNLINK_STACK")?,
+            stack: None,
+        })
+    }
+
+    pub fn queue_url(&self, logical_id: &str) -> String {
+        format!("{}/{}/{}-{logical_id}", self.endpoints.aws_endpoint_url, learnlink_local::wiring::ACCOUNT_ID, self.stack_name)
+    }
+
+    pub async fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&learnlink_adapters::aws::load_local(&self.endpoints.aws_endpoint_url, REGION).await)
+    }
+
+    async fn json(&self, req: reqwest::RequestBuilder) -> anyhow::Result<(u16, Value)> {
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+    }
+
+    /// `PUT /admin/tenants/{id}` with one canonical webhook source `lms`.
+    pub async fn create_tenant(&self, id: &str, webhook_secret: &str) -> anyhow::Result<()> {
+        let body = json!({
+            "name": format!("Tenant {id}"),
+            "salesforce": {"my_domain": self.endpoints.salesforce_url},
+            "salesforce_client_id": "learnlink-local",
+            "sources": [{"name": "lms", "dialect": "canonical"}],
+            "webhook_secrets": {"lms": [webhook_secret]},
+        });
+        let (status, v) = self
+            .json(self.http.put(format!("{}/admin/tenants/{id}", self.endpoints.api_url)).bearer_auth(&self.admin_token).json(&body))
+            .await?;
+        if !(200..300).contains(&status) {
+            bail!("creating tenant {id}: {status} {v}");
+        }
+        Ok(())
+    }
+
+    /// Store a Salesforce token set for the tenant. The OAuth connect flow
+    /// arrives with the connection lifecycle work; until then the operator
+    /// (here: the test kit) mints a connection at the emulator and stores it
+    /// where oauth-callback will.
+    pub async fn connect_salesforce(&self, tenant: &str) -> anyhow::Result<()> {
+        let (status, tokens) =
+            self.json(self.http.post(format!("{}/__emulator/connections", self.endpoints.salesforce_url)).json(&json!({}))).await?;
+        if status != 200 {
+            bail!("minting a connection: {status}");
+        }
+        let aws = learnlink_adapters::aws::load_local(&self.endpoints.aws_endpoint_url, REGION).await;
+        let store = learnlink_adapters::secrets::SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws));
+        store
+            .put_secret(&format!("learnlink/{tenant}/salesforce"), &SecretString::from(tokens.to_string()))
+            .await
+            .map_err(|e| anyhow::anyhow!(e.chain()))?;
+        Ok(())
+    }
+
+    /// Regenerate the LMS emulator's data set.
+    pub async fn lms_dataset(&self, learners: u32, enrollments_per_learner: u32) -> anyhow::Result<()> {
+        let body = json!({"seed": 7, "learners": learners, "departments": 4, "courses": 6, "enrollments_per_learner": enrollments_per_learner});
+        let (status, v) = self.json(self.http.post(format!("{}/__emulator/dataset", self.endpoints.lms_url)).json(&body)).await?;
+        if status != 200 {
+            bail!("setting the LMS data set: {status} {v}");
+        }
+        Ok(())
+    }
+
+    /// Every item of an LMS list endpoint, following its cursor.
+    pub async fn lms_all(&self, what: &str) -> anyhow::Result<Vec<Value>> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..10_000 {
+            let mut req = self.http.get(format!("{}/api/v1/{what}", self.endpoints.lms_url)).bearer_auth(LMS_API_KEY).query(&[("limit", "1000")]);
+            if let Some(c) = &cursor {
+                req = req.query(&[("cursor", c)]);
+            }
+            let (status, v) = self.json(req).await?;
+            if status != 200 {
+                bail!("listing {what}: {status} {v}");
+            }
+            out.extend(v["data"].as_array().cloned().unwrap_or_default());
+            match v["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return Ok(out),
+            }
+        }
+        bail!("listing {what}: the cursor did not end")
+    }
+
+    /// Create a Contact in the emulator for each LMS learner (linked by
+    /// `LMS_Learner_Id__c`), as an org that already tracks its learners would have.
+    pub async fn seed_contacts_for_learners(&self) -> anyhow::Result<usize> {
+        let learners = self.lms_all("learners").await?;
+        let contacts: Vec<Value> = learners
+            .iter()
+            .map(|l| json!({"FirstName": l["first_name"], "LastName": l["last_name"], "Email": l["email"], "LMS_Learner_Id__c": l["id"]}))
+            .collect();
+        for chunk in contacts.chunks(1000) {
+            let (status, v) = self
+                .json(self.http.post(format!("{}/__emulator/records/Contact", self.endpoints.salesforce_url)).json(&chunk))
+                .await?;
+            if status != 200 && status != 201 {
+                bail!("seeding contacts: {status} {v}");
+            }
+        }
+        Ok(contacts.len())
+    }
+
+    /// Ask the LMS emulator to send signed canonical webhooks.
+    pub async fn emit_webhooks(&self, tenant: &str, secret: &str, extra: Value) -> anyhow::Result<Value> {
+        let mut body = json!({"target_url": format!("{}/{tenant}/lms", self.endpoints.webhook_url), "dialect": "canonical", "secret": secret});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let (status, v) = self.json(self.http.post(format!("{}/__emulator/webhooks/emit", self.endpoints.lms_url)).json(&body)).await?;
+        if status != 200 {
+            bail!("emitting webhooks: {status} {v}");
+        }
+        Ok(v)
+    }
+
+    /// POST a body to the webhook URL with the given headers.
+    pub async fn post_webhook(&self, path: &str, body: &str, headers: &[(&str, String)]) -> anyhow::Result<(u16, Value)> {
+        let mut req = self.http.post(format!("{}/{path}", self.endpoints.webhook_url)).body(body.to_string());
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        self.json(req).await
+    }
+
+    pub async fn sf_records(&self, sobject: &str) -> anyhow::Result<Vec<Value>> {
+        let (status, v) = self.json(self.http.get(format!("{}/__emulator/records/{sobject}", self.endpoints.salesforce_url))).await?;
+        if status != 200 {
+            bail!("reading {sobject}: {status} {v}");
+        }
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
+    pub async fn sf_stats(&self) -> anyhow::Result<Value> {
+        Ok(self.json(self.http.get(format!("{}/__emulator/stats", self.endpoints.salesforce_url))).await?.1)
+    }
+
+    pub async fn runtime(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(self.json(self.http.get(format!("{}/{path}", self.endpoints.runtime_url))).await?.1)
+    }
+
+    pub async fn runtime_post(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        self.json(self.http.post(format!("{}/{path}", self.endpoints.runtime_url))).await
+    }
+
+    pub async fn get(&self, url: &str) -> anyhow::Result<(u16, Value)> {
+        self.json(self.http.get(url)).await
+    }
+
+    /// Messages in a queue (visible + in flight).
+    pub async fn queue_depth(&self, logical_id: &str) -> anyhow::Result<u64> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let out = self
+            .sqs()
+            .await
+            .get_queue_attributes()
+            .queue_url(self.queue_url(logical_id))
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await?;
+        let a = out.attributes.unwrap_or_default();
+        let n = |k: A| a.get(&k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        Ok(n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible))
+    }
+}
+
+fn client() -> anyhow::Result<reqwest::Client> {
+    learnlink_adapters::install_crypto_provider();
+    Ok(reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?)
+}
+
+/// Poll `f` until it returns `Some`, at most `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await? {
+            return Ok(v);
+        }
+        if start.elapsed() > timeout {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Sign a canonical webhook body as an LMS would.
+pub fn sign(secret: &str, body: &str) -> String {
+    learnlink_core::webhook::canonical::sign(secret, time::OffsetDateTime::now_utc().unix_timestamp(), body.as_bytes())
+}
