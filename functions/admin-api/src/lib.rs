@@ -8,11 +8,11 @@
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use learnlink_adapters::lambda::{AdminAuth, body_bytes, error_response, json_response};
+use learnlink_core::PortError;
 use learnlink_core::model::TenantId;
 use learnlink_core::ports::{SecretStore, TenantStore};
 use learnlink_core::tenant::{SalesforceEnvironment, SecretNames, Tenant, WebhookSecrets, WebhookSource};
 use learnlink_core::webhook::Dialect;
-use learnlink_core::PortError;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -124,7 +124,10 @@ fn validate(id: &str, t: &TenantInput) -> Vec<(String, String)> {
         }
         let n = t.webhook_secrets.get(&s.name).map_or(0, Vec::len);
         if s.dialect == Dialect::Canonical && !(1..=2).contains(&n) {
-            v.push((format!("/webhook_secrets/{}", s.name), format!("a signed source needs 1 or 2 active secrets, got {n}")));
+            v.push((
+                format!("/webhook_secrets/{}", s.name),
+                format!("a signed source needs 1 or 2 active secrets, got {n}"),
+            ));
         }
     }
     for (name, secrets) in &t.webhook_secrets {
@@ -140,7 +143,12 @@ fn validate(id: &str, t: &TenantInput) -> Vec<(String, String)> {
     v
 }
 
-async fn put_tenant(deps: &Deps, id: &str, req: &ApiGatewayV2httpRequest, now: OffsetDateTime) -> ApiGatewayV2httpResponse {
+async fn put_tenant(
+    deps: &Deps,
+    id: &str,
+    req: &ApiGatewayV2httpRequest,
+    now: OffsetDateTime,
+) -> ApiGatewayV2httpResponse {
     let body = match body_bytes(req) {
         Ok(b) => b,
         Err(why) => return error_response(400, "malformed_body", &why),

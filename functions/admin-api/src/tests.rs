@@ -74,9 +74,20 @@ async fn bad_input_lists_every_violation_and_stores_nothing() {
         "sources": [{"name": "LMS!", "dialect": "canonical"}], "webhook_secrets": {"other": ["short"]}});
     let r = handle(&d, &req("PUT", "/admin/tenants/acme", Some("admin-token"), Some(bad)), now).await;
     assert_eq!(r.status_code, 422);
-    let paths: Vec<String> = body(&r)["error"]["violations"].as_array().unwrap().iter()
-        .map(|v| v["path"].as_str().unwrap().to_string()).collect();
-    for p in ["/name", "/salesforce_client_id", "/sources/0/name", "/webhook_secrets/LMS!", "/webhook_secrets/other", "/webhook_secrets/other/0"] {
+    let paths: Vec<String> = body(&r)["error"]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["path"].as_str().unwrap().to_string())
+        .collect();
+    for p in [
+        "/name",
+        "/salesforce_client_id",
+        "/sources/0/name",
+        "/webhook_secrets/LMS!",
+        "/webhook_secrets/other",
+        "/webhook_secrets/other/0",
+    ] {
         assert!(paths.iter().any(|x| x == p), "{p} missing from {paths:?}");
     }
     let r = handle(&d, &req("PUT", "/admin/tenants/acme", Some("admin-token"), Some(json!({"name": 3}))), now).await;

@@ -22,7 +22,11 @@ pub fn handle(event: Value) -> Result<Value, HandlerError> {
     if event.get("requestContext").is_some() {
         let req: ApiGatewayV2httpRequest = serde_json::from_value(event)?;
         tracing::info!(path = req.raw_path.as_deref().unwrap_or(""), "backfill requested before backfills exist");
-        let r = error_response(501, "not_implemented", "backfills are not available in this deployment yet; nothing was enqueued");
+        let r = error_response(
+            501,
+            "not_implemented",
+            "backfills are not available in this deployment yet; nothing was enqueued",
+        );
         return Ok(serde_json::to_value(r)?);
     }
     if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {

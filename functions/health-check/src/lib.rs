@@ -3,11 +3,11 @@
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use learnlink_adapters::lambda::{error_response, json_response, path_param};
+use learnlink_core::PortError;
 use learnlink_core::health::{Health, Observations, assess};
 use learnlink_core::model::TenantId;
 use learnlink_core::ports::{QueueStats, SecretStore, TenantStore};
 use learnlink_core::tenant::SecretNames;
-use learnlink_core::PortError;
 use serde_json::{Value, json};
 use std::sync::Arc;
 

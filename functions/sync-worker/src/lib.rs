@@ -31,9 +31,15 @@ pub struct Deps {
 pub enum MessageOutcome {
     Done,
     /// Acknowledged although a record failed permanently (logged).
-    Rejected { code: String, message: String },
+    Rejected {
+        code: String,
+        message: String,
+    },
     /// Returned to the queue.
-    Failed { class: ErrorClass, reason: String },
+    Failed {
+        class: ErrorClass,
+        reason: String,
+    },
 }
 
 impl MessageOutcome {
@@ -100,7 +106,8 @@ async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[(usize, LmsEven
         Ok(None) => return fail_all(ErrorClass::Permanent, format!("unknown tenant {tenant_id}")),
         Err(e) => return fail_all(e.class, e.chain()),
     };
-    let conns = Connections { secrets: deps.secrets.as_ref(), salesforce: deps.salesforce.as_ref(), names: &deps.names };
+    let conns =
+        Connections { secrets: deps.secrets.as_ref(), salesforce: deps.salesforce.as_ref(), names: &deps.names };
     let mut tokens = match conns.current(&tenant).await {
         Ok(t) => t,
         Err(e) => return fail_all(e.class(), learnlink_core::error::error_chain(&e)),

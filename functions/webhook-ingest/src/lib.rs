@@ -9,12 +9,12 @@
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use learnlink_adapters::lambda::{body_bytes, error_response, header_pairs, json_response, path_param};
+use learnlink_core::PortError;
 use learnlink_core::job::SyncJob;
 use learnlink_core::model::TenantId;
 use learnlink_core::ports::{Claim, DedupeStore, JobQueue, SecretStore, TenantStore};
 use learnlink_core::tenant::{SecretNames, Tenant, WebhookSecrets};
 use learnlink_core::webhook::{self, MAX_BODY_BYTES, Rejection};
-use learnlink_core::PortError;
 use secrecy::ExposeSecret;
 use serde_json::json;
 use std::collections::HashMap;

@@ -104,14 +104,44 @@ async fn bad_input_table_enqueues_nothing() {
     let t = NOW.unix_timestamp();
     let cases: Vec<(&str, ApiGatewayV2httpRequest, u16, &str)> = vec![
         ("missing signature", request("acme", "lms", &good, None), 401, "missing_signature"),
-        ("wrong secret", request("acme", "lms", &good, Some(sign("nope", t, good.as_bytes()))), 401, "invalid_signature"),
-        ("tampered body", request("acme", "lms", &good.replace("in_progress", "completed"), Some(sign("whsec", t, good.as_bytes()))), 401, "invalid_signature"),
-        ("stale timestamp", request("acme", "lms", &good, Some(sign("whsec", t - 600, good.as_bytes()))), 401, "stale_timestamp"),
+        (
+            "wrong secret",
+            request("acme", "lms", &good, Some(sign("nope", t, good.as_bytes()))),
+            401,
+            "invalid_signature",
+        ),
+        (
+            "tampered body",
+            request("acme", "lms", &good.replace("in_progress", "completed"), Some(sign("whsec", t, good.as_bytes()))),
+            401,
+            "invalid_signature",
+        ),
+        (
+            "stale timestamp",
+            request("acme", "lms", &good, Some(sign("whsec", t - 600, good.as_bytes()))),
+            401,
+            "stale_timestamp",
+        ),
         ("malformed json", signed("{nope"), 400, "malformed_body"),
-        ("unknown event type", signed(r#"{"events":[{"id":"x","type":"course.deleted","occurred_at":"2026-11-23T09:59:00Z","data":{}}]}"#), 400, "unknown_event_type"),
-        ("unknown tenant", request("nobody", "lms", &good, Some(sign("whsec", t, good.as_bytes()))), 404, "unknown_tenant"),
+        (
+            "unknown event type",
+            signed(r#"{"events":[{"id":"x","type":"course.deleted","occurred_at":"2026-11-23T09:59:00Z","data":{}}]}"#),
+            400,
+            "unknown_event_type",
+        ),
+        (
+            "unknown tenant",
+            request("nobody", "lms", &good, Some(sign("whsec", t, good.as_bytes()))),
+            404,
+            "unknown_tenant",
+        ),
         ("invalid tenant id", request("NOT VALID", "lms", &good, None), 404, "unknown_tenant"),
-        ("unknown source", request("acme", "other", &good, Some(sign("whsec", t, good.as_bytes()))), 404, "unknown_source"),
+        (
+            "unknown source",
+            request("acme", "other", &good, Some(sign("whsec", t, good.as_bytes()))),
+            404,
+            "unknown_source",
+        ),
         ("too large", signed(&" ".repeat(MAX_BODY_BYTES + 1)), 413, "body_too_large"),
     ];
     for (name, req, status, code) in cases {

@@ -155,10 +155,12 @@ pub fn http_request_event(m: &Matched<'_>, req: &HttpIn<'_>) -> Value {
         ev["cookies"] = Value::Array(cookies);
     }
     if !query.is_empty() {
-        ev["queryStringParameters"] = Value::Object(query.into_iter().map(|(k, v)| (k, Value::String(v.join(",")))).collect());
+        ev["queryStringParameters"] =
+            Value::Object(query.into_iter().map(|(k, v)| (k, Value::String(v.join(",")))).collect());
     }
     if !m.params.is_empty() {
-        ev["pathParameters"] = Value::Object(m.params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect());
+        ev["pathParameters"] =
+            Value::Object(m.params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect());
     }
     if !req.body.is_empty() {
         match std::str::from_utf8(req.body) {

@@ -68,7 +68,8 @@ fn invoke_error_json(e: &InvokeError) -> Value {
 
 async fn invoke(State(gw): State<Arc<Gateway>>, Path(function): Path<String>, body: Bytes) -> Response {
     let Some(host) = gw.host(&function).cloned() else {
-        return (StatusCode::NOT_FOUND, axum::Json(json!({"error": format!("no function {function}")}))).into_response();
+        return (StatusCode::NOT_FOUND, axum::Json(json!({"error": format!("no function {function}")})))
+            .into_response();
     };
     match host.invoke(body).await {
         Ok(out) => ([(axum::http::header::CONTENT_TYPE, "application/json")], out).into_response(),
@@ -78,17 +79,22 @@ async fn invoke(State(gw): State<Arc<Gateway>>, Path(function): Path<String>, bo
 
 async fn kill(State(gw): State<Arc<Gateway>>, Path(function): Path<String>) -> Response {
     let Some(host) = gw.host(&function) else {
-        return (StatusCode::NOT_FOUND, axum::Json(json!({"error": format!("no function {function}")}))).into_response();
+        return (StatusCode::NOT_FOUND, axum::Json(json!({"error": format!("no function {function}")})))
+            .into_response();
     };
     axum::Json(json!({"killed": host.kill_all()})).into_response()
 }
 
 async fn fire(State(gw): State<Arc<Gateway>>, Path((function, event)): Path<(String, String)>) -> Response {
     let Some(host) = gw.host(&function).cloned() else {
-        return (StatusCode::NOT_FOUND, axum::Json(json!({"error": format!("no function {function}")}))).into_response();
+        return (StatusCode::NOT_FOUND, axum::Json(json!({"error": format!("no function {function}")})))
+            .into_response();
     };
     let Some(s) = host.spec.schedules.iter().find(|s| s.event == event).cloned() else {
-        return (StatusCode::NOT_FOUND, axum::Json(json!({"error": format!("{function} has no schedule event {event}")})))
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": format!("{function} has no schedule event {event}")})),
+        )
             .into_response();
     };
     let ev = scheduled_event(&s, &gw.wiring.region, time::OffsetDateTime::now_utc());
@@ -129,7 +135,8 @@ async fn api(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<Sock
     };
     let host = gw.hosts[idx].clone();
     let request_id = uuid::Uuid::new_v4().to_string();
-    let host_header = parts.headers.get(axum::http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1").to_string();
+    let host_header =
+        parts.headers.get(axum::http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1").to_string();
     let input = HttpIn {
         method: &method,
         path: &path,

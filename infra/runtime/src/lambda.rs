@@ -156,8 +156,8 @@ impl FunctionHost {
         };
         let request_id = uuid::Uuid::new_v4().to_string();
         let timeout = Duration::from_secs(self.spec.timeout_secs);
-        let deadline_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64
-            + timeout.as_millis() as u64;
+        let deadline_ms =
+            (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64 + timeout.as_millis() as u64;
         let (reply, rx) = oneshot::channel();
         let started = Instant::now();
         self.runtime_log(&format!("START RequestId: {request_id} Instance: {}", instance.id));
@@ -211,12 +211,8 @@ impl FunctionHost {
         let addr = listener.local_addr().map_err(|e| InvokeError::Start(e.to_string()))?;
         let (tx, rx) = mpsc::channel::<Invocation>(1);
         let (dead_tx, dead_rx) = watch::channel::<Option<String>>(None);
-        let function_arn = format!(
-            "arn:aws:lambda:{}:{}:function:{}",
-            self.env.region,
-            crate::wiring::ACCOUNT_ID,
-            self.spec.name
-        );
+        let function_arn =
+            format!("arn:aws:lambda:{}:{}:function:{}", self.env.region, crate::wiring::ACCOUNT_ID, self.spec.name);
         let api = ApiState {
             rx: tokio::sync::Mutex::new(rx),
             inflight: Mutex::new(HashMap::new()),
@@ -340,7 +336,14 @@ async fn next(State(s): State<Arc<ApiState>>) -> Response {
     put("lambda-runtime-aws-request-id", inv.request_id.clone());
     put("lambda-runtime-deadline-ms", inv.deadline_ms.to_string());
     put("lambda-runtime-invoked-function-arn", s.function_arn.clone());
-    put("lambda-runtime-trace-id", format!("Root=1-{:08x}-{}", time::OffsetDateTime::now_utc().unix_timestamp(), &inv.request_id.replace('-', "")[..24]));
+    put(
+        "lambda-runtime-trace-id",
+        format!(
+            "Root=1-{:08x}-{}",
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+            &inv.request_id.replace('-', "")[..24]
+        ),
+    );
     put("content-type", "application/json".to_string());
     (StatusCode::OK, h, inv.payload).into_response()
 }
@@ -351,7 +354,11 @@ async fn response(State(s): State<Arc<ApiState>>, Path(id): Path<String>, body: 
             let _ = reply.send(Ok(body));
             (StatusCode::ACCEPTED, axum::Json(serde_json::json!({"status": "OK"}))).into_response()
         }
-        None => (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"errorMessage": "unknown request id", "errorType": "InvalidRequestID"}))).into_response(),
+        None => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({"errorMessage": "unknown request id", "errorType": "InvalidRequestID"})),
+        )
+            .into_response(),
     }
 }
 
@@ -361,7 +368,11 @@ async fn error(State(s): State<Arc<ApiState>>, Path(id): Path<String>, body: Byt
             let _ = reply.send(Err(InvokeError::Function(String::from_utf8_lossy(&body).into_owned())));
             (StatusCode::ACCEPTED, axum::Json(serde_json::json!({"status": "OK"}))).into_response()
         }
-        None => (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"errorMessage": "unknown request id", "errorType": "InvalidRequestID"}))).into_response(),
+        None => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({"errorMessage": "unknown request id", "errorType": "InvalidRequestID"})),
+        )
+            .into_response(),
     }
 }
 

@@ -94,7 +94,9 @@ struct ServeArgs {
 }
 
 fn print_endpoints(env: &BTreeMap<String, String>) {
-    for k in ["AWS_ENDPOINT_URL", "SALESFORCE_URL", "LMS_URL", "LEARNLINK_API_URL", "WEBHOOK_URL", "LEARNLINK_RUNTIME_URL"] {
+    for k in
+        ["AWS_ENDPOINT_URL", "SALESFORCE_URL", "LMS_URL", "LEARNLINK_API_URL", "WEBHOOK_URL", "LEARNLINK_RUNTIME_URL"]
+    {
         println!("  {k:<22} {}", env.get(k).map(String::as_str).unwrap_or("?"));
     }
 }
@@ -157,7 +159,9 @@ fn main() -> ExitCode {
         }
         Cmd::Serve(a) => {
             let _ = tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+                )
                 .with_ansi(false)
                 .try_init();
             let cfg = ServeConfig {

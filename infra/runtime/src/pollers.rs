@@ -156,9 +156,12 @@ impl Poller {
                         .ok()
                 })
                 .collect();
-            match self.sqs.delete_message_batch().queue_url(&self.src.queue_url).set_entries(Some(entries)).send().await {
+            match self.sqs.delete_message_batch().queue_url(&self.src.queue_url).set_entries(Some(entries)).send().await
+            {
                 Ok(out) => deleted += out.successful().len() as u64,
-                Err(e) => tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "delete failed; the messages will be redelivered"),
+                Err(e) => {
+                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "delete failed; the messages will be redelivered")
+                }
             }
         }
         deleted

@@ -79,7 +79,8 @@ async fn create_table(t: &TableSpec, ddb: &aws_sdk_dynamodb::Client) -> Result<(
                 .map_err(|e| perr(&t.logical_id, e))?,
         );
     }
-    req = req.set_key_schema(Some(keys(p.get("KeySchema").unwrap_or(&Value::Null)).map_err(|e| perr(&t.logical_id, e))?));
+    req =
+        req.set_key_schema(Some(keys(p.get("KeySchema").unwrap_or(&Value::Null)).map_err(|e| perr(&t.logical_id, e))?));
     let on_demand = s(p, "BillingMode") == "PAY_PER_REQUEST";
     let throughput = || ProvisionedThroughput::builder().read_capacity_units(5).write_capacity_units(5).build();
     if on_demand {

@@ -12,11 +12,11 @@ pub enum Schedule {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cron {
-    minutes: Vec<bool>,  // 0..60
-    hours: Vec<bool>,    // 0..24
-    dom: Option<Vec<bool>>, // 1..=31 (index 0 unused); None = '?'
-    months: Vec<bool>,   // 1..=12
-    dow: Option<Vec<bool>>, // 1..=7, 1 = Sunday; None = '?'
+    minutes: Vec<bool>,       // 0..60
+    hours: Vec<bool>,         // 0..24
+    dom: Option<Vec<bool>>,   // 1..=31 (index 0 unused); None = '?'
+    months: Vec<bool>,        // 1..=12
+    dow: Option<Vec<bool>>,   // 1..=7, 1 = Sunday; None = '?'
     years: Option<Vec<bool>>, // indexed by year, 1970..=2199
 }
 
@@ -33,7 +33,11 @@ impl Schedule {
         let e = expr.trim();
         if let Some(inner) = e.strip_prefix("rate(").and_then(|s| s.strip_suffix(')')) {
             let mut parts = inner.split_whitespace();
-            let n: i64 = parts.next().and_then(|n| n.parse().ok()).filter(|n| *n > 0).ok_or_else(|| err("rate needs a positive whole number"))?;
+            let n: i64 = parts
+                .next()
+                .and_then(|n| n.parse().ok())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| err("rate needs a positive whole number"))?;
             let unit = parts.next().ok_or_else(|| err("rate needs a unit"))?;
             if parts.next().is_some() {
                 return Err(err("rate takes a number and a unit"));
@@ -119,11 +123,7 @@ impl Cron {
         if (f[2] == "?") == (f[4] == "?") {
             return Err("exactly one of day-of-month and day-of-week must be '?'".into());
         }
-        let years = if f[5] == "*" {
-            None
-        } else {
-            Some(field(f[5], 1970, 2199, &[])?)
-        };
+        let years = if f[5] == "*" { None } else { Some(field(f[5], 1970, 2199, &[])?) };
         Ok(Cron {
             minutes: field(f[0], 0, 59, &[])?,
             hours: field(f[1], 0, 23, &[])?,
@@ -146,7 +146,10 @@ impl Cron {
             Weekday::Saturday => 7,
         };
         let dow_ok = self.dow.as_ref().is_none_or(|d| d[dow_num]);
-        let year_ok = self.years.as_ref().is_none_or(|s| usize::try_from(t.year()).ok().and_then(|y| s.get(y)).copied().unwrap_or(false));
+        let year_ok = self
+            .years
+            .as_ref()
+            .is_none_or(|s| usize::try_from(t.year()).ok().and_then(|y| s.get(y)).copied().unwrap_or(false));
         dom_ok && dow_ok && year_ok && self.months[u8::from(t.month()) as usize]
     }
 
@@ -183,7 +186,14 @@ mod tests {
     fn rates() {
         assert_eq!(Schedule::parse("rate(5 minutes)").unwrap(), Schedule::Rate(Duration::minutes(5)));
         assert_eq!(Schedule::parse("rate(1 day)").unwrap(), Schedule::Rate(Duration::days(1)));
-        for bad in ["rate(1 minutes)", "rate(5 minute)", "rate(0 minutes)", "rate(x hours)", "rate(5 weeks)", "every 5 minutes"] {
+        for bad in [
+            "rate(1 minutes)",
+            "rate(5 minute)",
+            "rate(0 minutes)",
+            "rate(x hours)",
+            "rate(5 weeks)",
+            "every 5 minutes",
+        ] {
             assert!(Schedule::parse(bad).is_err(), "{bad}");
         }
         let s = Schedule::parse("rate(5 minutes)").unwrap();
@@ -201,10 +211,15 @@ mod tests {
         assert_eq!(every15.next_after(t, datetime!(2026-11-23 10:01:30 UTC)), Some(datetime!(2026-11-23 10:15:00 UTC)));
         let weekdays = Schedule::parse("cron(30 8 ? * MON-FRI *)").unwrap();
         // 2026-11-28 is a Saturday → next is Monday the 30th
-        assert_eq!(weekdays.next_after(t, datetime!(2026-11-27 09:00:00 UTC)), Some(datetime!(2026-11-30 08:30:00 UTC)));
+        assert_eq!(
+            weekdays.next_after(t, datetime!(2026-11-27 09:00:00 UTC)),
+            Some(datetime!(2026-11-30 08:30:00 UTC))
+        );
         let first = Schedule::parse("cron(0 0 1 JAN ? *)").unwrap();
         assert_eq!(first.next_after(t, t), Some(datetime!(2027-01-01 00:00:00 UTC)));
-        for bad in ["cron(0 3 * * * *)", "cron(0 3 ? * ? *)", "cron(0 3 L * ? *)", "cron(0 25 * * ? *)", "cron(0 3 * *)"] {
+        for bad in
+            ["cron(0 3 * * * *)", "cron(0 3 ? * ? *)", "cron(0 3 L * ? *)", "cron(0 25 * * ? *)", "cron(0 3 * *)"]
+        {
             assert!(Schedule::parse(bad).is_err(), "{bad}");
         }
     }

@@ -9,7 +9,12 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub async fn run(spec: ScheduleSpec, host: Arc<FunctionHost>, region: String, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(
+    spec: ScheduleSpec,
+    host: Arc<FunctionHost>,
+    region: String,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let Ok(schedule) = Schedule::parse(&spec.expression) else { return };
     let start = time::OffsetDateTime::now_utc();
     loop {

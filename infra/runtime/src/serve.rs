@@ -31,9 +31,8 @@ pub struct ServeConfig {
 pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let template = Template::load(&cfg.template)?;
     let moto = cfg.moto_url.trim_end_matches('/').to_string();
-    let wiring = build(&template, &cfg.stack_name, &cfg.region, &cfg.parameters, &|name| {
-        format!("{moto}/{ACCOUNT_ID}/{name}")
-    })?;
+    let wiring =
+        build(&template, &cfg.stack_name, &cfg.region, &cfg.parameters, &|name| format!("{moto}/{ACCOUNT_ID}/{name}"))?;
     let aws = learnlink_adapters::aws::load_local(&moto, &cfg.region).await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let ddb = aws_sdk_dynamodb::Client::new(&aws);
@@ -87,7 +86,8 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         }
     }
     let gw = Arc::new(Gateway { wiring, hosts: hosts.clone(), routes, source_stats });
-    let listener = tokio::net::TcpListener::bind(cfg.gateway).await.with_context(|| format!("binding {}", cfg.gateway))?;
+    let listener =
+        tokio::net::TcpListener::bind(cfg.gateway).await.with_context(|| format!("binding {}", cfg.gateway))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "gateway listening");
     println!("listening on http://{addr}");

@@ -108,7 +108,10 @@ impl Stack {
     fn spawn(&mut self, cfg: &StackConfig, name: &str, mut cmd: Command) -> anyhow::Result<usize> {
         let log_dir = cfg.state_dir.join("logs");
         let log = log_dir.join(format!("{name}.log"));
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
             .with_context(|| format!("opening {}", log.display()))?;
         cmd.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out);
         if cfg.attached {
@@ -173,7 +176,13 @@ impl Stack {
         let mut cmd = Command::new(cfg.bin_dir.join("sf-emulator"));
         cmd.args(["--host", "127.0.0.1", "--port", &sf_port.to_string()]);
         let i = self.spawn(cfg, "salesforce", cmd)?;
-        wait_tcp("the Salesforce emulator", sf_port, Duration::from_secs(30), &mut self.children[i], &logs.join("salesforce.log"))?;
+        wait_tcp(
+            "the Salesforce emulator",
+            sf_port,
+            Duration::from_secs(30),
+            &mut self.children[i],
+            &logs.join("salesforce.log"),
+        )?;
 
         let lms_port = pick(cfg.ports.lms)?;
         let mut cmd = Command::new(cfg.bin_dir.join("lms-emulator"));
@@ -213,7 +222,10 @@ impl Stack {
                 break;
             }
             if let Some(status) = self.children[i].try_wait()? {
-                bail!("the local runtime exited with {status} while starting; see {}", logs.join("runtime.log").display());
+                bail!(
+                    "the local runtime exited with {status} while starting; see {}",
+                    logs.join("runtime.log").display()
+                );
             }
             if start.elapsed() > Duration::from_secs(120) {
                 bail!("the local runtime did not become ready; see {}", logs.join("runtime.log").display());
@@ -239,8 +251,16 @@ impl Stack {
             "# written by `learnlink-local up`; read by the tests, the CLI and the demo\n\
              AWS_ENDPOINT_URL={}\nSALESFORCE_URL={}\nLMS_URL={}\nLEARNLINK_API_URL={}\nWEBHOOK_URL={}\n\
              LEARNLINK_RUNTIME_URL={}\nLEARNLINK_ADMIN_TOKEN={}\nLMS_API_KEY={}\nAWS_REGION={}\nLEARNLINK_STACK={}\n",
-            e.aws_endpoint_url, e.salesforce_url, e.lms_url, e.api_url, e.webhook_url, e.runtime_url,
-            cfg.admin_token, cfg.lms_api_key, cfg.region, cfg.stack_name,
+            e.aws_endpoint_url,
+            e.salesforce_url,
+            e.lms_url,
+            e.api_url,
+            e.webhook_url,
+            e.runtime_url,
+            cfg.admin_token,
+            cfg.lms_api_key,
+            cfg.region,
+            cfg.stack_name,
         );
         let path = cfg.state_dir.join("stack.env");
         std::fs::write(&path, text)?;
@@ -306,7 +326,8 @@ pub fn running(state_dir: &Path) -> bool {
 /// Read `stack.env` into a map.
 pub fn read_env(state_dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     let path = state_dir.join("stack.env");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {} (is the stack up? `make up`)", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (is the stack up? `make up`)", path.display()))?;
     Ok(text
         .lines()
         .filter(|l| !l.starts_with('#'))

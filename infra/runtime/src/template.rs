@@ -56,8 +56,7 @@ impl Template {
         let root = root.as_object().ok_or_else(|| invalid("the template is not a mapping"))?;
         let obj = |k: &str| root.get(k).and_then(Value::as_object).cloned().unwrap_or_default();
         let parameters = obj("Parameters").into_iter().collect();
-        let globals_function =
-            obj("Globals").get("Function").and_then(Value::as_object).cloned().unwrap_or_default();
+        let globals_function = obj("Globals").get("Function").and_then(Value::as_object).cloned().unwrap_or_default();
         let mut resources = BTreeMap::new();
         for (id, r) in obj("Resources") {
             let r = r.as_object().ok_or_else(|| invalid(format!("resource {id} is not a mapping")))?;
@@ -80,7 +79,10 @@ impl Template {
 
     /// Parameter values: defaults, then overrides. Every parameter must end
     /// up with a value; overrides must name declared parameters.
-    pub fn parameter_values(&self, overrides: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, TemplateError> {
+    pub fn parameter_values(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, TemplateError> {
         for k in overrides.keys() {
             if !self.parameters.contains_key(k) {
                 return Err(invalid(format!("parameter override {k} names no parameter of the template")));
@@ -233,19 +235,23 @@ impl Context {
                         Ok(Value::String(items.iter().map(scalar).collect::<Vec<_>>().join(sep)))
                     }
                     "Fn::Select" => {
-                        let a = arg.as_array().filter(|a| a.len() == 2).ok_or_else(|| invalid("malformed Fn::Select"))?;
-                        let idx = scalar(&self.resolve(&a[0])?).parse::<usize>().map_err(|_| invalid("Fn::Select index"))?;
+                        let a =
+                            arg.as_array().filter(|a| a.len() == 2).ok_or_else(|| invalid("malformed Fn::Select"))?;
+                        let idx =
+                            scalar(&self.resolve(&a[0])?).parse::<usize>().map_err(|_| invalid("Fn::Select index"))?;
                         let list = self.resolve(&a[1])?;
                         list.as_array()
                             .and_then(|l| l.get(idx).cloned())
                             .ok_or_else(|| invalid("Fn::Select index out of range"))
                     }
-                    k if k.starts_with("Fn::") => {
-                        Err(invalid(format!("{k} is not supported by the local runtime; keep the template to Ref, GetAtt, Sub, Join, Select")))
-                    }
-                    _ => Ok(Value::Object(
-                        m.iter().map(|(k, v)| Ok((k.clone(), self.resolve(v)?))).collect::<Result<_, TemplateError>>()?,
-                    )),
+                    k if k.starts_with("Fn::") => Err(invalid(format!(
+                        "{k} is not supported by the local runtime; keep the template to Ref, GetAtt, Sub, Join, Select"
+                    ))),
+                    _ => Ok(Value::Object(m.iter().map(|(k, v)| Ok((k.clone(), self.resolve(v)?))).collect::<Result<
+                        _,
+                        TemplateError,
+                    >>(
+                    )?)),
                 }
             }
             Value::Object(m) => Ok(Value::Object(

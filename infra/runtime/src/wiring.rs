@@ -160,7 +160,10 @@ pub fn build(
     for r in template.of_type("AWS::DynamoDB::Table") {
         let name = physical(&ctx, stack, r, "TableName")?;
         ctx.refs.insert(r.logical_id.clone(), name.clone());
-        ctx.attrs.insert((r.logical_id.clone(), "Arn".into()), format!("arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/{name}"));
+        ctx.attrs.insert(
+            (r.logical_id.clone(), "Arn".into()),
+            format!("arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/{name}"),
+        );
         table_names.insert(r.logical_id.clone(), name);
     }
     for r in template.of_type("AWS::Serverless::HttpApi") {
@@ -169,7 +172,10 @@ pub fn build(
     for r in template.of_type("AWS::Serverless::Function") {
         let name = physical(&ctx, stack, r, "FunctionName")?;
         ctx.refs.insert(r.logical_id.clone(), name.clone());
-        ctx.attrs.insert((r.logical_id.clone(), "Arn".into()), format!("arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"));
+        ctx.attrs.insert(
+            (r.logical_id.clone(), "Arn".into()),
+            format!("arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"),
+        );
     }
     // Other resource types get a Ref of their logical id, so policies and
     // alarms that mention them still resolve.
@@ -199,11 +205,10 @@ pub fn build(
         if let Some(rp) = props.get("RedrivePolicy") {
             let arn = rp.get("deadLetterTargetArn").map(scalar).unwrap_or_default();
             let max = rp.get("maxReceiveCount").map(scalar).unwrap_or_default();
-            let max: u32 = max.parse().map_err(|_| invalid(format!("{}: maxReceiveCount must be a number", r.logical_id)))?;
-            dead_letter_queue = queue_names
-                .iter()
-                .find(|(_, n)| arn.ends_with(&format!(":{n}")))
-                .map(|(id, _)| id.clone());
+            let max: u32 =
+                max.parse().map_err(|_| invalid(format!("{}: maxReceiveCount must be a number", r.logical_id)))?;
+            dead_letter_queue =
+                queue_names.iter().find(|(_, n)| arn.ends_with(&format!(":{n}"))).map(|(id, _)| id.clone());
             attributes.insert(
                 "RedrivePolicy".into(),
                 serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max}).to_string(),
@@ -282,7 +287,8 @@ fn function(
                 let method = p.get("Method").map(scalar).unwrap_or_else(|| "ANY".into()).to_uppercase();
                 let path = p.get("Path").map(scalar).unwrap_or_else(|| "$default".into());
                 let method = if method == "X-AMAZON-APIGATEWAY-ANY-METHOD" { "ANY".into() } else { method };
-                let iam_auth = p.get("Auth").and_then(|a| a.get("Authorizer")).map(scalar).as_deref() == Some("AWS_IAM");
+                let iam_auth =
+                    p.get("Auth").and_then(|a| a.get("Authorizer")).map(scalar).as_deref() == Some("AWS_IAM");
                 http.push(HttpRoute { event: ev_name.clone(), method, path, iam_auth });
             }
             "SQS" => {
@@ -292,7 +298,8 @@ fn function(
                     .find(|q| q.arn == arn)
                     .ok_or_else(|| invalid(format!("{id}.{ev_name}: queue {arn} is not declared in the template")))?;
                 let batch_size = u(p.get("BatchSize"), "BatchSize", 10)? as u32;
-                let window_secs = u(p.get("MaximumBatchingWindowInSeconds"), "MaximumBatchingWindowInSeconds", 0)? as u32;
+                let window_secs =
+                    u(p.get("MaximumBatchingWindowInSeconds"), "MaximumBatchingWindowInSeconds", 0)? as u32;
                 if batch_size == 0 || batch_size > 10_000 {
                     return Err(invalid(format!("{id}.{ev_name}: BatchSize {batch_size} is outside 1..=10000")));
                 }
@@ -332,7 +339,8 @@ fn function(
                 crate::schedule::Schedule::parse(&expr).map_err(|e| invalid(format!("{id}.{ev_name}: {e}")))?;
                 let input = match p.get("Input") {
                     Some(Value::String(s)) => Some(
-                        serde_json::from_str(s).map_err(|e| invalid(format!("{id}.{ev_name}: Input is not JSON: {e}")))?,
+                        serde_json::from_str(s)
+                            .map_err(|e| invalid(format!("{id}.{ev_name}: Input is not JSON: {e}")))?,
                     ),
                     _ => None,
                 };
@@ -350,7 +358,9 @@ fn function(
                 });
             }
             other => {
-                return Err(invalid(format!("{id}.{ev_name}: event type {other} is not supported by the local runtime")));
+                return Err(invalid(format!(
+                    "{id}.{ev_name}: event type {other} is not supported by the local runtime"
+                )));
             }
         }
     }
@@ -361,7 +371,10 @@ fn function(
         binary,
         timeout_secs: u(get("Timeout"), "Timeout", 3)?,
         memory_mb: u(get("MemorySize"), "MemorySize", 128)?,
-        reserved_concurrency: get("ReservedConcurrentExecutions").map(|v| u(Some(v), "ReservedConcurrentExecutions", 1)).transpose()?.map(|n| n as u32),
+        reserved_concurrency: get("ReservedConcurrentExecutions")
+            .map(|v| u(Some(v), "ReservedConcurrentExecutions", 1))
+            .transpose()?
+            .map(|n| n as u32),
         environment,
         http,
         sqs,

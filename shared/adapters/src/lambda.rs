@@ -61,7 +61,10 @@ impl FunctionConfig {
             "iam" => AdminAuth::Iam,
             "bearer" => AdminAuth::Bearer(SecretString::from(need("ADMIN_TOKEN")?)),
             other => {
-                return Err(ConfigError::Invalid { name: "ADMIN_AUTH", why: format!("{other:?} is not iam or bearer") });
+                return Err(ConfigError::Invalid {
+                    name: "ADMIN_AUTH",
+                    why: format!("{other:?} is not iam or bearer"),
+                });
             }
         };
         Ok(FunctionConfig {
@@ -127,10 +130,7 @@ pub fn body_bytes(req: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, String> {
 
 /// Headers as (lowercase name, value) pairs; non-UTF-8 values are skipped.
 pub fn header_pairs(req: &ApiGatewayV2httpRequest) -> Vec<(String, String)> {
-    req.headers
-        .iter()
-        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
-        .collect()
+    req.headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string()))).collect()
 }
 
 pub fn path_param<'a>(req: &'a ApiGatewayV2httpRequest, name: &str) -> Option<&'a str> {

@@ -25,11 +25,13 @@ pub struct SfRecord {
 /// `errorCode` in an error array) — SPEC §4.4.
 pub fn classify_error_code(code: &str) -> ErrorClass {
     match code {
-        "UNABLE_TO_LOCK_ROW" | "SERVER_UNAVAILABLE" | "SERVER_ERROR" | "UNKNOWN_EXCEPTION"
-        | "QUERY_TIMEOUT" | "ALL_OR_NONE_OPERATION_ROLLED_BACK" => ErrorClass::Retryable,
-        "REQUEST_LIMIT_EXCEEDED" | "TXN_SECURITY_LIMIT" | "CONCURRENT_REQUESTS_LIMIT_EXCEEDED" => {
-            ErrorClass::Throttled
-        }
+        "UNABLE_TO_LOCK_ROW"
+        | "SERVER_UNAVAILABLE"
+        | "SERVER_ERROR"
+        | "UNKNOWN_EXCEPTION"
+        | "QUERY_TIMEOUT"
+        | "ALL_OR_NONE_OPERATION_ROLLED_BACK" => ErrorClass::Retryable,
+        "REQUEST_LIMIT_EXCEEDED" | "TXN_SECURITY_LIMIT" | "CONCURRENT_REQUESTS_LIMIT_EXCEEDED" => ErrorClass::Throttled,
         _ => ErrorClass::Permanent,
     }
 }

@@ -7,8 +7,7 @@
 use crate::error::ErrorClass;
 use crate::model::{Certification, Enrollment, salesforce_datetime};
 use crate::salesforce::{
-    API_VERSION, RecordFailure, RecordOutcome, SalesforceError, SfRecord, classify_error_code,
-    classify_http_status,
+    API_VERSION, RecordFailure, RecordOutcome, SalesforceError, SfRecord, classify_error_code, classify_http_status,
 };
 use crate::webhook::{EventPayload, LmsEvent};
 use serde_json::{Map, Value, json};
@@ -53,12 +52,7 @@ pub fn enrollment_record(e: &Enrollment) -> SfRecord {
     body.insert("Enrolled_At__c".into(), opt_dt(e.enrolled_at));
     body.insert("Completed_At__c".into(), opt_dt(e.completed_at));
     body.insert("LMS_Updated_At__c".into(), Value::String(salesforce_datetime(e.updated_at)));
-    SfRecord {
-        sobject: ENROLLMENT_OBJECT,
-        external_id_field: ENROLLMENT_EXTERNAL_ID,
-        external_id: e.id.clone(),
-        body,
-    }
+    SfRecord { sobject: ENROLLMENT_OBJECT, external_id_field: ENROLLMENT_EXTERNAL_ID, external_id: e.id.clone(), body }
 }
 
 pub fn certification_record(c: &Certification) -> SfRecord {
@@ -405,9 +399,12 @@ mod tests {
         let calls = plan([(0, &a)]);
         let none = calls[0].parse_response(&json!({}));
         assert_eq!(none[0][0].failure_class(), Some(ErrorClass::Retryable));
-        let short = calls[0].parse_response(&json!({"compositeResponse": [{"referenceId": "upsert0", "httpStatusCode": 200, "body": []}]}));
+        let short = calls[0].parse_response(
+            &json!({"compositeResponse": [{"referenceId": "upsert0", "httpStatusCode": 200, "body": []}]}),
+        );
         assert_eq!(short[0][0].failure_class(), Some(ErrorClass::Retryable));
-        let limit = calls[0].parse_response(&json!({"compositeResponse": [{"referenceId": "upsert0", "httpStatusCode": 403,
+        let limit = calls[0]
+            .parse_response(&json!({"compositeResponse": [{"referenceId": "upsert0", "httpStatusCode": 403,
             "body": [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}]}]}));
         assert_eq!(limit[0][0].failure_class(), Some(ErrorClass::Throttled));
         let whole = settle(&calls, vec![Err(SalesforceError::SessionExpired)]);

@@ -18,8 +18,12 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|_| PathBuf::from("."))
 }
 
-/// Where `cargo build` put the binaries.
+/// Where `cargo build` put the binaries (`LEARNLINK_BIN_DIR` overrides).
 pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("LEARNLINK_BIN_DIR") {
+        let d = PathBuf::from(d);
+        return if d.is_absolute() { d } else { root().join(d) };
+    }
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(t) => PathBuf::from(t).join("debug"),
         None => root().join("target/debug"),
@@ -98,7 +102,12 @@ impl Env {
     }
 
     pub fn queue_url(&self, logical_id: &str) -> String {
-        format!("{}/{}/{}-{logical_id}", self.endpoints.aws_endpoint_url, learnlink_local::wiring::ACCOUNT_ID, self.stack_name)
+        format!(
+            "{}/{}/{}-{logical_id}",
+            self.endpoints.aws_endpoint_url,
+            learnlink_local::wiring::ACCOUNT_ID,
+            self.stack_name
+        )
     }
 
     pub async fn sqs(&self) -> aws_sdk_sqs::Client {
@@ -122,7 +131,12 @@ impl Env {
             "webhook_secrets": {"lms": [webhook_secret]},
         });
         let (status, v) = self
-            .json(self.http.put(format!("{}/admin/tenants/{id}", self.endpoints.api_url)).bearer_auth(&self.admin_token).json(&body))
+            .json(
+                self.http
+                    .put(format!("{}/admin/tenants/{id}", self.endpoints.api_url))
+                    .bearer_auth(&self.admin_token)
+                    .json(&body),
+            )
             .await?;
         if !(200..300).contains(&status) {
             bail!("creating tenant {id}: {status} {v}");
@@ -135,8 +149,9 @@ impl Env {
     /// (here: the test kit) mints a connection at the emulator and stores it
     /// where oauth-callback will.
     pub async fn connect_salesforce(&self, tenant: &str) -> anyhow::Result<()> {
-        let (status, tokens) =
-            self.json(self.http.post(format!("{}/__emulator/connections", self.endpoints.salesforce_url)).json(&json!({}))).await?;
+        let (status, tokens) = self
+            .json(self.http.post(format!("{}/__emulator/connections", self.endpoints.salesforce_url)).json(&json!({})))
+            .await?;
         if status != 200 {
             bail!("minting a connection: {status}");
         }
@@ -152,7 +167,8 @@ impl Env {
     /// Regenerate the LMS emulator's data set.
     pub async fn lms_dataset(&self, learners: u32, enrollments_per_learner: u32) -> anyhow::Result<()> {
         let body = json!({"seed": 7, "learners": learners, "departments": 4, "courses": 6, "enrollments_per_learner": enrollments_per_learner});
-        let (status, v) = self.json(self.http.post(format!("{}/__emulator/dataset", self.endpoints.lms_url)).json(&body)).await?;
+        let (status, v) =
+            self.json(self.http.post(format!("{}/__emulator/dataset", self.endpoints.lms_url)).json(&body)).await?;
         if status != 200 {
             bail!("setting the LMS data set: {status} {v}");
         }
@@ -164,7 +180,11 @@ impl Env {
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..10_000 {
-            let mut req = self.http.get(format!("{}/api/v1/{what}", self.endpoints.lms_url)).bearer_auth(LMS_API_KEY).query(&[("limit", "1000")]);
+            let mut req = self
+                .http
+                .get(format!("{}/api/v1/{what}", self.endpoints.lms_url))
+                .bearer_auth(LMS_API_KEY)
+                .query(&[("limit", "1000")]);
             if let Some(c) = &cursor {
                 req = req.query(&[("cursor", c)]);
             }
@@ -191,7 +211,11 @@ impl Env {
             .collect();
         for chunk in contacts.chunks(1000) {
             let (status, v) = self
-                .json(self.http.post(format!("{}/__emulator/records/Contact", self.endpoints.salesforce_url)).json(&chunk))
+                .json(
+                    self.http
+                        .post(format!("{}/__emulator/records/Contact", self.endpoints.salesforce_url))
+                        .json(&chunk),
+                )
                 .await?;
             if status != 200 && status != 201 {
                 bail!("seeding contacts: {status} {v}");
@@ -206,7 +230,9 @@ impl Env {
         if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
             b.extend(e.clone());
         }
-        let (status, v) = self.json(self.http.post(format!("{}/__emulator/webhooks/emit", self.endpoints.lms_url)).json(&body)).await?;
+        let (status, v) = self
+            .json(self.http.post(format!("{}/__emulator/webhooks/emit", self.endpoints.lms_url)).json(&body))
+            .await?;
         if status != 200 {
             bail!("emitting webhooks: {status} {v}");
         }
@@ -214,7 +240,12 @@ impl Env {
     }
 
     /// POST a body to the webhook URL with the given headers.
-    pub async fn post_webhook(&self, path: &str, body: &str, headers: &[(&str, String)]) -> anyhow::Result<(u16, Value)> {
+    pub async fn post_webhook(
+        &self,
+        path: &str,
+        body: &str,
+        headers: &[(&str, String)],
+    ) -> anyhow::Result<(u16, Value)> {
         let mut req = self.http.post(format!("{}/{path}", self.endpoints.webhook_url)).body(body.to_string());
         for (k, v) in headers {
             req = req.header(*k, v);
@@ -223,7 +254,8 @@ impl Env {
     }
 
     pub async fn sf_records(&self, sobject: &str) -> anyhow::Result<Vec<Value>> {
-        let (status, v) = self.json(self.http.get(format!("{}/__emulator/records/{sobject}", self.endpoints.salesforce_url))).await?;
+        let (status, v) =
+            self.json(self.http.get(format!("{}/__emulator/records/{sobject}", self.endpoints.salesforce_url))).await?;
         if status != 200 {
             bail!("reading {sobject}: {status} {v}");
         }

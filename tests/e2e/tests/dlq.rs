@@ -56,7 +56,8 @@ async fn a_poison_message_reaches_the_dlq_after_max_receive_count_while_its_batc
         .enumerate()
         .map(|(i, b)| SendMessageBatchRequestEntry::builder().id(format!("m{i}")).message_body(b).build().unwrap())
         .collect();
-    let out = sqs.send_message_batch().queue_url(env.queue_url("SyncQueue")).set_entries(Some(entries)).send().await.unwrap();
+    let out =
+        sqs.send_message_batch().queue_url(env.queue_url("SyncQueue")).set_entries(Some(entries)).send().await.unwrap();
     assert!(out.failed().is_empty());
 
     // The good ones arrive at once...
@@ -95,9 +96,6 @@ async fn a_poison_message_reaches_the_dlq_after_max_receive_count_while_its_batc
     assert_eq!(src["deleted"], 4, "{src}");
     assert_eq!(src["messages"], 9, "{src}");
     assert_eq!(env.sf_records("LMS_Enrollment__c").await.unwrap().len(), 4);
-    let log = std::fs::read_to_string(
-        env.stack.as_ref().unwrap().state_dir.join("logs/sync-worker.log"),
-    )
-    .unwrap();
+    let log = std::fs::read_to_string(env.stack.as_ref().unwrap().state_dir.join("logs/sync-worker.log")).unwrap();
     assert!(log.contains("poison message"), "the worker names the problem in its log");
 }

@@ -19,7 +19,11 @@ async fn signed_webhooks_reach_salesforce_exactly_once_with_the_lms_state() {
 
     // 60 enrollments, 5 events per delivery, a fifth of deliveries sent twice, shuffled.
     let sent = env
-        .emit_webhooks("acme", SECRET, json!({"count": 60, "events_per_delivery": 5, "duplicate_pct": 20, "reorder": true}))
+        .emit_webhooks(
+            "acme",
+            SECRET,
+            json!({"count": 60, "events_per_delivery": 5, "duplicate_pct": 20, "reorder": true}),
+        )
         .await
         .unwrap();
     assert_eq!(sent["statuses"]["202"].as_u64().unwrap(), sent["deliveries"].as_u64().unwrap(), "{sent}");
@@ -81,12 +85,54 @@ async fn bad_webhooks_get_clear_errors_and_nothing_is_enqueued() {
     let bad_status = good.replace("in_progress", "halfway");
     let cases: Vec<(&str, String, &str, Vec<(&str, String)>, u16, &str)> = vec![
         ("missing signature", "acme/lms".into(), good, vec![], 401, "missing_signature"),
-        ("wrong secret", "acme/lms".into(), good, vec![("learnlink-signature", sign("not-the-secret", good))], 401, "invalid_signature"),
-        ("garbage signature", "acme/lms".into(), good, vec![("learnlink-signature", "t=1,v1=zz".into())], 401, "invalid_signature"),
-        ("malformed body", "acme/lms".into(), "{not json", vec![("learnlink-signature", sign(SECRET, "{not json"))], 400, "malformed_body"),
-        ("bad field", "acme/lms".into(), &bad_status, vec![("learnlink-signature", sign(SECRET, &bad_status))], 400, "malformed_body"),
-        ("unknown tenant", "nobody/lms".into(), good, vec![("learnlink-signature", sign(SECRET, good))], 404, "unknown_tenant"),
-        ("unknown source", "acme/zendesk".into(), good, vec![("learnlink-signature", sign(SECRET, good))], 404, "unknown_source"),
+        (
+            "wrong secret",
+            "acme/lms".into(),
+            good,
+            vec![("learnlink-signature", sign("not-the-secret", good))],
+            401,
+            "invalid_signature",
+        ),
+        (
+            "garbage signature",
+            "acme/lms".into(),
+            good,
+            vec![("learnlink-signature", "t=1,v1=zz".into())],
+            401,
+            "invalid_signature",
+        ),
+        (
+            "malformed body",
+            "acme/lms".into(),
+            "{not json",
+            vec![("learnlink-signature", sign(SECRET, "{not json"))],
+            400,
+            "malformed_body",
+        ),
+        (
+            "bad field",
+            "acme/lms".into(),
+            &bad_status,
+            vec![("learnlink-signature", sign(SECRET, &bad_status))],
+            400,
+            "malformed_body",
+        ),
+        (
+            "unknown tenant",
+            "nobody/lms".into(),
+            good,
+            vec![("learnlink-signature", sign(SECRET, good))],
+            404,
+            "unknown_tenant",
+        ),
+        (
+            "unknown source",
+            "acme/zendesk".into(),
+            good,
+            vec![("learnlink-signature", sign(SECRET, good))],
+            404,
+            "unknown_source",
+        ),
     ];
     for (name, path, body, headers, status, code) in cases {
         let (s, v) = env.post_webhook(&path, body, &headers).await.unwrap();
@@ -94,7 +140,8 @@ async fn bad_webhooks_get_clear_errors_and_nothing_is_enqueued() {
         assert_eq!(v["error"]["code"], code, "{name}: {v}");
         assert!(v["error"]["message"].as_str().is_some_and(|m| m.len() > 10), "{name}: {v}");
     }
-    let (_, v) = env.post_webhook("acme/lms", &bad_status, &[("learnlink-signature", sign(SECRET, &bad_status))]).await.unwrap();
+    let (_, v) =
+        env.post_webhook("acme/lms", &bad_status, &[("learnlink-signature", sign(SECRET, &bad_status))]).await.unwrap();
     assert!(v["error"]["message"].as_str().unwrap().starts_with("events[0].data.status:"), "{v}");
 
     // Nothing was enqueued, nothing reached the worker or Salesforce.

@@ -39,11 +39,25 @@ async fn routes_and_batch_sizes_follow_a_changed_template() {
     .to_string();
     let url = env.endpoints.api_url.clone();
     // The old route is gone, as API Gateway would answer.
-    let r = env.http.post(format!("{url}/webhooks/acme/lms")).header("learnlink-signature", sign(secret, &body)).body(body.clone()).send().await.unwrap();
+    let r = env
+        .http
+        .post(format!("{url}/webhooks/acme/lms"))
+        .header("learnlink-signature", sign(secret, &body))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 404);
     assert_eq!(r.json::<serde_json::Value>().await.unwrap(), json!({"message": "Not Found"}));
     // The new one works.
-    let r = env.http.post(format!("{url}/inbound/acme/lms")).header("learnlink-signature", sign(secret, &body)).body(body).send().await.unwrap();
+    let r = env
+        .http
+        .post(format!("{url}/inbound/acme/lms"))
+        .header("learnlink-signature", sign(secret, &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 202);
 
     wait_for("10 enrollments", Duration::from_secs(60), || async {

@@ -27,12 +27,7 @@ pub fn error(status: StatusCode, code: &str, message: &str, parameter: Option<&s
 }
 
 fn bad_param(parameter: &str, message: &str) -> Response {
-    error(
-        StatusCode::BAD_REQUEST,
-        "invalid_parameter",
-        message,
-        Some(parameter),
-    )
+    error(StatusCode::BAD_REQUEST, "invalid_parameter", message, Some(parameter))
 }
 
 /// Checks `Authorization: Bearer <api key>`.
@@ -41,9 +36,7 @@ pub fn authorize(state: &LmsState, headers: &HeaderMap) -> Result<(), Response> 
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
-        .is_some_and(|(scheme, key)| {
-            scheme.eq_ignore_ascii_case("bearer") && key.trim() == state.config().api_key
-        });
+        .is_some_and(|(scheme, key)| scheme.eq_ignore_ascii_case("bearer") && key.trim() == state.config().api_key);
     if ok {
         Ok(())
     } else {
@@ -95,36 +88,25 @@ pub fn list_params(q: &HashMap<String, String>) -> Result<ListParams, Response> 
     let updated_since = match q.get("updated_since").filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(parse_rfc3339(s).ok_or_else(|| {
-            bad_param(
-                "updated_since",
-                "updated_since must be an RFC 3339 timestamp, e.g. 2026-05-12T10:00:00.000Z",
-            )
+            bad_param("updated_since", "updated_since must be an RFC 3339 timestamp, e.g. 2026-05-12T10:00:00.000Z")
         })?),
     };
     let after = match q.get("cursor").filter(|s| !s.is_empty()) {
         None => None,
-        Some(s) => Some(
-            decode_cursor(s)
-                .ok_or_else(|| bad_param("cursor", "cursor is not a cursor this API returned"))?,
-        ),
+        Some(s) => {
+            Some(decode_cursor(s).ok_or_else(|| bad_param("cursor", "cursor is not a cursor this API returned"))?)
+        }
     };
     let limit = match q.get("limit") {
         None => DEFAULT_LIMIT,
         Some(s) => match s.parse::<usize>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
             _ => {
-                return Err(bad_param(
-                    "limit",
-                    "limit must be an integer between 1 and 1000",
-                ));
+                return Err(bad_param("limit", "limit must be an integer between 1 and 1000"));
             }
         },
     };
-    Ok(ListParams {
-        updated_since,
-        after,
-        limit,
-    })
+    Ok(ListParams { updated_since, after, limit })
 }
 
 #[derive(Serialize)]
@@ -140,10 +122,7 @@ fn page_sorted<T: Serialize>(
     render: impl Fn(u32) -> Option<T>,
     p: ListParams,
 ) -> Response {
-    let key = |i: u32| Position {
-        updated_at: updated_at(i),
-        index: i,
-    };
+    let key = |i: u32| Position { updated_at: updated_at(i), index: i };
     let mut start = 0;
     if let Some(since) = p.updated_since {
         start = order.partition_point(|i| updated_at(*i) < since);
@@ -162,23 +141,12 @@ fn page_sorted<T: Serialize>(
 }
 
 /// Pages through entities without timestamps (ordered by id).
-fn page_by_id<T: Serialize>(
-    len: usize,
-    render: impl Fn(u32) -> Option<T>,
-    p: ListParams,
-) -> Response {
+fn page_by_id<T: Serialize>(len: usize, render: impl Fn(u32) -> Option<T>, p: ListParams) -> Response {
     let n = u32::try_from(len).unwrap_or(u32::MAX);
     let start = p.after.map_or(0, |a| a.index.saturating_add(1)).min(n);
-    let end = u32::try_from(p.limit)
-        .map_or(n, |l| start.saturating_add(l))
-        .min(n);
+    let end = u32::try_from(p.limit).map_or(n, |l| start.saturating_add(l)).min(n);
     let data: Vec<T> = (start..end).filter_map(&render).collect();
-    let next_cursor = (end < n && end > start).then(|| {
-        encode_cursor(Position {
-            updated_at: 0,
-            index: end - 1,
-        })
-    });
+    let next_cursor = (end < n && end > start).then(|| encode_cursor(Position { updated_at: 0, index: end - 1 }));
     Json(Page { data, next_cursor }).into_response()
 }
 
@@ -269,20 +237,14 @@ pub async fn enrollments_count(
                 None => {
                     return bad_param(
                         name,
-                        &format!(
-                            "{name} must be an RFC 3339 timestamp, e.g. 2026-05-12T10:00:00.000Z"
-                        ),
+                        &format!("{name} must be an RFC 3339 timestamp, e.g. 2026-05-12T10:00:00.000Z"),
                     );
                 }
             }
         }
     }
     let data = state.data();
-    let at = |i: &u32| {
-        data.enrollments
-            .get(*i as usize)
-            .map_or(0, |e| e.updated_at)
-    };
+    let at = |i: &u32| data.enrollments.get(*i as usize).map_or(0, |e| e.updated_at);
     let order = &data.enrollments_order;
     let start = bounds[0].map_or(0, |s| order.partition_point(|i| at(i) < s));
     let end = bounds[1].map_or(order.len(), |u| order.partition_point(|i| at(i) < u));
@@ -304,10 +266,7 @@ mod tests {
 
     #[test]
     fn cursor_round_trip() {
-        let p = Position {
-            updated_at: 1_767_225_600_000,
-            index: 42,
-        };
+        let p = Position { updated_at: 1_767_225_600_000, index: 42 };
         assert_eq!(decode_cursor(&encode_cursor(p)), Some(p));
         assert_eq!(decode_cursor("zz"), None);
         assert_eq!(decode_cursor(&hex::encode("v2:1:2")), None);

@@ -19,13 +19,7 @@ pub struct DatasetParams {
 
 impl Default for DatasetParams {
     fn default() -> Self {
-        DatasetParams {
-            seed: 1,
-            learners: 100,
-            departments: 5,
-            courses: 10,
-            enrollments_per_learner: 3,
-        }
+        DatasetParams { seed: 1, learners: 100, departments: 5, courses: 10, enrollments_per_learner: 3 }
     }
 }
 
@@ -123,12 +117,7 @@ const LAST_NAMES: &[&str] = &[
     "Easley",
     "Allen",
 ];
-const DOMAINS: &[&str] = &[
-    "example.com",
-    "example.org",
-    "example.net",
-    "corp.example.com",
-];
+const DOMAINS: &[&str] = &["example.com", "example.org", "example.net", "corp.example.com"];
 const DEPARTMENT_NAMES: &[&str] = &[
     "Sales",
     "Engineering",
@@ -157,22 +146,8 @@ const COURSE_TOPICS: &[&str] = &[
     "Certification Prep",
     "Workplace Safety",
 ];
-const TITLES: &[&str] = &[
-    "Engineer",
-    "Manager",
-    "Analyst",
-    "Consultant",
-    "Specialist",
-    "Director",
-];
-const LOCATIONS: &[&str] = &[
-    "Berlin",
-    "London",
-    "New York",
-    "Singapore",
-    "Sydney",
-    "Toronto",
-];
+const TITLES: &[&str] = &["Engineer", "Manager", "Analyst", "Consultant", "Specialist", "Director"];
+const LOCATIONS: &[&str] = &["Berlin", "London", "New York", "Singapore", "Sydney", "Toronto"];
 
 /// Enrollment status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,33 +228,23 @@ pub struct ParamError(pub String);
 impl DatasetParams {
     pub fn validate(&self) -> Result<(), ParamError> {
         if self.learners > MAX_LEARNERS {
-            return Err(ParamError(format!(
-                "learners must be at most {MAX_LEARNERS}"
-            )));
+            return Err(ParamError(format!("learners must be at most {MAX_LEARNERS}")));
         }
         if self.departments > MAX_DEPARTMENTS {
-            return Err(ParamError(format!(
-                "departments must be at most {MAX_DEPARTMENTS}"
-            )));
+            return Err(ParamError(format!("departments must be at most {MAX_DEPARTMENTS}")));
         }
         if self.courses > MAX_COURSES {
             return Err(ParamError(format!("courses must be at most {MAX_COURSES}")));
         }
         if self.enrollments_per_learner > 0 && self.courses == 0 {
-            return Err(ParamError(
-                "enrollments need at least one course".to_owned(),
-            ));
+            return Err(ParamError("enrollments need at least one course".to_owned()));
         }
         if self.learners > 0 && self.departments == 0 {
-            return Err(ParamError(
-                "learners need at least one department".to_owned(),
-            ));
+            return Err(ParamError("learners need at least one department".to_owned()));
         }
         let total = u64::from(self.learners) * u64::from(self.enrollments_per_learner);
         if total > MAX_ENROLLMENTS {
-            return Err(ParamError(format!(
-                "learners * enrollments_per_learner must be at most {MAX_ENROLLMENTS}"
-            )));
+            return Err(ParamError(format!("learners * enrollments_per_learner must be at most {MAX_ENROLLMENTS}")));
         }
         Ok(())
     }
@@ -300,14 +265,9 @@ pub fn generate(p: DatasetParams) -> Dataset {
             let mut g = SplitMix64::for_entity(p.seed, KIND_DEPARTMENT, u64::from(i));
             let base = DEPARTMENT_NAMES[i as usize % DEPARTMENT_NAMES.len()];
             let round = i as usize / DEPARTMENT_NAMES.len();
-            let name = if round == 0 {
-                base.to_owned()
-            } else {
-                format!("{base} {}", round + 1)
-            };
+            let name = if round == 0 { base.to_owned() } else { format!("{base} {}", round + 1) };
             let roots = (p.departments / 4).max(1);
-            let parent =
-                (i >= roots).then(|| u32::try_from(g.below(u64::from(roots))).unwrap_or(0));
+            let parent = (i >= roots).then(|| u32::try_from(g.below(u64::from(roots))).unwrap_or(0));
             DepartmentRow { name, parent }
         })
         .collect();
@@ -316,9 +276,7 @@ pub fn generate(p: DatasetParams) -> Dataset {
         .map(|i| {
             let topic = COURSE_TOPICS[i as usize % COURSE_TOPICS.len()];
             let level = i as usize / COURSE_TOPICS.len() + 1;
-            CourseRow {
-                title: format!("{topic} {level}{}", ["01", "02", "03"][i as usize % 3]),
-            }
+            CourseRow { title: format!("{topic} {level}{}", ["01", "02", "03"][i as usize % 3]) }
         })
         .collect();
 
@@ -348,11 +306,8 @@ pub fn generate(p: DatasetParams) -> Dataset {
             // Distinct courses per learner while there are enough of them.
             let course = if per <= p.courses {
                 let start = g.below(u64::from(p.courses));
-                u32::try_from(
-                    (start + u64::from(k) * u64::from(p.courses / per.max(1)).max(1))
-                        % u64::from(p.courses),
-                )
-                .unwrap_or(0)
+                u32::try_from((start + u64::from(k) * u64::from(p.courses / per.max(1)).max(1)) % u64::from(p.courses))
+                    .unwrap_or(0)
             } else {
                 u32::try_from(g.below(u64::from(p.courses))).unwrap_or(0)
             };
@@ -396,22 +351,12 @@ pub fn generate(p: DatasetParams) -> Dataset {
     }
 
     let mut learners_order: Vec<u32> = (0..p.learners).collect();
-    learners_order
-        .sort_unstable_by_key(|i| (learners.get(*i as usize).map_or(0, |l| l.updated_at), *i));
+    learners_order.sort_unstable_by_key(|i| (learners.get(*i as usize).map_or(0, |l| l.updated_at), *i));
     let n = u32::try_from(enrollments.len()).unwrap_or(u32::MAX);
     let mut enrollments_order: Vec<u32> = (0..n).collect();
-    enrollments_order
-        .sort_unstable_by_key(|i| (enrollments.get(*i as usize).map_or(0, |e| e.updated_at), *i));
+    enrollments_order.sort_unstable_by_key(|i| (enrollments.get(*i as usize).map_or(0, |e| e.updated_at), *i));
 
-    Dataset {
-        params: Some(p),
-        departments,
-        courses,
-        learners,
-        enrollments,
-        learners_order,
-        enrollments_order,
-    }
+    Dataset { params: Some(p), departments, courses, learners, enrollments, learners_order, enrollments_order }
 }
 
 // ---------------------------------------------------------------- ids and times
@@ -518,40 +463,16 @@ impl Dataset {
     pub fn learner(&self, i: u32) -> Option<Learner> {
         let l = self.learners.get(i as usize)?;
         let first = FIRST_NAMES.get(l.first as usize).copied().unwrap_or("Ada");
-        let last = LAST_NAMES
-            .get(l.last as usize)
-            .copied()
-            .unwrap_or("Lovelace");
-        let domain = DOMAINS
-            .get(l.domain as usize)
-            .copied()
-            .unwrap_or("example.com");
+        let last = LAST_NAMES.get(l.last as usize).copied().unwrap_or("Lovelace");
+        let domain = DOMAINS.get(l.domain as usize).copied().unwrap_or("example.com");
         let mut fields = BTreeMap::new();
-        fields.insert(
-            "title".to_owned(),
-            TITLES
-                .get(l.title as usize)
-                .copied()
-                .unwrap_or("Engineer")
-                .to_owned(),
-        );
-        fields.insert(
-            "location".to_owned(),
-            LOCATIONS
-                .get(l.location as usize)
-                .copied()
-                .unwrap_or("Berlin")
-                .to_owned(),
-        );
+        fields.insert("title".to_owned(), TITLES.get(l.title as usize).copied().unwrap_or("Engineer").to_owned());
+        fields
+            .insert("location".to_owned(), LOCATIONS.get(l.location as usize).copied().unwrap_or("Berlin").to_owned());
         fields.insert("employee_number".to_owned(), format!("EMP{:06}", i));
         Some(Learner {
             id: learner_id(i),
-            email: format!(
-                "{}.{}{}@{domain}",
-                first.to_ascii_lowercase(),
-                last.to_ascii_lowercase(),
-                i
-            ),
+            email: format!("{}.{}{}@{domain}", first.to_ascii_lowercase(), last.to_ascii_lowercase(), i),
             first_name: first.to_owned(),
             last_name: last.to_owned(),
             department_id: (!self.departments.is_empty()).then(|| department_id(l.department)),
@@ -563,19 +484,12 @@ impl Dataset {
 
     pub fn department(&self, i: u32) -> Option<Department> {
         let d = self.departments.get(i as usize)?;
-        Some(Department {
-            id: department_id(i),
-            name: d.name.clone(),
-            parent_id: d.parent.map(department_id),
-        })
+        Some(Department { id: department_id(i), name: d.name.clone(), parent_id: d.parent.map(department_id) })
     }
 
     pub fn course(&self, i: u32) -> Option<Course> {
         let c = self.courses.get(i as usize)?;
-        Some(Course {
-            id: course_id(i),
-            title: c.title.clone(),
-        })
+        Some(Course { id: course_id(i), title: c.title.clone() })
     }
 
     pub fn enrollment(&self, i: u32) -> Option<Enrollment> {
@@ -584,11 +498,7 @@ impl Dataset {
             id: enrollment_id(i),
             learner_id: learner_id(e.learner),
             course_id: course_id(e.course),
-            course_title: self
-                .courses
-                .get(e.course as usize)
-                .map(|c| c.title.clone())
-                .unwrap_or_default(),
+            course_title: self.courses.get(e.course as usize).map(|c| c.title.clone()).unwrap_or_default(),
             status: e.status.as_str(),
             progress_pct: e.progress,
             score: e.score_tenths.map(|t| f64::from(t) / 10.0),
@@ -616,22 +526,13 @@ mod tests {
 
     #[test]
     fn generation_is_a_pure_function() {
-        let p = DatasetParams {
-            seed: 42,
-            learners: 50,
-            departments: 14,
-            courses: 7,
-            enrollments_per_learner: 4,
-        };
+        let p = DatasetParams { seed: 42, learners: 50, departments: 14, courses: 7, enrollments_per_learner: 4 };
         let a = generate(p);
         let b = generate(p);
         assert_eq!(a.enrollments.len(), 200);
         for i in 0..200 {
             let (x, y) = (a.enrollment(i).unwrap(), b.enrollment(i).unwrap());
-            assert_eq!(
-                serde_json::to_string(&x).unwrap(),
-                serde_json::to_string(&y).unwrap()
-            );
+            assert_eq!(serde_json::to_string(&x).unwrap(), serde_json::to_string(&y).unwrap());
             if x.status == "completed" {
                 assert_eq!(x.completed_at.as_deref(), Some(x.updated_at.as_str()));
                 assert!(x.score.is_some());

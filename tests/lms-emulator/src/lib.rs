@@ -48,19 +48,12 @@ pub async fn serve(listener: tokio::net::TcpListener, config: Config) -> std::io
 }
 
 /// Serves an existing state.
-pub async fn serve_state(
-    listener: tokio::net::TcpListener,
-    state: LmsState,
-) -> std::io::Result<()> {
+pub async fn serve_state(listener: tokio::net::TcpListener, state: LmsState) -> std::io::Result<()> {
     axum::serve(listener, router(state)).await
 }
 
 fn admin_error(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({ "error": { "code": "invalid_request", "message": message.into() } })),
-    )
-        .into_response()
+    (status, Json(json!({ "error": { "code": "invalid_request", "message": message.into() } }))).into_response()
 }
 
 /// `POST /__emulator/dataset`: regenerates the data set from the parameters.
@@ -85,10 +78,7 @@ async fn dataset(State(state): State<LmsState>, body: Bytes) -> Response {
             state.set_data(d);
             Json(summary).into_response()
         }
-        Err(e) => admin_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("generation failed: {e}"),
-        ),
+        Err(e) => admin_error(StatusCode::INTERNAL_SERVER_ERROR, format!("generation failed: {e}")),
     }
 }
 
@@ -108,9 +98,7 @@ async fn emit(State(state): State<LmsState>, body: Bytes) -> Response {
 async fn reset(State(state): State<LmsState>) -> Response {
     let params = state.config().dataset;
     let d = if params.validate().is_ok() {
-        tokio::task::spawn_blocking(move || data::generate(params))
-            .await
-            .unwrap_or_default()
+        tokio::task::spawn_blocking(move || data::generate(params)).await.unwrap_or_default()
     } else {
         data::Dataset::default()
     };

@@ -6,10 +6,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "lms-emulator",
-    about = "Canonical LMS API emulator for learnlink's tests"
-)]
+#[command(name = "lms-emulator", about = "Canonical LMS API emulator for learnlink's tests")]
 struct Args {
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1")]
@@ -40,9 +37,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -60,10 +55,7 @@ async fn main() -> std::io::Result<()> {
     }
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
     let addr = listener.local_addr()?;
-    let config = lms_emulator::Config {
-        api_key: args.api_key,
-        dataset,
-    };
+    let config = lms_emulator::Config { api_key: args.api_key, dataset };
     let state = lms_emulator::LmsState::new(config);
     {
         let mut out = std::io::stdout().lock();

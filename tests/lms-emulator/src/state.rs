@@ -18,10 +18,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            api_key: "lms-local-key".to_owned(),
-            dataset: DatasetParams::default(),
-        }
+        Config { api_key: "lms-local-key".to_owned(), dataset: DatasetParams::default() }
     }
 }
 
@@ -54,11 +51,7 @@ impl LmsState {
     /// empty data set).
     pub fn new(config: Config) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let data = if config.dataset.validate().is_ok() {
-            generate(config.dataset)
-        } else {
-            Dataset::default()
-        };
+        let data = if config.dataset.validate().is_ok() { generate(config.dataset) } else { Dataset::default() };
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()
@@ -83,35 +76,20 @@ impl LmsState {
 
     /// The current data set.
     pub fn data(&self) -> Arc<Dataset> {
-        self.inner
-            .data
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.inner.data.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Replaces the data set.
     pub fn set_data(&self, data: Dataset) {
-        *self
-            .inner
-            .data
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(data);
+        *self.inner.data.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(data);
     }
 
     pub fn stats(&self) -> MutexGuard<'_, Stats> {
-        self.inner
-            .stats
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Counts a served request.
     pub fn count(&self, endpoint: &str) {
-        *self
-            .stats()
-            .requests
-            .entry(endpoint.to_owned())
-            .or_default() += 1;
+        *self.stats().requests.entry(endpoint.to_owned()).or_default() += 1;
     }
 }

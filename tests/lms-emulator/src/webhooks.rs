@@ -93,24 +93,14 @@ struct Body<'a> {
 }
 
 /// The canonical event for an enrollment.
-pub fn canonical_event(
-    e: Enrollment,
-    updated_ms: i64,
-    enrolled_ms: i64,
-    type_override: Option<&str>,
-) -> Event {
+pub fn canonical_event(e: Enrollment, updated_ms: i64, enrolled_ms: i64, type_override: Option<&str>) -> Event {
     let event_type = match type_override {
         Some(t) => t.to_owned(),
         None if e.status == "completed" => "enrollment.completed".to_owned(),
         None if updated_ms == enrolled_ms => "enrollment.created".to_owned(),
         None => "enrollment.updated".to_owned(),
     };
-    Event {
-        id: format!("evt_{}_{}", e.id, updated_ms),
-        event_type,
-        occurred_at: e.updated_at.clone(),
-        data: e,
-    }
+    Event { id: format!("evt_{}_{}", e.id, updated_ms), event_type, occurred_at: e.updated_at.clone(), data: e }
 }
 
 /// `t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
@@ -128,10 +118,7 @@ pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
 /// Checks the request and selects the enrollments (indexes).
 pub fn select(data: &Dataset, req: &EmitRequest) -> Result<Vec<u32>, String> {
     if req.dialect != "canonical" {
-        return Err(format!(
-            "dialect '{}' is not supported yet; supported: canonical",
-            req.dialect
-        ));
+        return Err(format!("dialect '{}' is not supported yet; supported: canonical", req.dialect));
     }
     match reqwest::Url::parse(&req.target_url) {
         Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
@@ -185,12 +172,7 @@ pub fn plan(data: &Dataset, req: &EmitRequest, selected: &[u32]) -> Plan {
         .filter_map(|i| {
             let row = data.enrollments.get(*i as usize)?;
             let e = data.enrollment(*i)?;
-            Some(canonical_event(
-                e,
-                row.updated_at,
-                row.enrolled_at,
-                req.event_type.as_deref(),
-            ))
+            Some(canonical_event(e, row.updated_at, row.enrolled_at, req.event_type.as_deref()))
         })
         .collect();
     let deliveries: Vec<Delivery> = events
@@ -213,11 +195,7 @@ pub fn plan(data: &Dataset, req: &EmitRequest, selected: &[u32]) -> Plan {
     if req.reorder {
         shuffle(&mut order, &mut rng);
     }
-    Plan {
-        deliveries,
-        order,
-        duplicates,
-    }
+    Plan { deliveries, order, duplicates }
 }
 
 fn shuffle(v: &mut [usize], rng: &mut SplitMix64) {
@@ -235,11 +213,7 @@ fn now_secs() -> i64 {
 pub async fn emit(state: &LmsState, req: EmitRequest) -> Result<EmitReport, String> {
     let data = state.data();
     let selected = select(&data, &req)?;
-    let Plan {
-        deliveries,
-        order,
-        duplicates,
-    } = plan(&data, &req, &selected);
+    let Plan { deliveries, order, duplicates } = plan(&data, &req, &selected);
     drop(data);
     let client = state.client().clone();
     let url = req.target_url.clone();
@@ -247,40 +221,30 @@ pub async fn emit(state: &LmsState, req: EmitRequest) -> Result<EmitReport, Stri
     let timestamp = req.timestamp;
     let results: Vec<(Option<u16>, usize)> =
         futures::stream::iter(order.into_iter().filter_map(|i| deliveries.get(i).cloned()))
-            .map(
-                |Delivery {
-                     body,
-                     events: n_events,
-                 }| {
-                    let client = client.clone();
-                    let url = url.clone();
-                    let secret = secret.clone();
-                    async move {
-                        let mut rb = client
-                            .post(url)
-                            .header(reqwest::header::CONTENT_TYPE, "application/json");
-                        if let Some(s) = &secret {
-                            let t = timestamp.unwrap_or_else(now_secs);
-                            rb = rb.header(SIGNATURE_HEADER, sign(s, t, &body));
-                        }
-                        let status = match rb.body(body).send().await {
-                            Ok(resp) => Some(resp.status().as_u16()),
-                            Err(e) => {
-                                tracing::warn!(error = %e, "webhook delivery failed");
-                                None
-                            }
-                        };
-                        (status, n_events)
+            .map(|Delivery { body, events: n_events }| {
+                let client = client.clone();
+                let url = url.clone();
+                let secret = secret.clone();
+                async move {
+                    let mut rb = client.post(url).header(reqwest::header::CONTENT_TYPE, "application/json");
+                    if let Some(s) = &secret {
+                        let t = timestamp.unwrap_or_else(now_secs);
+                        rb = rb.header(SIGNATURE_HEADER, sign(s, t, &body));
                     }
-                },
-            )
+                    let status = match rb.body(body).send().await {
+                        Ok(resp) => Some(resp.status().as_u16()),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "webhook delivery failed");
+                            None
+                        }
+                    };
+                    (status, n_events)
+                }
+            })
             .buffer_unordered(req.concurrency.max(1))
             .collect()
             .await;
-    let mut report = EmitReport {
-        duplicates,
-        ..EmitReport::default()
-    };
+    let mut report = EmitReport { duplicates, ..EmitReport::default() };
     for (status, n_events) in results {
         report.deliveries += 1;
         report.events += n_events;

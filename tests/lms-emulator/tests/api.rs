@@ -41,16 +41,8 @@ async fn entity_shapes() {
     let (_, page) = lms.get("/api/v1/learners?limit=1").await;
     let l = &page["data"][0];
     let keys: Vec<&String> = l.as_object().unwrap().keys().collect();
-    let mut expected = vec![
-        "id",
-        "email",
-        "first_name",
-        "last_name",
-        "department_id",
-        "fields",
-        "active",
-        "updated_at",
-    ];
+    let mut expected =
+        vec!["id", "email", "first_name", "last_name", "department_id", "fields", "active", "updated_at"];
     expected.sort_unstable();
     let mut keys: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
     keys.sort_unstable();
@@ -83,10 +75,7 @@ async fn entity_shapes() {
 }
 
 fn key(v: &Value) -> (String, String) {
-    (
-        v["updated_at"].as_str().unwrap().to_owned(),
-        v["id"].as_str().unwrap().to_owned(),
-    )
+    (v["updated_at"].as_str().unwrap().to_owned(), v["id"].as_str().unwrap().to_owned())
 }
 
 #[tokio::test]
@@ -96,10 +85,7 @@ async fn paging_covers_everything_exactly_once() {
     for (endpoint, total) in [("/api/v1/enrollments", 771), ("/api/v1/learners", 257)] {
         let items = lms.all(endpoint, "", 50).await;
         assert_eq!(items.len(), total);
-        let ids: HashSet<String> = items
-            .iter()
-            .map(|v| v["id"].as_str().unwrap().to_owned())
-            .collect();
+        let ids: HashSet<String> = items.iter().map(|v| v["id"].as_str().unwrap().to_owned()).collect();
         assert_eq!(ids.len(), total, "no duplicates");
         let keys: Vec<(String, String)> = items.iter().map(key).collect();
         let mut sorted = keys.clone();
@@ -113,25 +99,12 @@ async fn paging_covers_everything_exactly_once() {
     // updated_since restricts, count agrees.
     let all = lms.all("/api/v1/enrollments", "", 1000).await;
     let pivot = all[400]["updated_at"].as_str().unwrap().to_owned();
-    let since = lms
-        .all(
-            "/api/v1/enrollments",
-            &format!("&updated_since={pivot}"),
-            37,
-        )
-        .await;
-    let expected = all
-        .iter()
-        .filter(|e| e["updated_at"].as_str().unwrap() >= pivot.as_str())
-        .count();
+    let since = lms.all("/api/v1/enrollments", &format!("&updated_since={pivot}"), 37).await;
+    let expected = all.iter().filter(|e| e["updated_at"].as_str().unwrap() >= pivot.as_str()).count();
     assert_eq!(since.len(), expected);
-    let (_, count) = lms
-        .get(&format!("/api/v1/enrollments/count?updated_since={pivot}"))
-        .await;
+    let (_, count) = lms.get(&format!("/api/v1/enrollments/count?updated_since={pivot}")).await;
     assert_eq!(count["count"], expected);
-    let (_, count) = lms
-        .get(&format!("/api/v1/enrollments/count?updated_until={pivot}"))
-        .await;
+    let (_, count) = lms.get(&format!("/api/v1/enrollments/count?updated_until={pivot}")).await;
     assert_eq!(count["count"], 771 - expected);
     let (_, count) = lms.get("/api/v1/enrollments/count").await;
     assert_eq!(count["count"], 771);
@@ -166,15 +139,7 @@ async fn auth_and_parameter_errors() {
     assert_eq!(status, 400);
     assert_eq!(body["error"]["parameter"], "updated_until");
 
-    let stats: Value = lms
-        .client
-        .get(lms.url("/__emulator/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = lms.client.get(lms.url("/__emulator/stats")).send().await.unwrap().json().await.unwrap();
     assert_eq!(stats["unauthorized"], 2);
     assert_eq!(stats["requests"]["GET /api/v1/enrollments"], 5);
 }

@@ -30,9 +30,7 @@ async fn receiver() -> (String, Arc<Mutex<Received>>, tokio::task::JoinHandle<()
         post(move |headers: HeaderMap, body: Bytes| {
             let g = g.clone();
             async move {
-                let sig = headers
-                    .get("learnlink-signature")
-                    .map(|v| v.to_str().unwrap().to_owned());
+                let sig = headers.get("learnlink-signature").map(|v| v.to_str().unwrap().to_owned());
                 assert_eq!(headers["content-type"], "application/json");
                 g.lock().unwrap().deliveries.push((sig, body.to_vec()));
                 StatusCode::ACCEPTED
@@ -59,13 +57,7 @@ fn verify(sig: &str, body: &[u8]) -> bool {
 }
 
 async fn emit(lms: &Lms, body: Value) -> (u16, Value) {
-    let r = lms
-        .client
-        .post(lms.url("/__emulator/webhooks/emit"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = lms.client.post(lms.url("/__emulator/webhooks/emit")).json(&body).send().await.unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap())
 }
@@ -75,17 +67,18 @@ async fn signed_canonical_deliveries() {
     let lms = start().await;
     lms.dataset(5, 40, 3, 6, 3).await;
     let (url, got, task) = receiver().await;
-    let (status, report) = emit(&lms, json!({"target_url": url, "dialect": "canonical", "secret": SECRET, "count": 10, "events_per_delivery": 3})).await;
+    let (status, report) = emit(
+        &lms,
+        json!({"target_url": url, "dialect": "canonical", "secret": SECRET, "count": 10, "events_per_delivery": 3}),
+    )
+    .await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["deliveries"], 4);
     assert_eq!(report["events"], 10);
     assert_eq!(report["statuses"], json!({"202": 4}));
     assert_eq!(report["errors"], 0);
 
-    let first10: Vec<Value> = lms.get("/api/v1/enrollments?limit=10").await.1["data"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let first10: Vec<Value> = lms.get("/api/v1/enrollments?limit=10").await.1["data"].as_array().unwrap().clone();
     let rec = got.lock().unwrap();
     assert_eq!(rec.deliveries.len(), 4);
     let mut events: Vec<Value> = Vec::new();
@@ -95,10 +88,7 @@ async fn signed_canonical_deliveries() {
         events.extend(v["events"].as_array().unwrap().iter().cloned());
     }
     events.sort_by_key(|e| {
-        (
-            e["data"]["updated_at"].as_str().unwrap().to_owned(),
-            e["data"]["id"].as_str().unwrap().to_owned(),
-        )
+        (e["data"]["updated_at"].as_str().unwrap().to_owned(), e["data"]["id"].as_str().unwrap().to_owned())
     });
     assert_eq!(events.len(), 10);
     for (e, d) in events.iter().zip(&first10) {
@@ -135,35 +125,18 @@ async fn duplicates_reorder_and_selection() {
     assert_eq!(report["deliveries"], 50);
     assert_eq!(report["duplicates"], 10);
     assert_eq!(report["events"], 50);
-    let bodies: Vec<Vec<u8>> = got
-        .lock()
-        .unwrap()
-        .deliveries
-        .iter()
-        .map(|d| d.1.clone())
-        .collect();
+    let bodies: Vec<Vec<u8>> = got.lock().unwrap().deliveries.iter().map(|d| d.1.clone()).collect();
     let ids: Vec<String> = bodies
         .iter()
-        .map(|b| {
-            serde_json::from_slice::<Value>(b).unwrap()["events"][0]["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|b| serde_json::from_slice::<Value>(b).unwrap()["events"][0]["id"].as_str().unwrap().to_owned())
         .collect();
     let unique: std::collections::HashSet<&String> = ids.iter().collect();
     assert_eq!(unique.len(), 40);
-    let in_order: Vec<Value> = lms.get("/api/v1/enrollments?limit=40").await.1["data"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let in_order: Vec<Value> = lms.get("/api/v1/enrollments?limit=40").await.1["data"].as_array().unwrap().clone();
     let updated: Vec<String> = bodies
         .iter()
         .map(|b| {
-            serde_json::from_slice::<Value>(b).unwrap()["events"][0]["data"]["updated_at"]
-                .as_str()
-                .unwrap()
-                .to_owned()
+            serde_json::from_slice::<Value>(b).unwrap()["events"][0]["data"]["updated_at"].as_str().unwrap().to_owned()
         })
         .collect();
     let mut sorted = updated.clone();
@@ -174,26 +147,21 @@ async fn duplicates_reorder_and_selection() {
     // Same request again: the same send order (deterministic shuffle).
     got.lock().unwrap().deliveries.clear();
     emit(&lms, json!({"target_url": url, "secret": SECRET, "count": 40, "duplicate_pct": 25, "reorder": true, "concurrency": 1})).await;
-    let again: Vec<Vec<u8>> = got
-        .lock()
-        .unwrap()
-        .deliveries
-        .iter()
-        .map(|d| d.1.clone())
-        .collect();
+    let again: Vec<Vec<u8>> = got.lock().unwrap().deliveries.iter().map(|d| d.1.clone()).collect();
     assert_eq!(again, bodies);
 
     // Explicit ids, type override; errors.
     got.lock().unwrap().deliveries.clear();
-    let (status, report) = emit(&lms, json!({"target_url": url, "enrollment_ids": ["E0000003", "E0000001"], "event_type": "enrollment.progress"})).await;
+    let (status, report) = emit(
+        &lms,
+        json!({"target_url": url, "enrollment_ids": ["E0000003", "E0000001"], "event_type": "enrollment.progress"}),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(report["deliveries"], 2);
     {
         let rec = got.lock().unwrap();
-        assert!(
-            rec.deliveries.iter().all(|d| d.0.is_none()),
-            "unsigned without a secret"
-        );
+        assert!(rec.deliveries.iter().all(|d| d.0.is_none()), "unsigned without a secret");
         let v: Value = serde_json::from_slice(&rec.deliveries[0].1).unwrap();
         assert_eq!(v["events"][0]["type"], "enrollment.progress");
     }
@@ -208,15 +176,7 @@ async fn duplicates_reorder_and_selection() {
         assert_eq!(status, 400, "{bad}");
         assert!(body["error"]["message"].is_string());
     }
-    let stats: Value = lms
-        .client
-        .get(lms.url("/__emulator/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = lms.client.get(lms.url("/__emulator/stats")).send().await.unwrap().json().await.unwrap();
     assert_eq!(stats["webhooks_sent"], 102);
     task.abort();
 }

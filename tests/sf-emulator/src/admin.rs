@@ -23,13 +23,8 @@ fn admin_error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Response> {
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        body
-    };
-    serde_json::from_slice(body)
-        .map_err(|e| admin_error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")))
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    serde_json::from_slice(body).map_err(|e| admin_error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")))
 }
 
 /// The admin router (mounted at `/__emulator`).
@@ -65,11 +60,7 @@ async fn revoke_tokens(State(state): State<SfState>) -> Response {
 /// as creates, all or none). `attributes` is optional; `CreatedDate`,
 /// `LastModifiedDate` and `SystemModstamp` may be set. Records are authored by the
 /// admin user, not the integration user.
-async fn insert_records(
-    State(state): State<SfState>,
-    Path(sobject): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn insert_records(State(state): State<SfState>, Path(sobject): Path<String>, body: Bytes) -> Response {
     let records: Vec<Json> = match parse(&body) {
         Ok(r) => r,
         Err(resp) => return resp,
@@ -83,34 +74,17 @@ async fn insert_records(
         all_or_none: true,
         lock_fault: false,
         admin: true,
-        ctx: WriteCtx {
-            user_id: &user,
-            now_ms: now_ms(),
-        },
+        ctx: WriteCtx { user_id: &user, now_ms: now_ms() },
     };
     let results = {
         let mut org = state.org();
-        write_records(
-            schema,
-            &mut org.store,
-            object,
-            Operation::Insert,
-            &records,
-            opts,
-        )
+        write_records(schema, &mut org.store, object, Operation::Insert, &records, opts)
     };
     if results.iter().all(|r| r.success) {
-        let ids: Vec<Json> = results
-            .iter()
-            .map(|r| json!({ "id": r.id.clone().unwrap_or_default() }))
-            .collect();
+        let ids: Vec<Json> = results.iter().map(|r| json!({ "id": r.id.clone().unwrap_or_default() })).collect();
         (StatusCode::CREATED, AxumJson(Json::Array(ids))).into_response()
     } else {
-        (
-            StatusCode::BAD_REQUEST,
-            AxumJson(json!({ "error": "validation failed", "results": results })),
-        )
-            .into_response()
+        (StatusCode::BAD_REQUEST, AxumJson(json!({ "error": "validation failed", "results": results }))).into_response()
     }
 }
 

@@ -52,8 +52,7 @@ pub fn sf_json<T: Serialize>(status: StatusCode, body: &T) -> Response {
         }
     };
     let mut resp = (status, bytes).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
     resp
 }
 
@@ -68,11 +67,7 @@ pub struct RecordError {
 
 impl RecordError {
     pub fn new(code: &str, message: impl Into<String>, fields: Vec<String>) -> Self {
-        RecordError {
-            status_code: code.to_owned(),
-            message: message.into(),
-            fields,
-        }
+        RecordError { status_code: code.to_owned(), message: message.into(), fields }
     }
 
     pub fn missing_attributes() -> Self {
@@ -96,19 +91,13 @@ impl RecordError {
     }
 
     pub fn unknown_field(field: &str, object: &str) -> Self {
-        Self::new(
-            "INVALID_FIELD",
-            format!("No such column '{field}' on sobject of type {object}"),
-            vec![],
-        )
+        Self::new("INVALID_FIELD", format!("No such column '{field}' on sobject of type {object}"), vec![])
     }
 
     pub fn record_type_mismatch(given: &str, expected: &str) -> Self {
         Self::new(
             "INVALID_TYPE",
-            format!(
-                "Record type {given} does not match the sObject type {expected} of this request"
-            ),
+            format!("Record type {given} does not match the sObject type {expected} of this request"),
             vec![],
         )
     }
@@ -149,11 +138,7 @@ impl RecordError {
     }
 
     pub fn invalid_email(label: &str, value: &str, field: &str) -> Self {
-        Self::new(
-            "INVALID_EMAIL_ADDRESS",
-            format!("{label}: invalid email address: {value}"),
-            vec![field.to_owned()],
-        )
+        Self::new("INVALID_EMAIL_ADDRESS", format!("{label}: invalid email address: {value}"), vec![field.to_owned()])
     }
 
     pub fn number_out_of_range(label: &str, value: &str, field: &str) -> Self {
@@ -165,11 +150,7 @@ impl RecordError {
     }
 
     pub fn malformed_id(label: &str, value: &str, field: &str) -> Self {
-        Self::new(
-            "MALFORMED_ID",
-            format!("{label}: id value of incorrect type: {value}"),
-            vec![field.to_owned()],
-        )
+        Self::new("MALFORMED_ID", format!("{label}: id value of incorrect type: {value}"), vec![field.to_owned()])
     }
 
     pub fn wrong_id_type(label: &str, value: &str, field: &str) -> Self {
@@ -193,11 +174,7 @@ impl RecordError {
     }
 
     pub fn duplicate_external_id(value: &str, field: &str) -> Self {
-        Self::new(
-            "DUPLICATE_EXTERNAL_ID",
-            format!("Duplicate external id specified: {value}"),
-            vec![field.to_owned()],
-        )
+        Self::new("DUPLICATE_EXTERNAL_ID", format!("Duplicate external id specified: {value}"), vec![field.to_owned()])
     }
 
     pub fn duplicate_value(field: &str, id: &str) -> Self {
@@ -211,9 +188,7 @@ impl RecordError {
     pub fn foreign_key_not_found(value: &str, field: &str, entity: &str) -> Self {
         Self::new(
             "INVALID_FIELD",
-            format!(
-                "Foreign key external ID: {value} not found for field {field} in entity {entity}"
-            ),
+            format!("Foreign key external ID: {value} not found for field {field} in entity {entity}"),
             vec![],
         )
     }
@@ -231,9 +206,7 @@ impl RecordError {
     pub fn too_many_reference_fields(entity: &str) -> Self {
         Self::new(
             "INVALID_FIELD",
-            format!(
-                "More than 1 field provided in an external foreign key reference in entity: {entity}"
-            ),
+            format!("More than 1 field provided in an external foreign key reference in entity: {entity}"),
             vec![],
         )
     }
@@ -241,9 +214,7 @@ impl RecordError {
     pub fn both_reference_and_id(relationship: &str, field: &str) -> Self {
         Self::new(
             "INVALID_FIELD",
-            format!(
-                "Cannot specify both an external ID reference {relationship} and a salesforce id, {field}"
-            ),
+            format!("Cannot specify both an external ID reference {relationship} and a salesforce id, {field}"),
             vec![],
         )
     }
@@ -282,11 +253,7 @@ struct ApiErrorBody<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            error_code: code.to_owned(),
-            message: message.into(),
-        }
+        ApiError { status, error_code: code.to_owned(), message: message.into() }
     }
 
     /// The JSON body (an array with one error).
@@ -295,27 +262,15 @@ impl ApiError {
     }
 
     pub fn invalid_session() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "INVALID_SESSION_ID",
-            "Session expired or invalid",
-        )
+        Self::new(StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID", "Session expired or invalid")
     }
 
     pub fn request_limit_exceeded() -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "REQUEST_LIMIT_EXCEEDED",
-            "TotalRequests Limit exceeded.",
-        )
+        Self::new(StatusCode::FORBIDDEN, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
     }
 
     pub fn not_found() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "The requested resource does not exist",
-        )
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist")
     }
 
     pub fn method_not_allowed(method: &str, allowed: &str) -> Self {
@@ -363,9 +318,7 @@ impl ApiError {
         Self::new(
             StatusCode::BAD_REQUEST,
             "LIMIT_EXCEEDED",
-            format!(
-                "Composite requests cannot have more than 25 subrequests. Number of subrequests: {n}"
-            ),
+            format!("Composite requests cannot have more than 25 subrequests. Number of subrequests: {n}"),
         )
     }
 
@@ -398,11 +351,7 @@ impl ApiError {
     }
 
     pub fn invalid_query_locator() -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_QUERY_LOCATOR",
-            "invalid query locator",
-        )
+        Self::new(StatusCode::BAD_REQUEST, "INVALID_QUERY_LOCATOR", "invalid query locator")
     }
 
     pub fn invalid_input(message: impl Into<String>) -> Self {
@@ -412,12 +361,6 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        sf_json(
-            self.status,
-            &[ApiErrorBody {
-                message: &self.message,
-                error_code: &self.error_code,
-            }],
-        )
+        sf_json(self.status, &[ApiErrorBody { message: &self.message, error_code: &self.error_code }])
     }
 }

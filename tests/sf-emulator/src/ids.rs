@@ -47,11 +47,7 @@ pub fn normalize(id: &str) -> Option<String> {
         18 => {
             let (head, tail) = id.split_at(15);
             let sum = checksum(head)?;
-            if sum.eq_ignore_ascii_case(tail) {
-                Some(format!("{head}{sum}"))
-            } else {
-                None
-            }
+            if sum.eq_ignore_ascii_case(tail) { Some(format!("{head}{sum}")) } else { None }
         }
         _ => None,
     }

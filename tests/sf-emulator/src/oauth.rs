@@ -36,31 +36,16 @@ struct OAuthError<'a> {
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    sf_json(
-        status,
-        &OAuthError {
-            error,
-            error_description: description,
-        },
-    )
+    sf_json(status, &OAuthError { error, error_description: description })
 }
 
 /// Builds the token response for `set`.
 pub fn token_response(state: &SfState, set: &TokenSet) -> TokenResponse {
     let ident = state.identity();
-    let id = format!(
-        "{}/id/{}/{}",
-        state.base_url(),
-        ident.org_id,
-        ident.integration_user_id
-    );
+    let id = format!("{}/id/{}/{}", state.base_url(), ident.org_id, ident.integration_user_id);
     let issued_at = set.issued_at_ms.to_string();
     // Salesforce: base64(HMAC-SHA256(client secret, id + issued_at)).
-    let key = state
-        .config()
-        .client_secret
-        .clone()
-        .unwrap_or_else(|| "sf-emulator".to_owned());
+    let key = state.config().client_secret.clone().unwrap_or_else(|| "sf-emulator".to_owned());
     let signature = match Hmac::<Sha256>::new_from_slice(key.as_bytes()) {
         Ok(mut mac) => {
             mac.update(id.as_bytes());
@@ -87,11 +72,7 @@ pub async fn token(State(state): State<SfState>, body: Bytes) -> Response {
     state.org().count_kind("token");
     let grant = params.get("grant_type").map(String::as_str).unwrap_or("");
     if grant != "refresh_token" {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "grant type not supported",
-        );
+        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "grant type not supported");
     }
     let client_ok = match (params.get("client_id"), &state.config().client_id) {
         (None, _) => false,
@@ -99,29 +80,15 @@ pub async fn token(State(state): State<SfState>, body: Bytes) -> Response {
         (Some(given), None) => !given.is_empty(),
     };
     if !client_ok {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_client_id",
-            "client identifier invalid",
-        );
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_client_id", "client identifier invalid");
     }
-    if let (Some(given), Some(expected)) =
-        (params.get("client_secret"), &state.config().client_secret)
-    {
+    if let (Some(given), Some(expected)) = (params.get("client_secret"), &state.config().client_secret) {
         if given != expected {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_client",
-                "invalid client credentials",
-            );
+            return oauth_error(StatusCode::BAD_REQUEST, "invalid_client", "invalid client credentials");
         }
     }
     let Some(presented) = params.get("refresh_token").filter(|t| !t.is_empty()) else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "expired access/refresh token",
-        );
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "expired access/refresh token");
     };
     let outcome = {
         let mut org = state.org();
@@ -133,11 +100,9 @@ pub async fn token(State(state): State<SfState>, body: Bytes) -> Response {
     };
     match outcome {
         RefreshOutcome::Ok(set) => sf_json(StatusCode::OK, &token_response(&state, &set)),
-        RefreshOutcome::InvalidGrant => oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "expired access/refresh token",
-        ),
+        RefreshOutcome::InvalidGrant => {
+            oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "expired access/refresh token")
+        }
     }
 }
 
@@ -151,10 +116,6 @@ pub async fn revoke(State(state): State<SfState>, body: Bytes) -> Response {
     if known {
         StatusCode::OK.into_response()
     } else {
-        oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_token_type",
-            "this token type is not supported",
-        )
+        oauth_error(StatusCode::BAD_REQUEST, "unsupported_token_type", "this token type is not supported")
     }
 }

@@ -19,10 +19,7 @@ pub enum FieldType {
     /// SOQL and in external-id references (`Contact__r`, `Account`).
     Reference { to: String, relationship: String },
     /// Picklist; when `restricted` only `values` are accepted.
-    Picklist {
-        values: Vec<String>,
-        restricted: bool,
-    },
+    Picklist { values: Vec<String>, restricted: bool },
     /// Number with `precision` total digits, `scale` of them after the point.
     Number { precision: u32, scale: u32 },
     /// Percent (stored as a number: 55.5 means 55.5 %).
@@ -42,10 +39,9 @@ impl FieldType {
     pub fn soap_name(&self) -> &'static str {
         match self {
             FieldType::Id | FieldType::Reference { .. } => "id",
-            FieldType::Text { .. }
-            | FieldType::Email
-            | FieldType::Picklist { .. }
-            | FieldType::AutoNumber { .. } => "string",
+            FieldType::Text { .. } | FieldType::Email | FieldType::Picklist { .. } | FieldType::AutoNumber { .. } => {
+                "string"
+            }
             FieldType::Number { .. } | FieldType::Percent { .. } => "double",
             FieldType::DateTime => "dateTime",
             FieldType::Date => "date",
@@ -162,26 +158,15 @@ pub struct ObjectDef {
 impl ObjectDef {
     /// Builds an object from its own fields; `Id` and the audit fields are added.
     fn build(name: &str, label: &str, key_prefix: &str, own: Vec<FieldDef>) -> Self {
-        let user_ref = || FieldType::Reference {
-            to: "User".to_owned(),
-            relationship: String::new(),
-        };
+        let user_ref = || FieldType::Reference { to: "User".to_owned(), relationship: String::new() };
         let mut fields = vec![FieldDef::new("Id", &format!("{label} ID"), FieldType::Id).system()];
         fields.extend(own);
         let base = fields.len();
         fields.push(FieldDef::new("CreatedDate", "Created Date", FieldType::DateTime).system());
         fields.push(FieldDef::new("CreatedById", "Created By ID", user_ref()).system());
-        fields.push(
-            FieldDef::new(
-                "LastModifiedDate",
-                "Last Modified Date",
-                FieldType::DateTime,
-            )
-            .system(),
-        );
+        fields.push(FieldDef::new("LastModifiedDate", "Last Modified Date", FieldType::DateTime).system());
         fields.push(FieldDef::new("LastModifiedById", "Last Modified By ID", user_ref()).system());
-        fields
-            .push(FieldDef::new("SystemModstamp", "System Modstamp", FieldType::DateTime).system());
+        fields.push(FieldDef::new("SystemModstamp", "System Modstamp", FieldType::DateTime).system());
         let system = SystemFields {
             id: 0,
             created_date: base,
@@ -231,11 +216,7 @@ impl ObjectDef {
 
     /// Indices of the unique fields (Id excluded).
     pub fn unique_fields(&self) -> impl Iterator<Item = usize> + '_ {
-        self.fields
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| f.unique)
-            .map(|(i, _)| i)
+        self.fields.iter().enumerate().filter(|(_, f)| f.unique).map(|(i, _)| i)
     }
 }
 
@@ -255,11 +236,7 @@ impl Schema {
             by_lower.insert(o.name.to_ascii_lowercase(), i);
             by_prefix.insert(o.key_prefix.clone(), i);
         }
-        Schema {
-            objects,
-            by_lower,
-            by_prefix,
-        }
+        Schema { objects, by_lower, by_prefix }
     }
 
     /// Index of an object by name (case-insensitive).
@@ -280,10 +257,7 @@ impl Schema {
     /// The schema of learnlink's managed metadata plus the standard objects it uses.
     pub fn learnlink() -> Self {
         let text = |n| FieldType::Text { length: n };
-        let contact_ref = || FieldType::Reference {
-            to: "Contact".to_owned(),
-            relationship: "Contact__r".to_owned(),
-        };
+        let contact_ref = || FieldType::Reference { to: "Contact".to_owned(), relationship: "Contact__r".to_owned() };
 
         let account = ObjectDef::build(
             "Account",
@@ -304,23 +278,15 @@ impl Schema {
                 FieldDef::new(
                     "AccountId",
                     "Account ID",
-                    FieldType::Reference {
-                        to: "Account".to_owned(),
-                        relationship: "Account".to_owned(),
-                    },
+                    FieldType::Reference { to: "Account".to_owned(), relationship: "Account".to_owned() },
                 ),
                 FieldDef::new("LMS_Learner_Id__c", "LMS Learner Id", text(255)).external_unique(),
             ],
         );
-        if let (Some(target), Some(first), Some(last)) = (
-            contact.field_index("Name"),
-            contact.field_index("FirstName"),
-            contact.field_index("LastName"),
-        ) {
-            contact.computed.push(Computed::JoinNames {
-                target,
-                parts: vec![first, last],
-            });
+        if let (Some(target), Some(first), Some(last)) =
+            (contact.field_index("Name"), contact.field_index("FirstName"), contact.field_index("LastName"))
+        {
+            contact.computed.push(Computed::JoinNames { target, parts: vec![first, last] });
         }
 
         let enrollment = ObjectDef::build(
@@ -331,14 +297,10 @@ impl Schema {
                 FieldDef::new(
                     "Name",
                     "LMS Enrollment Name",
-                    FieldType::AutoNumber {
-                        prefix: "ENR-".to_owned(),
-                        digits: 7,
-                    },
+                    FieldType::AutoNumber { prefix: "ENR-".to_owned(), digits: 7 },
                 )
                 .system(),
-                FieldDef::new("LMS_Enrollment_Id__c", "LMS Enrollment Id", text(255))
-                    .external_unique(),
+                FieldDef::new("LMS_Enrollment_Id__c", "LMS Enrollment Id", text(255)).external_unique(),
                 FieldDef::new("Contact__c", "Contact", contact_ref()),
                 FieldDef::new("Course_Id__c", "Course Id", text(255)),
                 FieldDef::new("Course_Title__c", "Course Title", text(255)),
@@ -353,22 +315,8 @@ impl Schema {
                         restricted: true,
                     },
                 ),
-                FieldDef::new(
-                    "Progress__c",
-                    "Progress",
-                    FieldType::Percent {
-                        precision: 5,
-                        scale: 2,
-                    },
-                ),
-                FieldDef::new(
-                    "Score__c",
-                    "Score",
-                    FieldType::Number {
-                        precision: 18,
-                        scale: 2,
-                    },
-                ),
+                FieldDef::new("Progress__c", "Progress", FieldType::Percent { precision: 5, scale: 2 }),
+                FieldDef::new("Score__c", "Score", FieldType::Number { precision: 18, scale: 2 }),
                 FieldDef::new("Enrolled_At__c", "Enrolled At", FieldType::DateTime),
                 FieldDef::new("Completed_At__c", "Completed At", FieldType::DateTime),
                 FieldDef::new("LMS_Updated_At__c", "LMS Updated At", FieldType::DateTime),
@@ -381,8 +329,7 @@ impl Schema {
             "a0B",
             vec![
                 FieldDef::new("Name", "LMS Certification Name", text(80)).required(),
-                FieldDef::new("LMS_Certification_Id__c", "LMS Certification Id", text(255))
-                    .external_unique(),
+                FieldDef::new("LMS_Certification_Id__c", "LMS Certification Id", text(255)).external_unique(),
                 FieldDef::new("Contact__c", "Contact", contact_ref()),
                 FieldDef::new("Issued_At__c", "Issued At", FieldType::DateTime),
                 FieldDef::new("Expires_At__c", "Expires At", FieldType::DateTime),
@@ -403,10 +350,7 @@ mod tests {
         let s = Schema::learnlink();
         let c = s.object("contact").unwrap();
         assert_eq!(c.name, "Contact");
-        assert_eq!(
-            c.fields[c.field_index("lms_learner_id__c").unwrap()].name,
-            "LMS_Learner_Id__c"
-        );
+        assert_eq!(c.fields[c.field_index("lms_learner_id__c").unwrap()].name, "LMS_Learner_Id__c");
         let e = s.object("LMS_Enrollment__c").unwrap();
         let rel = e.relationship_field("contact__r").unwrap();
         assert_eq!(e.fields[rel].name, "Contact__c");

@@ -30,11 +30,7 @@ use crate::values::{self, FieldValue};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Path {
     Direct(usize),
-    Parent {
-        ref_field: usize,
-        parent: usize,
-        field: usize,
-    },
+    Parent { ref_field: usize, parent: usize, field: usize },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,20 +48,9 @@ pub enum Expr {
     And(Vec<Expr>),
     Or(Vec<Expr>),
     Not(Box<Expr>),
-    Cmp {
-        path: Path,
-        op: CmpOp,
-        value: FieldValue,
-    },
-    In {
-        path: Path,
-        values: Vec<FieldValue>,
-        negated: bool,
-    },
-    Like {
-        path: Path,
-        pattern: String,
-    },
+    Cmp { path: Path, op: CmpOp, value: FieldValue },
+    In { path: Path, values: Vec<FieldValue>, negated: bool },
+    Like { path: Path, pattern: String },
 }
 
 #[derive(Debug, Clone)]
@@ -119,12 +104,7 @@ struct Token {
 fn error_at(q: &str, pos: usize, code: &str, detail: &str) -> ApiError {
     let before = &q[..pos.min(q.len())];
     let row = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0)
-        + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
     let line = q.lines().nth(row - 1).unwrap_or(q);
     let caret = format!("{}^", " ".repeat(col.saturating_sub(1)));
     ApiError::new(
@@ -135,12 +115,7 @@ fn error_at(q: &str, pos: usize, code: &str, detail: &str) -> ApiError {
 }
 
 fn malformed(q: &str, t: &Token) -> ApiError {
-    error_at(
-        q,
-        t.pos,
-        "MALFORMED_QUERY",
-        &format!("unexpected token: {}", t.tok.describe()),
-    )
+    error_at(q, t.pos, "MALFORMED_QUERY", &format!("unexpected token: {}", t.tok.describe()))
 }
 
 fn tokenize(q: &str) -> Result<Vec<Token>, ApiError> {
@@ -196,17 +171,9 @@ fn tokenize(q: &str) -> Result<Vec<Token>, ApiError> {
                 i += 1;
             }
             if !closed {
-                return Err(error_at(
-                    q,
-                    pos,
-                    "MALFORMED_QUERY",
-                    "unexpected token: <EOF>",
-                ));
+                return Err(error_at(q, pos, "MALFORMED_QUERY", "unexpected token: <EOF>"));
             }
-            out.push(Token {
-                tok: Tok::Str(s),
-                pos,
-            });
+            out.push(Token { tok: Tok::Str(s), pos });
             continue;
         }
         let next_is_digit = chars.get(i + 1).is_some_and(|(_, d)| d.is_ascii_digit());
@@ -223,11 +190,7 @@ fn tokenize(q: &str) -> Result<Vec<Token>, ApiError> {
             }
             let text: String = chars[start..i].iter().map(|(_, ch)| *ch).collect();
             let body = text.strip_prefix('-').unwrap_or(&text);
-            let tok = if body.contains('-') || body.contains('T') {
-                Tok::DateLit(text)
-            } else {
-                Tok::Num(text)
-            };
+            let tok = if body.contains('-') || body.contains('T') { Tok::DateLit(text) } else { Tok::Num(text) };
             out.push(Token { tok, pos });
             continue;
         }
@@ -242,16 +205,10 @@ fn tokenize(q: &str) -> Result<Vec<Token>, ApiError> {
                 }
             }
             let text: String = chars[start..i].iter().map(|(_, ch)| *ch).collect();
-            out.push(Token {
-                tok: Tok::Ident(text),
-                pos,
-            });
+            out.push(Token { tok: Tok::Ident(text), pos });
             continue;
         }
-        let two: String = chars[i..(i + 2).min(chars.len())]
-            .iter()
-            .map(|(_, ch)| *ch)
-            .collect();
+        let two: String = chars[i..(i + 2).min(chars.len())].iter().map(|(_, ch)| *ch).collect();
         let sym = match two.as_str() {
             "!=" => Some("!="),
             "<>" => Some("<>"),
@@ -260,10 +217,7 @@ fn tokenize(q: &str) -> Result<Vec<Token>, ApiError> {
             _ => None,
         };
         if let Some(s) = sym {
-            out.push(Token {
-                tok: Tok::Sym(s),
-                pos,
-            });
+            out.push(Token { tok: Tok::Sym(s), pos });
             i += 2;
             continue;
         }
@@ -275,24 +229,13 @@ fn tokenize(q: &str) -> Result<Vec<Token>, ApiError> {
             '<' => "<",
             '>' => ">",
             _ => {
-                return Err(error_at(
-                    q,
-                    pos,
-                    "MALFORMED_QUERY",
-                    &format!("unexpected token: {c}"),
-                ));
+                return Err(error_at(q, pos, "MALFORMED_QUERY", &format!("unexpected token: {c}")));
             }
         };
-        out.push(Token {
-            tok: Tok::Sym(one),
-            pos,
-        });
+        out.push(Token { tok: Tok::Sym(one), pos });
         i += 1;
     }
-    out.push(Token {
-        tok: Tok::Eof,
-        pos: q.len(),
-    });
+    out.push(Token { tok: Tok::Eof, pos: q.len() });
     Ok(out)
 }
 
@@ -306,8 +249,8 @@ struct Parser<'a> {
 }
 
 const RESERVED: &[&str] = &[
-    "select", "from", "where", "and", "or", "not", "in", "like", "order", "by", "asc", "desc",
-    "nulls", "first", "last", "limit", "offset", "null", "true", "false", "group", "having",
+    "select", "from", "where", "and", "or", "not", "in", "like", "order", "by", "asc", "desc", "nulls", "first",
+    "last", "limit", "offset", "null", "true", "false", "group", "having",
 ];
 
 impl<'a> Parser<'a> {
@@ -338,11 +281,7 @@ impl<'a> Parser<'a> {
     }
 
     fn expect_kw(&mut self, kw: &str) -> Result<(), ApiError> {
-        if self.eat_kw(kw) {
-            Ok(())
-        } else {
-            Err(malformed(self.q, self.peek()))
-        }
+        if self.eat_kw(kw) { Ok(()) } else { Err(malformed(self.q, self.peek())) }
     }
 
     fn expect_sym(&mut self, sym: &str) -> Result<(), ApiError> {
@@ -372,11 +311,8 @@ impl<'a> Parser<'a> {
         let parts: Vec<&str> = name.split('.').collect();
         // `Account.Name` may also be written with the object prefix: `Contact.Name`
         // when querying Contact.
-        let parts: &[&str] = if parts.len() > 1 && parts[0].eq_ignore_ascii_case(&def.name) {
-            &parts[1..]
-        } else {
-            &parts
-        };
+        let parts: &[&str] =
+            if parts.len() > 1 && parts[0].eq_ignore_ascii_case(&def.name) { &parts[1..] } else { &parts };
         match parts {
             [field] => def.field_index(field).map(Path::Direct).ok_or_else(|| {
                 error_at(
@@ -437,8 +373,7 @@ impl<'a> Parser<'a> {
         self.expect_kw("select")?;
         let mut raw_cols: Vec<(String, usize)> = Vec::new();
         let mut count = false;
-        if self.is_kw("count") && self.toks.get(self.i + 1).map(|t| &t.tok) == Some(&Tok::Sym("("))
-        {
+        if self.is_kw("count") && self.toks.get(self.i + 1).map(|t| &t.tok) == Some(&Tok::Sym("(")) {
             self.i += 1;
             self.expect_sym("(")?;
             self.expect_sym(")")?;
@@ -465,15 +400,8 @@ impl<'a> Parser<'a> {
                 ),
             )
         })?;
-        let def = self.schema.objects.get(object).ok_or_else(|| {
-            malformed(
-                self.q,
-                &Token {
-                    tok: Tok::Eof,
-                    pos: obj_pos,
-                },
-            )
-        })?;
+        let def =
+            self.schema.objects.get(object).ok_or_else(|| malformed(self.q, &Token { tok: Tok::Eof, pos: obj_pos }))?;
         let columns = if count {
             None
         } else {
@@ -492,11 +420,7 @@ impl<'a> Parser<'a> {
             }
             Some(cols)
         };
-        let filter = if self.eat_kw("where") {
-            Some(self.or_expr(def)?)
-        } else {
-            None
-        };
+        let filter = if self.eat_kw("where") { Some(self.or_expr(def)?) } else { None };
         let mut order = Vec::new();
         if self.eat_kw("order") {
             self.expect_kw("by")?;
@@ -518,11 +442,7 @@ impl<'a> Parser<'a> {
                         nulls_last = false;
                     }
                 }
-                order.push(OrderItem {
-                    path,
-                    desc,
-                    nulls_last,
-                });
+                order.push(OrderItem { path, desc, nulls_last });
                 if self.peek().tok == Tok::Sym(",") {
                     self.i += 1;
                     continue;
@@ -550,14 +470,7 @@ impl<'a> Parser<'a> {
         if self.peek().tok != Tok::Eof {
             return Err(malformed(self.q, self.peek()));
         }
-        Ok(Query {
-            object,
-            columns,
-            filter,
-            order,
-            limit,
-            offset,
-        })
+        Ok(Query { object, columns, filter, order, limit, offset })
     }
 
     fn unsigned(&mut self) -> Result<usize, ApiError> {
@@ -573,11 +486,7 @@ impl<'a> Parser<'a> {
         while self.eat_kw("or") {
             parts.push(self.and_expr(def)?);
         }
-        Ok(if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Expr::Or(parts)
-        })
+        Ok(if parts.len() == 1 { parts.remove(0) } else { Expr::Or(parts) })
     }
 
     fn and_expr(&mut self, def: &ObjectDef) -> Result<Expr, ApiError> {
@@ -585,11 +494,7 @@ impl<'a> Parser<'a> {
         while self.eat_kw("and") {
             parts.push(self.not_expr(def)?);
         }
-        Ok(if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Expr::And(parts)
-        })
+        Ok(if parts.len() == 1 { parts.remove(0) } else { Expr::And(parts) })
     }
 
     fn not_expr(&mut self, def: &ObjectDef) -> Result<Expr, ApiError> {
@@ -625,11 +530,7 @@ impl<'a> Parser<'a> {
                 break;
             }
             self.expect_sym(")")?;
-            return Ok(Expr::In {
-                path,
-                values,
-                negated,
-            });
+            return Ok(Expr::In { path, values, negated });
         }
         if self.eat_kw("like") {
             let t = self.bump();
@@ -656,23 +557,15 @@ impl<'a> Parser<'a> {
     fn path_type(&self, def: &ObjectDef, path: &Path) -> FieldType {
         let f = match path {
             Path::Direct(i) => def.fields.get(*i),
-            Path::Parent { parent, field, .. } => self
-                .schema
-                .objects
-                .get(*parent)
-                .and_then(|o| o.fields.get(*field)),
+            Path::Parent { parent, field, .. } => self.schema.objects.get(*parent).and_then(|o| o.fields.get(*field)),
         };
-        f.map(|f| f.ty.clone())
-            .unwrap_or(FieldType::Text { length: 255 })
+        f.map(|f| f.ty.clone()).unwrap_or(FieldType::Text { length: 255 })
     }
 
     fn literal(&self, t: &Token, ty: &FieldType, field: &str) -> Result<FieldValue, ApiError> {
         let wrong_type = || {
-            let quoted = if ty.is_textual() {
-                "should be enclosed in quotes"
-            } else {
-                "should not be enclosed in quotes"
-            };
+            let quoted =
+                if ty.is_textual() { "should be enclosed in quotes" } else { "should not be enclosed in quotes" };
             error_at(
                 self.q,
                 t.pos,
@@ -696,30 +589,26 @@ impl<'a> Parser<'a> {
                 FieldType::Id | FieldType::Reference { .. } => match ids::normalize(s) {
                     Some(id) => Ok(FieldValue::Text(id)),
                     None if s.is_empty() => Ok(FieldValue::Null),
-                    None => Err(error_at(
-                        self.q,
-                        t.pos,
-                        "INVALID_QUERY_FILTER_OPERATOR",
-                        &format!("invalid ID field: {s}"),
-                    )),
+                    None => {
+                        Err(error_at(self.q, t.pos, "INVALID_QUERY_FILTER_OPERATOR", &format!("invalid ID field: {s}")))
+                    }
                 },
                 _ if ty.is_textual() => Ok(FieldValue::Text(s.clone())),
                 _ => Err(wrong_type()),
             },
             Tok::Num(n) => match ty {
-                FieldType::Number { .. } | FieldType::Percent { .. } => n
-                    .parse::<f64>()
-                    .map(FieldValue::Number)
-                    .map_err(|_| malformed(self.q, t)),
+                FieldType::Number { .. } | FieldType::Percent { .. } => {
+                    n.parse::<f64>().map(FieldValue::Number).map_err(|_| malformed(self.q, t))
+                }
                 _ => Err(wrong_type()),
             },
             Tok::DateLit(d) => match ty {
-                FieldType::DateTime if d.contains('T') => values::parse_datetime(d)
-                    .map(FieldValue::DateTime)
-                    .ok_or_else(|| malformed(self.q, t)),
-                FieldType::Date if !d.contains('T') => values::parse_date(d)
-                    .map(FieldValue::Date)
-                    .ok_or_else(|| malformed(self.q, t)),
+                FieldType::DateTime if d.contains('T') => {
+                    values::parse_datetime(d).map(FieldValue::DateTime).ok_or_else(|| malformed(self.q, t))
+                }
+                FieldType::Date if !d.contains('T') => {
+                    values::parse_date(d).map(FieldValue::Date).ok_or_else(|| malformed(self.q, t))
+                }
                 _ => Err(wrong_type()),
             },
             _ => Err(malformed(self.q, t)),
@@ -730,13 +619,7 @@ impl<'a> Parser<'a> {
 /// Parses `q` against the schema.
 pub fn parse(schema: &Schema, q: &str) -> Result<Query, ApiError> {
     let toks = tokenize(q)?;
-    Parser {
-        q,
-        toks,
-        i: 0,
-        schema,
-    }
-    .parse()
+    Parser { q, toks, i: 0, schema }.parse()
 }
 
 // ---------------------------------------------------------------- execution
@@ -744,11 +627,7 @@ pub fn parse(schema: &Schema, q: &str) -> Result<Query, ApiError> {
 fn path_value<'r>(store: &'r Store, rec: &'r Record, path: &Path) -> (&'r FieldValue, bool) {
     match path {
         Path::Direct(f) => (rec.get(*f), is_id_field(*f)),
-        Path::Parent {
-            ref_field,
-            parent,
-            field,
-        } => {
+        Path::Parent { ref_field, parent, field } => {
             let cs = is_id_field(*field);
             let v = rec
                 .get(*ref_field)
@@ -776,19 +655,14 @@ fn compare(a: &FieldValue, b: &FieldValue, case_sensitive: bool) -> Ordering {
 
 fn ref_case_sensitive(v: &FieldValue) -> bool {
     // Reference values are 18-character ids: compare them exactly.
-    v.as_text()
-        .is_some_and(|s| s.len() == 18 && ids::normalize(s).as_deref() == Some(s))
+    v.as_text().is_some_and(|s| s.len() == 18 && ids::normalize(s).as_deref() == Some(s))
 }
 
 fn like(value: &str, pattern: &str) -> bool {
     // Case-insensitive, `%` any run, `_` one character, `\%` / `\_` literals.
     let v: Vec<char> = value.to_lowercase().chars().collect();
     let mut p: Vec<(char, bool)> = Vec::new();
-    let mut chars = pattern
-        .to_lowercase()
-        .chars()
-        .collect::<Vec<_>>()
-        .into_iter();
+    let mut chars = pattern.to_lowercase().chars().collect::<Vec<_>>().into_iter();
     while let Some(c) = chars.next() {
         if c == '\\' {
             if let Some(n) = chars.next() {
@@ -827,15 +701,9 @@ fn eval(store: &Store, rec: &Record, e: &Expr) -> bool {
                 CmpOp::Ge => compare(v, value, cs) != Ordering::Less,
             }
         }
-        Expr::In {
-            path,
-            values,
-            negated,
-        } => {
+        Expr::In { path, values, negated } => {
             let (v, cs) = path_value(store, rec, path);
-            let found = values
-                .iter()
-                .any(|x| compare(v, x, cs || ref_case_sensitive(x)) == Ordering::Equal);
+            let found = values.iter().any(|x| compare(v, x, cs || ref_case_sensitive(x)) == Ordering::Equal);
             found != *negated
         }
         Expr::Like { path, pattern } => {
@@ -852,13 +720,7 @@ pub fn execute(store: &Store, q: &Query) -> Vec<usize> {
     };
     let mut rows: Vec<usize> = match &q.filter {
         None => (0..table.len()).collect(),
-        Some(f) => table
-            .records
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| eval(store, r, f))
-            .map(|(i, _)| i)
-            .collect(),
+        Some(f) => table.records.iter().enumerate().filter(|(_, r)| eval(store, r, f)).map(|(i, _)| i).collect(),
     };
     if !q.order.is_empty() {
         rows.sort_by(|a, b| {
@@ -932,53 +794,26 @@ impl Serialize for OrderedObject {
 
 fn attributes(object: &str, id: &str, version: &str) -> Cell {
     Cell::Object(OrderedObject(vec![
-        (
-            "type".to_owned(),
-            Cell::Plain(Json::String(object.to_owned())),
-        ),
-        (
-            "url".to_owned(),
-            Cell::Plain(Json::String(format!(
-                "/services/data/{version}/sobjects/{object}/{id}"
-            ))),
-        ),
+        ("type".to_owned(), Cell::Plain(Json::String(object.to_owned()))),
+        ("url".to_owned(), Cell::Plain(Json::String(format!("/services/data/{version}/sobjects/{object}/{id}")))),
     ]))
 }
 
 /// Renders one result row: `attributes`, then the selected fields in order; parent
 /// fields nest under the relationship name.
-pub fn render_row(
-    schema: &Schema,
-    store: &Store,
-    q: &Query,
-    idx: usize,
-    version: &str,
-) -> OrderedObject {
-    let (Some(def), Some(rec)) = (
-        schema.objects.get(q.object),
-        store.table(q.object).and_then(|t| t.records.get(idx)),
-    ) else {
+pub fn render_row(schema: &Schema, store: &Store, q: &Query, idx: usize, version: &str) -> OrderedObject {
+    let (Some(def), Some(rec)) = (schema.objects.get(q.object), store.table(q.object).and_then(|t| t.records.get(idx)))
+    else {
         return OrderedObject::default();
     };
-    let mut out = vec![(
-        "attributes".to_owned(),
-        attributes(&def.name, rec.id(), version),
-    )];
+    let mut out = vec![("attributes".to_owned(), attributes(&def.name, rec.id(), version))];
     for col in q.columns.iter().flatten() {
         match col {
             Path::Direct(f) => {
-                let name = def
-                    .fields
-                    .get(*f)
-                    .map(|d| d.name.clone())
-                    .unwrap_or_default();
+                let name = def.fields.get(*f).map(|d| d.name.clone()).unwrap_or_default();
                 out.push((name, Cell::Plain(rec.get(*f).to_json())));
             }
-            Path::Parent {
-                ref_field,
-                parent,
-                field,
-            } => {
+            Path::Parent { ref_field, parent, field } => {
                 let rel = match def.fields.get(*ref_field).map(|f| &f.ty) {
                     Some(FieldType::Reference { relationship, .. }) => relationship.clone(),
                     _ => continue,
@@ -992,11 +827,7 @@ pub fn render_row(
                     .and_then(|id| store.find_by_id(*parent, id))
                     .and_then(|i| store.table(*parent).and_then(|t| t.records.get(i)));
                 let slot = out.iter().position(|(k, _)| *k == rel);
-                let fname = pdef
-                    .fields
-                    .get(*field)
-                    .map(|d| d.name.clone())
-                    .unwrap_or_default();
+                let fname = pdef.fields.get(*field).map(|d| d.name.clone()).unwrap_or_default();
                 match parent_rec {
                     None => {
                         if slot.is_none() {
@@ -1010,10 +841,7 @@ pub fn render_row(
                             _ => out.push((
                                 rel,
                                 Cell::Object(OrderedObject(vec![
-                                    (
-                                        "attributes".to_owned(),
-                                        attributes(&pdef.name, p.id(), version),
-                                    ),
+                                    ("attributes".to_owned(), attributes(&pdef.name, p.id(), version)),
                                     (fname, value),
                                 ])),
                             )),
@@ -1041,15 +869,7 @@ mod tests {
         assert_eq!(q.columns.as_ref().unwrap().len(), 3);
         assert_eq!(q.limit, Some(10));
         assert_eq!(q.offset, 5);
-        assert!(
-            parse(
-                &s,
-                "SELECT COUNT() FROM Contact WHERE Email IN ('a@b.c', 'd@e.f')"
-            )
-            .unwrap()
-            .columns
-            .is_none()
-        );
+        assert!(parse(&s, "SELECT COUNT() FROM Contact WHERE Email IN ('a@b.c', 'd@e.f')").unwrap().columns.is_none());
         assert!(parse(&s, "SELECT Id FROM Contact WHERE LastName LIKE 'O\\'Br%'").is_ok());
     }
 
@@ -1058,29 +878,15 @@ mod tests {
         let s = Schema::learnlink();
         let e = parse(&s, "SELECT Id FROM").unwrap_err();
         assert_eq!(e.error_code, "MALFORMED_QUERY");
-        assert!(
-            e.message.contains("unexpected token: <EOF>"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("unexpected token: <EOF>"), "{}", e.message);
         let e = parse(&s, "SELECT Foo__c FROM Contact").unwrap_err();
         assert_eq!(e.error_code, "INVALID_FIELD");
-        assert!(
-            e.message
-                .contains("No such column 'Foo__c' on entity 'Contact'")
-        );
+        assert!(e.message.contains("No such column 'Foo__c' on entity 'Contact'"));
         let e = parse(&s, "SELECT Id FROM Nope__c").unwrap_err();
         assert_eq!(e.error_code, "INVALID_TYPE");
-        let e = parse(
-            &s,
-            "SELECT Id FROM LMS_Enrollment__c WHERE LMS_Updated_At__c > '2026'",
-        )
-        .unwrap_err();
+        let e = parse(&s, "SELECT Id FROM LMS_Enrollment__c WHERE LMS_Updated_At__c > '2026'").unwrap_err();
         assert_eq!(e.error_code, "INVALID_FIELD");
-        assert!(
-            e.message
-                .contains("must be of type dateTime and should not be enclosed in quotes")
-        );
+        assert!(e.message.contains("must be of type dateTime and should not be enclosed in quotes"));
     }
 
     #[test]

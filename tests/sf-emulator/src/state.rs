@@ -161,27 +161,15 @@ impl SfState {
     /// ([`crate::serve`] fills `public_url` from the bound address).
     pub fn new(config: Config) -> Self {
         let schema = Schema::learnlink();
-        let base_url = config
-            .public_url
-            .clone()
-            .unwrap_or_else(|| "http://127.0.0.1".to_owned())
-            .trim_end_matches('/')
-            .to_owned();
+        let base_url =
+            config.public_url.clone().unwrap_or_else(|| "http://127.0.0.1".to_owned()).trim_end_matches('/').to_owned();
         let identity = Identity {
             org_id: ids::mint("00D", 1),
             integration_user_id: ids::mint("005", 1),
             admin_user_id: ids::mint("005", 2),
         };
         let org = Mutex::new(Org::new(&schema, &config));
-        SfState {
-            inner: Arc::new(Shared {
-                config,
-                base_url,
-                schema,
-                identity,
-                org,
-            }),
-        }
+        SfState { inner: Arc::new(Shared { config, base_url, schema, identity, org }) }
     }
 
     pub fn config(&self) -> &Config {
@@ -208,10 +196,7 @@ impl SfState {
     /// Locks the org. A poisoned lock (a panic while held) is recovered: the state
     /// is plain data and stays usable.
     pub fn org(&self) -> MutexGuard<'_, Org> {
-        self.inner
-            .org
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.org.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Forgets every record, token, counter and fault; limits go back to the

@@ -20,10 +20,7 @@ impl Record {
     }
 
     pub fn id(&self) -> &str {
-        self.values
-            .first()
-            .and_then(FieldValue::as_text)
-            .unwrap_or_default()
+        self.values.first().and_then(FieldValue::as_text).unwrap_or_default()
     }
 }
 
@@ -49,14 +46,8 @@ impl Table {
 
 #[derive(Debug)]
 enum Undo {
-    Inserted {
-        table: usize,
-    },
-    Updated {
-        table: usize,
-        idx: usize,
-        old: Record,
-    },
+    Inserted { table: usize },
+    Updated { table: usize, idx: usize, old: Record },
 }
 
 /// Who performs a write, and when.
@@ -86,11 +77,7 @@ pub fn unique_key(value: &FieldValue, case_sensitive: bool) -> Option<String> {
 
 impl Store {
     pub fn new(schema: &Schema) -> Self {
-        Store {
-            tables: schema.objects.iter().map(|_| Table::default()).collect(),
-            next_id: 1,
-            journal: None,
-        }
+        Store { tables: schema.objects.iter().map(|_| Table::default()).collect(), next_id: 1, journal: None }
     }
 
     pub fn table(&self, object: usize) -> Option<&Table> {
@@ -103,27 +90,13 @@ impl Store {
     }
 
     /// Record index whose unique `field` equals `value`.
-    pub fn find_unique(
-        &self,
-        def: &ObjectDef,
-        object: usize,
-        field: usize,
-        value: &FieldValue,
-    ) -> Option<usize> {
+    pub fn find_unique(&self, def: &ObjectDef, object: usize, field: usize, value: &FieldValue) -> Option<usize> {
         if field == def.system.id {
-            return value
-                .as_text()
-                .and_then(ids::normalize)
-                .and_then(|id| self.find_by_id(object, &id));
+            return value.as_text().and_then(ids::normalize).and_then(|id| self.find_by_id(object, &id));
         }
         let f = def.fields.get(field)?;
         let key = unique_key(value, f.case_sensitive)?;
-        self.tables
-            .get(object)?
-            .unique
-            .get(&field)?
-            .get(&key)
-            .copied()
+        self.tables.get(object)?.unique.get(&field)?.get(&key).copied()
     }
 
     /// Mints the next id for `def`.
@@ -163,9 +136,7 @@ impl Store {
                     }
                 }
                 Undo::Updated { table, idx, old } => {
-                    let (Some(def), Some(t)) =
-                        (schema.objects.get(table), self.tables.get_mut(table))
-                    else {
+                    let (Some(def), Some(t)) = (schema.objects.get(table), self.tables.get_mut(table)) else {
                         continue;
                     };
                     if let Some(current) = t.records.get(idx).cloned() {
@@ -209,11 +180,7 @@ impl Store {
         for (i, f) in def.fields.iter().enumerate() {
             if let FieldType::AutoNumber { prefix, digits } = &f.ty {
                 t.auto_counter += 1;
-                values[i] = FieldValue::Text(format!(
-                    "{prefix}{:0width$}",
-                    t.auto_counter,
-                    width = *digits
-                ));
+                values[i] = FieldValue::Text(format!("{prefix}{:0width$}", t.auto_counter, width = *digits));
             }
         }
         apply_computed(def, &mut values);
@@ -262,11 +229,7 @@ impl Store {
             *slot = rec;
         }
         if let Some(j) = self.journal.as_mut() {
-            j.push(Undo::Updated {
-                table: object,
-                idx,
-                old,
-            });
+            j.push(Undo::Updated { table: object, idx, old });
         }
     }
 }
@@ -300,11 +263,7 @@ fn apply_computed(def: &ObjectDef, values: &mut [FieldValue]) {
                     .filter_map(|p| values.get(*p).and_then(FieldValue::as_text))
                     .filter(|s| !s.is_empty())
                     .collect();
-                let v = if joined.is_empty() {
-                    FieldValue::Null
-                } else {
-                    FieldValue::Text(joined.join(" "))
-                };
+                let v = if joined.is_empty() { FieldValue::Null } else { FieldValue::Text(joined.join(" ")) };
                 if let Some(slot) = values.get_mut(*target) {
                     *slot = v;
                 }

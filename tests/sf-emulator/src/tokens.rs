@@ -43,11 +43,7 @@ pub struct TokenStore {
 }
 
 fn random_token(len: usize) -> String {
-    rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
+    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }
 
 impl TokenStore {
@@ -67,20 +63,13 @@ impl TokenStore {
     /// Starts a new token family.
     pub fn connect(&mut self, org15: &str, now_ms: i64) -> TokenSet {
         let family = self.families.len();
-        self.families.push(Family {
-            current_refresh: String::new(),
-            revoked: false,
-        });
+        self.families.push(Family { current_refresh: String::new(), revoked: false });
         let refresh_token = self.mint_refresh(family);
         if let Some(f) = self.families.get_mut(family) {
             f.current_refresh = refresh_token.clone();
         }
         let access_token = self.mint_access(org15, family);
-        TokenSet {
-            access_token,
-            refresh_token,
-            issued_at_ms: now_ms,
-        }
+        TokenSet { access_token, refresh_token, issued_at_ms: now_ms }
     }
 
     /// Refresh with rotation.
@@ -104,11 +93,7 @@ impl TokenStore {
             f.current_refresh = refresh_token.clone();
         }
         let access_token = self.mint_access(org15, family);
-        RefreshOutcome::Ok(TokenSet {
-            access_token,
-            refresh_token,
-            issued_at_ms: now_ms,
-        })
+        RefreshOutcome::Ok(TokenSet { access_token, refresh_token, issued_at_ms: now_ms })
     }
 
     fn revoke_family(&mut self, family: usize) {
@@ -139,11 +124,7 @@ impl TokenStore {
     /// Revokes the family of `token` (access or refresh token). Returns whether the
     /// token was known.
     pub fn revoke_token(&mut self, token: &str) -> bool {
-        let family = self
-            .refresh_index
-            .get(token)
-            .or_else(|| self.access.get(token))
-            .copied();
+        let family = self.refresh_index.get(token).or_else(|| self.access.get(token)).copied();
         match family {
             Some(f) => {
                 self.revoke_family(f);
@@ -163,20 +144,13 @@ mod tests {
         let mut t = TokenStore::default();
         let first = t.connect("00DEm0000000001", 0);
         assert!(t.access_valid(&first.access_token));
-        let RefreshOutcome::Ok(second) = t.refresh("00DEm0000000001", &first.refresh_token, 1)
-        else {
+        let RefreshOutcome::Ok(second) = t.refresh("00DEm0000000001", &first.refresh_token, 1) else {
             panic!("refresh failed");
         };
         assert_ne!(second.refresh_token, first.refresh_token);
         // Reusing the rotated token fails and revokes the family.
-        assert_eq!(
-            t.refresh("00DEm0000000001", &first.refresh_token, 2),
-            RefreshOutcome::InvalidGrant
-        );
-        assert_eq!(
-            t.refresh("00DEm0000000001", &second.refresh_token, 3),
-            RefreshOutcome::InvalidGrant
-        );
+        assert_eq!(t.refresh("00DEm0000000001", &first.refresh_token, 2), RefreshOutcome::InvalidGrant);
+        assert_eq!(t.refresh("00DEm0000000001", &second.refresh_token, 3), RefreshOutcome::InvalidGrant);
         assert!(!t.access_valid(&second.access_token));
     }
 }

@@ -90,27 +90,21 @@ pub fn number_json(n: f64) -> Json {
     if n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 {
         Json::from(n as i64)
     } else {
-        serde_json::Number::from_f64(n)
-            .map(Json::Number)
-            .unwrap_or(Json::Null)
+        serde_json::Number::from_f64(n).map(Json::Number).unwrap_or(Json::Null)
     }
 }
 
 const SF_DATETIME: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+0000");
 const DATE_FMT: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]");
-const NAIVE_DT: &[FormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+const NAIVE_DT: &[FormatItem<'static>] = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
 const NAIVE_DT_FRAC: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond]");
 
 /// `2026-05-12T10:00:00.000+0000`.
 pub fn format_datetime(ms: i64) -> String {
     let nanos = i128::from(ms) * 1_000_000;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| t.format(SF_DATETIME).ok())
-        .unwrap_or_default()
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok().and_then(|t| t.format(SF_DATETIME).ok()).unwrap_or_default()
 }
 
 /// `2026-05-12`.
@@ -135,9 +129,8 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
         return parse_date(s).map(|d| i64::from(d) * 86_400_000);
     }
     let (body, offset) = split_offset(s)?;
-    let naive = PrimitiveDateTime::parse(body, NAIVE_DT_FRAC)
-        .or_else(|_| PrimitiveDateTime::parse(body, NAIVE_DT))
-        .ok()?;
+    let naive =
+        PrimitiveDateTime::parse(body, NAIVE_DT_FRAC).or_else(|_| PrimitiveDateTime::parse(body, NAIVE_DT)).ok()?;
     let t = naive.assume_offset(offset);
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
@@ -249,19 +242,13 @@ pub fn from_json(field: &FieldDef, v: &Json) -> Result<FieldValue, RecordError> 
             let factor = 10f64.powi(i32::try_from(*scale).unwrap_or(0));
             let rounded = (n * factor).round() / factor;
             if rounded.abs() >= max {
-                return Err(RecordError::number_out_of_range(
-                    &field.label,
-                    &json_display(v),
-                    &field.name,
-                ));
+                return Err(RecordError::number_out_of_range(&field.label, &json_display(v), &field.name));
             }
             Ok(FieldValue::Number(rounded))
         }
         FieldType::DateTime => match v {
             Json::String(s) if s.is_empty() => Ok(FieldValue::Null),
-            Json::String(s) => parse_datetime(s)
-                .map(FieldValue::DateTime)
-                .ok_or_else(|| parse_error(field, v)),
+            Json::String(s) => parse_datetime(s).map(FieldValue::DateTime).ok_or_else(|| parse_error(field, v)),
             _ => Err(parse_error(field, v)),
         },
         FieldType::Date => match v {
@@ -284,25 +271,15 @@ pub fn from_json(field: &FieldDef, v: &Json) -> Result<FieldValue, RecordError> 
 fn check_text(field: &FieldDef, s: &str) -> Result<(), RecordError> {
     let len = s.chars().count();
     match &field.ty {
-        FieldType::Text { length } if len > *length => Err(RecordError::string_too_long(
-            &field.label,
-            s,
-            *length,
-            &field.name,
-        )),
-        FieldType::Email if !is_valid_email(s) => {
-            Err(RecordError::invalid_email(&field.label, s, &field.name))
+        FieldType::Text { length } if len > *length => {
+            Err(RecordError::string_too_long(&field.label, s, *length, &field.name))
         }
+        FieldType::Email if !is_valid_email(s) => Err(RecordError::invalid_email(&field.label, s, &field.name)),
         FieldType::Picklist { values, restricted } => {
             if *restricted && !values.iter().any(|v| v == s) {
                 Err(RecordError::bad_picklist(&field.label, s, &field.name))
             } else if len > 255 {
-                Err(RecordError::string_too_long(
-                    &field.label,
-                    s,
-                    255,
-                    &field.name,
-                ))
+                Err(RecordError::string_too_long(&field.label, s, 255, &field.name))
             } else {
                 Ok(())
             }

@@ -46,12 +46,7 @@ pub struct RecordResult {
 
 impl RecordResult {
     fn failed(error: RecordError, upsert: bool) -> Self {
-        RecordResult {
-            id: None,
-            success: false,
-            errors: vec![error],
-            created: upsert.then_some(false),
-        }
+        RecordResult { id: None, success: false, errors: vec![error], created: upsert.then_some(false) }
     }
 }
 
@@ -95,16 +90,8 @@ pub fn write_records(
                 Operation::Upsert { key_field } => key_field,
                 Operation::Insert => 0,
             };
-            let field = def
-                .fields
-                .get(key_field)
-                .map(|f| f.name.as_str())
-                .unwrap_or("Id");
-            let value = raw
-                .as_object()
-                .and_then(|m| get_ci(m, field))
-                .map(display)
-                .unwrap_or_default();
+            let field = def.fields.get(key_field).map(|f| f.name.as_str()).unwrap_or("Id");
+            let value = raw.as_object().and_then(|m| get_ci(m, field)).map(display).unwrap_or_default();
             Err(RecordError::duplicate_external_id(&value, field))
         } else {
             prepare(schema, store, def, object, op, raw, opts)
@@ -118,13 +105,9 @@ pub fn write_records(
             .iter()
             .map(|o| {
                 let id = match o {
-                    Ok(Prepared {
-                        target: Target::Existing(idx),
-                        ..
-                    }) => store
-                        .table(object)
-                        .and_then(|t| t.records.get(*idx))
-                        .map(|r| r.id().to_owned()),
+                    Ok(Prepared { target: Target::Existing(idx), .. }) => {
+                        store.table(object).and_then(|t| t.records.get(*idx)).map(|r| r.id().to_owned())
+                    }
                     _ => None,
                 }
                 .unwrap_or_else(|| ids::mint(&def.key_prefix, 0));
@@ -150,32 +133,18 @@ pub fn write_records(
             Err(e) => RecordResult::failed(e, upsert),
             Ok(p) => {
                 let (id, created) = apply(store, def, object, p, opts.ctx);
-                RecordResult {
-                    id: Some(id),
-                    success: true,
-                    errors: Vec::new(),
-                    created: upsert.then_some(created),
-                }
+                RecordResult { id: Some(id), success: true, errors: Vec::new(), created: upsert.then_some(created) }
             }
         })
         .collect()
 }
 
-fn apply(
-    store: &mut Store,
-    def: &ObjectDef,
-    object: usize,
-    p: Prepared,
-    ctx: WriteCtx<'_>,
-) -> (String, bool) {
+fn apply(store: &mut Store, def: &ObjectDef, object: usize, p: Prepared, ctx: WriteCtx<'_>) -> (String, bool) {
     match p.target {
         Target::Existing(idx) => {
             store.update(def, object, idx, &p.changes, ctx);
-            let id = store
-                .table(object)
-                .and_then(|t| t.records.get(idx))
-                .map(|r| r.id().to_owned())
-                .unwrap_or_default();
+            let id =
+                store.table(object).and_then(|t| t.records.get(idx)).map(|r| r.id().to_owned()).unwrap_or_default();
             (id, false)
         }
         Target::New => {
@@ -193,11 +162,7 @@ fn apply(
 }
 
 fn get_ci<'a>(m: &'a Map<String, Json>, name: &str) -> Option<&'a Json> {
-    m.get(name).or_else(|| {
-        m.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    })
+    m.get(name).or_else(|| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
 }
 
 fn display(v: &Json) -> String {
@@ -220,9 +185,7 @@ fn duplicate_keys(def: &ObjectDef, key_field: usize, records: &[Json]) -> HashSe
             continue;
         }
         let key = if key_field == def.system.id {
-            v.as_str()
-                .and_then(ids::normalize)
-                .unwrap_or_else(|| display(v))
+            v.as_str().and_then(ids::normalize).unwrap_or_else(|| display(v))
         } else if field.case_sensitive {
             display(v)
         } else {
@@ -230,10 +193,7 @@ fn duplicate_keys(def: &ObjectDef, key_field: usize, records: &[Json]) -> HashSe
         };
         seen.entry(key).or_default().push(i);
     }
-    seen.into_values()
-        .filter(|v| v.len() > 1)
-        .flatten()
-        .collect()
+    seen.into_values().filter(|v| v.len() > 1).flatten().collect()
 }
 
 /// Parses and validates one record, and finds the record it updates.
@@ -247,11 +207,7 @@ fn prepare(
     opts: WriteOptions<'_>,
 ) -> Result<Prepared, RecordError> {
     let Some(map) = raw.as_object() else {
-        return Err(RecordError::cannot_deserialize(
-            "SObject",
-            values::json_token(raw),
-            &display(raw),
-        ));
+        return Err(RecordError::cannot_deserialize("SObject", values::json_token(raw), &display(raw)));
     };
     // `attributes` must be there, and first, for collections.
     match map.get("attributes") {
@@ -296,11 +252,7 @@ fn prepare(
                         _ => return Err(RecordError::malformed_id(&field.label, id, &field.name)),
                     },
                     other => {
-                        return Err(RecordError::cannot_deserialize(
-                            "id",
-                            values::json_token(other),
-                            &display(other),
-                        ));
+                        return Err(RecordError::cannot_deserialize("id", values::json_token(other), &display(other)));
                     }
                 });
                 continue;
@@ -314,14 +266,7 @@ fn prepare(
             let value = match (&field.ty, value) {
                 (FieldType::Reference { to, .. }, FieldValue::Text(id)) => {
                     direct_refs.insert(fi);
-                    FieldValue::Text(resolve_id(
-                        schema,
-                        store,
-                        to,
-                        &id,
-                        &field.label,
-                        &field.name,
-                    )?)
+                    FieldValue::Text(resolve_id(schema, store, to, &id, &field.label, &field.name)?)
                 }
                 (_, other) => other,
             };
@@ -343,13 +288,9 @@ fn prepare(
     for fi in &relationship_refs {
         if direct_refs.contains(fi) {
             let (rel, field) = match def.fields.get(*fi).map(|f| &f.ty) {
-                Some(FieldType::Reference { relationship, .. }) => (
-                    relationship.clone(),
-                    def.fields
-                        .get(*fi)
-                        .map(|f| f.name.clone())
-                        .unwrap_or_default(),
-                ),
+                Some(FieldType::Reference { relationship, .. }) => {
+                    (relationship.clone(), def.fields.get(*fi).map(|f| f.name.clone()).unwrap_or_default())
+                }
                 _ => (String::new(), String::new()),
             };
             return Err(RecordError::both_reference_and_id(&rel, &field));
@@ -386,11 +327,7 @@ fn prepare(
         if !f.required {
             continue;
         }
-        let given = changes
-            .iter()
-            .rev()
-            .find(|(fi, _)| *fi == i)
-            .map(|(_, v)| v);
+        let given = changes.iter().rev().find(|(fi, _)| *fi == i).map(|(_, v)| v);
         let is_missing = match (&target, given) {
             (_, Some(v)) => v.is_null(),
             (Target::New, None) => true,
@@ -467,10 +404,7 @@ fn resolve_id(
         // Reference to an object the emulator does not model (e.g. User): accept.
         return Ok(id18);
     };
-    let prefix_ok = schema
-        .objects
-        .get(target)
-        .is_some_and(|d| id18.starts_with(&d.key_prefix));
+    let prefix_ok = schema.objects.get(target).is_some_and(|d| id18.starts_with(&d.key_prefix));
     if !prefix_ok {
         return Err(RecordError::wrong_id_type(label, id, field));
     }
@@ -499,11 +433,7 @@ fn resolve_relationship(
         Json::Null => return Ok(FieldValue::Null),
         Json::Object(m) => m,
         other => {
-            return Err(RecordError::cannot_deserialize(
-                to,
-                values::json_token(other),
-                &display(other),
-            ));
+            return Err(RecordError::cannot_deserialize(to, values::json_token(other), &display(other)));
         }
     };
     let (Some(target), Some(target_def)) = (schema.object_index(to), schema.object(to)) else {
@@ -520,20 +450,13 @@ fn resolve_relationship(
         return Err(RecordError::not_an_external_id(name, &target_def.name));
     };
     if !(key_def.external_id || kf == target_def.system.id) {
-        return Err(RecordError::not_an_external_id(
-            &key_def.name,
-            &target_def.name,
-        ));
+        return Err(RecordError::not_an_external_id(&key_def.name, &target_def.name));
     }
     let key = if kf == target_def.system.id {
         match value.as_str().and_then(ids::normalize) {
             Some(id) => FieldValue::Text(id),
             None => {
-                return Err(RecordError::foreign_key_not_found(
-                    &display(value),
-                    &key_def.name,
-                    &target_def.name,
-                ));
+                return Err(RecordError::foreign_key_not_found(&display(value), &key_def.name, &target_def.name));
             }
         }
     } else {
@@ -541,16 +464,8 @@ fn resolve_relationship(
     };
     match store.find_unique(target_def, target, kf, &key) {
         Some(idx) => Ok(FieldValue::Text(
-            store
-                .table(target)
-                .and_then(|t| t.records.get(idx))
-                .map(|r| r.id().to_owned())
-                .unwrap_or_default(),
+            store.table(target).and_then(|t| t.records.get(idx)).map(|r| r.id().to_owned()).unwrap_or_default(),
         )),
-        None => Err(RecordError::foreign_key_not_found(
-            &display(value),
-            &key_def.name,
-            &target_def.name,
-        )),
+        None => Err(RecordError::foreign_key_not_found(&display(value), &key_def.name, &target_def.name)),
     }
 }

@@ -18,14 +18,7 @@ async fn create_then_update_by_external_id() {
         enrollment("E1", "L0", "Enrolled"),
         enrollment("E2", "L1", "In Progress"),
     ]});
-    let (status, res) = emu
-        .upsert(
-            &c.access_token,
-            "LMS_Enrollment__c",
-            "LMS_Enrollment_Id__c",
-            body,
-        )
-        .await;
+    let (status, res) = emu.upsert(&c.access_token, "LMS_Enrollment__c", "LMS_Enrollment_Id__c", body).await;
     assert_eq!(status, 200);
     let res = res.as_array().unwrap().clone();
     assert_eq!(res.len(), 2);
@@ -42,14 +35,8 @@ async fn create_then_update_by_external_id() {
     let mut rec = enrollment("e1", "L0", "Completed");
     rec["Progress__c"] = json!(100);
     rec["Completed_At__c"] = json!("2026-05-13T09:30:00Z");
-    let (status, upd) = emu
-        .upsert(
-            &c.access_token,
-            "LMS_Enrollment__c",
-            "LMS_Enrollment_Id__c",
-            json!({"records": [rec]}),
-        )
-        .await;
+    let (status, upd) =
+        emu.upsert(&c.access_token, "LMS_Enrollment__c", "LMS_Enrollment_Id__c", json!({"records": [rec]})).await;
     assert_eq!(status, 200);
     assert_eq!(upd[0]["created"], false);
     assert_eq!(upd[0]["id"], res[0]["id"]);
@@ -61,10 +48,7 @@ async fn create_then_update_by_external_id() {
     assert_eq!(e1["Status__c"], "Completed");
     assert_eq!(e1["Progress__c"], 100);
     assert_eq!(e1["Completed_At__c"], "2026-05-13T09:30:00.000+0000");
-    assert_eq!(
-        e1["LMS_Enrollment_Id__c"], "e1",
-        "the matched external id is written as sent"
-    );
+    assert_eq!(e1["LMS_Enrollment_Id__c"], "e1", "the matched external id is written as sent");
     assert!(e1["Name"].as_str().unwrap().starts_with("ENR-"));
     let contacts = emu.admin_get("/records/Contact").await;
     assert_eq!(e1["Contact__c"], contacts[0]["Id"]);
@@ -93,10 +77,7 @@ async fn each_error_class() {
     wrong_type["Score__c"] = json!("abc");
     let bad_picklist = enrollment("E4", "L0", "Finished");
     let mut no_ext = enrollment("E5", "L0", "Enrolled");
-    no_ext
-        .as_object_mut()
-        .unwrap()
-        .remove("LMS_Enrollment_Id__c");
+    no_ext.as_object_mut().unwrap().remove("LMS_Enrollment_Id__c");
     let missing_parent = enrollment("E6", "L404", "Enrolled");
     let mut bad_date = enrollment("E7", "L0", "Enrolled");
     bad_date["Enrolled_At__c"] = json!("yesterday");
@@ -109,37 +90,21 @@ async fn each_error_class() {
     let body = json!({"allOrNone": false, "records": [
         no_attrs, unknown, wrong_type, bad_picklist, no_ext, missing_parent, bad_date, read_only, numeric_string, ok,
     ]});
-    let (status, res) = emu
-        .upsert(
-            &c.access_token,
-            "LMS_Enrollment__c",
-            "LMS_Enrollment_Id__c",
-            body,
-        )
-        .await;
+    let (status, res) = emu.upsert(&c.access_token, "LMS_Enrollment__c", "LMS_Enrollment_Id__c", body).await;
     assert_eq!(status, 200);
     let expect = [
         (
             "JSON_PARSER_ERROR",
             "Nested object for polymorphic foreign key must have an attributes field before any other fields.",
         ),
-        (
-            "INVALID_FIELD",
-            "No such column 'Bogus__c' on sobject of type LMS_Enrollment__c",
-        ),
+        ("INVALID_FIELD", "No such column 'Bogus__c' on sobject of type LMS_Enrollment__c"),
         (
             "JSON_PARSER_ERROR",
             "Cannot deserialize instance of double from VALUE_STRING value abc or request may be missing a required field",
         ),
-        (
-            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-            "Status: bad value for restricted picklist field: Finished",
-        ),
+        ("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "Status: bad value for restricted picklist field: Finished"),
         ("MISSING_ARGUMENT", "LMS_Enrollment_Id__c not specified"),
-        (
-            "INVALID_FIELD",
-            "Foreign key external ID: L404 not found for field LMS_Learner_Id__c in entity Contact",
-        ),
+        ("INVALID_FIELD", "Foreign key external ID: L404 not found for field LMS_Learner_Id__c in entity Contact"),
         (
             "JSON_PARSER_ERROR",
             "Cannot deserialize instance of dateTime from VALUE_STRING value yesterday or request may be missing a required field",
@@ -169,52 +134,34 @@ async fn each_error_class() {
             {"attributes": {"type": "Contact"}, "LMS_Learner_Id__c": "L79", "LastName": "x".repeat(81)},
         ]}))
         .await;
-    assert_eq!(
-        first_error(&res[0]),
-        (
-            "REQUIRED_FIELD_MISSING",
-            "Required fields are missing: [LastName]"
-        )
-    );
+    assert_eq!(first_error(&res[0]), ("REQUIRED_FIELD_MISSING", "Required fields are missing: [LastName]"));
     assert_eq!(res[0]["errors"][0]["fields"], json!(["LastName"]));
     assert_eq!(first_error(&res[1]).0, "INVALID_EMAIL_ADDRESS");
     assert_eq!(first_error(&res[2]).0, "STRING_TOO_LONG");
     // But an update of an existing contact needs no LastName.
     let (_, res) = emu
-        .upsert(&c.access_token, "Contact", "LMS_Learner_Id__c", json!({"records": [
-            {"attributes": {"type": "Contact"}, "LMS_Learner_Id__c": "L0", "FirstName": "Grace"},
-        ]}))
+        .upsert(
+            &c.access_token,
+            "Contact",
+            "LMS_Learner_Id__c",
+            json!({"records": [
+                {"attributes": {"type": "Contact"}, "LMS_Learner_Id__c": "L0", "FirstName": "Grace"},
+            ]}),
+        )
         .await;
     assert_eq!(res[0]["success"], true);
     assert_eq!(res[0]["created"], false);
 
     // Request-level errors.
-    let many: Vec<Value> = (0..201)
-        .map(|i| enrollment(&format!("X{i}"), "L0", "Enrolled"))
-        .collect();
-    let (status, body) = emu
-        .upsert(
-            &c.access_token,
-            "LMS_Enrollment__c",
-            "LMS_Enrollment_Id__c",
-            json!({"records": many}),
-        )
-        .await;
+    let many: Vec<Value> = (0..201).map(|i| enrollment(&format!("X{i}"), "L0", "Enrolled")).collect();
+    let (status, body) =
+        emu.upsert(&c.access_token, "LMS_Enrollment__c", "LMS_Enrollment_Id__c", json!({"records": many})).await;
     assert_eq!(status, 400);
     assert_eq!(body[0]["errorCode"], "EXCEEDED_ID_LIMIT");
-    let (status, body) = emu
-        .upsert(&c.access_token, "Nope__c", "X__c", json!({"records": []}))
-        .await;
+    let (status, body) = emu.upsert(&c.access_token, "Nope__c", "X__c", json!({"records": []})).await;
     assert_eq!(status, 400);
     assert_eq!(body[0]["errorCode"], "INVALID_TYPE");
-    let (status, body) = emu
-        .upsert(
-            &c.access_token,
-            "LMS_Enrollment__c",
-            "Course_Id__c",
-            json!({"records": []}),
-        )
-        .await;
+    let (status, body) = emu.upsert(&c.access_token, "LMS_Enrollment__c", "Course_Id__c", json!({"records": []})).await;
     assert_eq!(status, 400);
     assert_eq!(body[0]["errorCode"], "INVALID_FIELD");
     let r = emu
@@ -226,10 +173,7 @@ async fn each_error_class() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
-    assert_eq!(
-        r.json::<Value>().await.unwrap()[0]["errorCode"],
-        "JSON_PARSER_ERROR"
-    );
+    assert_eq!(r.json::<Value>().await.unwrap()[0]["errorCode"], "JSON_PARSER_ERROR");
 }
 
 #[tokio::test]
@@ -242,29 +186,12 @@ async fn duplicate_external_ids_in_one_request() {
         enrollment("E2", "L0", "Enrolled"),
         enrollment("e1", "L0", "Completed"),
     ]});
-    let (_, res) = emu
-        .upsert(
-            &c.access_token,
-            "LMS_Enrollment__c",
-            "LMS_Enrollment_Id__c",
-            body,
-        )
-        .await;
+    let (_, res) = emu.upsert(&c.access_token, "LMS_Enrollment__c", "LMS_Enrollment_Id__c", body).await;
     assert_eq!(first_error(&res[0]).0, "DUPLICATE_EXTERNAL_ID");
-    assert_eq!(
-        res[0]["errors"][0]["message"],
-        "Duplicate external id specified: E1"
-    );
+    assert_eq!(res[0]["errors"][0]["message"], "Duplicate external id specified: E1");
     assert_eq!(res[1]["success"], true);
     assert_eq!(first_error(&res[2]).0, "DUPLICATE_EXTERNAL_ID");
-    assert_eq!(
-        emu.admin_get("/records/LMS_Enrollment__c")
-            .await
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(emu.admin_get("/records/LMS_Enrollment__c").await.as_array().unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -277,24 +204,14 @@ async fn all_or_none_rolls_back_everything() {
         enrollment("E2", "L0", "Bogus"),
         enrollment("E3", "L0", "Enrolled"),
     ]});
-    let (status, res) = emu
-        .upsert(
-            &c.access_token,
-            "LMS_Enrollment__c",
-            "LMS_Enrollment_Id__c",
-            body,
-        )
-        .await;
+    let (status, res) = emu.upsert(&c.access_token, "LMS_Enrollment__c", "LMS_Enrollment_Id__c", body).await;
     assert_eq!(status, 200);
     let rolled = (
         "ALL_OR_NONE_OPERATION_ROLLED_BACK",
         "Record rolled back because not all records were valid and the request was using AllOrNone header",
     );
     assert_eq!(first_error(&res[0]), rolled);
-    assert_eq!(
-        first_error(&res[1]).0,
-        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
-    );
+    assert_eq!(first_error(&res[1]).0, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST");
     assert_eq!(first_error(&res[2]), rolled);
     assert_eq!(emu.admin_get("/records/LMS_Enrollment__c").await, json!([]));
     assert_eq!(emu.admin_get("/stats").await["records_written"], 0);
@@ -319,24 +236,12 @@ async fn relationship_by_external_id_and_by_id() {
     bad_id.as_object_mut().unwrap().remove("Contact__r");
     bad_id["Contact__c"] = json!("not-an-id");
 
-    let body =
-        json!({"records": [enrollment("E1", "l0", "Enrolled"), by_id, both, not_ext, bad_id]});
-    let (_, res) = emu
-        .upsert(
-            &c.access_token,
-            "LMS_Enrollment__c",
-            "LMS_Enrollment_Id__c",
-            body,
-        )
-        .await;
+    let body = json!({"records": [enrollment("E1", "l0", "Enrolled"), by_id, both, not_ext, bad_id]});
+    let (_, res) = emu.upsert(&c.access_token, "LMS_Enrollment__c", "LMS_Enrollment_Id__c", body).await;
     assert_eq!(res[0]["success"], true, "{res}");
     assert_eq!(res[1]["success"], true, "{res}");
     assert_eq!(first_error(&res[2]).0, "INVALID_FIELD");
-    assert!(
-        first_error(&res[2])
-            .1
-            .starts_with("Cannot specify both an external ID reference Contact__r")
-    );
+    assert!(first_error(&res[2]).1.starts_with("Cannot specify both an external ID reference Contact__r"));
     assert_eq!(
         first_error(&res[3]),
         (
@@ -355,20 +260,12 @@ async fn unable_to_lock_row_fault() {
     let emu = start().await;
     let c = emu.connect().await;
     emu.seed_contacts(1).await;
-    emu.admin("/faults", json!({"kind": "unable_to_lock_row", "count": 1}))
-        .await;
+    emu.admin("/faults", json!({"kind": "unable_to_lock_row", "count": 1})).await;
     // A read does not consume the write fault.
     let (status, _) = emu.query(&c.access_token, "SELECT Id FROM Contact").await;
     assert_eq!(status, 200);
     let body = json!({"records": [enrollment("E1", "L0", "Enrolled"), enrollment("E2", "L0", "Enrolled")]});
-    let (status, res) = emu
-        .upsert(
-            &c.access_token,
-            "LMS_Enrollment__c",
-            "LMS_Enrollment_Id__c",
-            body.clone(),
-        )
-        .await;
+    let (status, res) = emu.upsert(&c.access_token, "LMS_Enrollment__c", "LMS_Enrollment_Id__c", body.clone()).await;
     assert_eq!(status, 200);
     for r in res.as_array().unwrap() {
         let (code, msg) = first_error(r);
@@ -377,14 +274,7 @@ async fn unable_to_lock_row_fault() {
     }
     assert_eq!(emu.admin_get("/records/LMS_Enrollment__c").await, json!([]));
     // The retry succeeds.
-    let (_, res) = emu
-        .upsert(
-            &c.access_token,
-            "LMS_Enrollment__c",
-            "LMS_Enrollment_Id__c",
-            body,
-        )
-        .await;
+    let (_, res) = emu.upsert(&c.access_token, "LMS_Enrollment__c", "LMS_Enrollment_Id__c", body).await;
     assert_eq!(res[0]["success"], true);
 }
 
@@ -406,28 +296,14 @@ async fn ten_thousand_records_upserted_correctly() {
                 })
                 .collect();
             let (status, res) = emu
-                .upsert(
-                    &c.access_token,
-                    "LMS_Enrollment__c",
-                    "LMS_Enrollment_Id__c",
-                    json!({"records": records}),
-                )
+                .upsert(&c.access_token, "LMS_Enrollment__c", "LMS_Enrollment_Id__c", json!({"records": records}))
                 .await;
             assert_eq!(status, 200);
-            assert!(
-                res.as_array()
-                    .unwrap()
-                    .iter()
-                    .all(|r| r["success"] == true && r["created"] == (round == 0))
-            );
+            assert!(res.as_array().unwrap().iter().all(|r| r["success"] == true && r["created"] == (round == 0)));
         }
     }
-    let (_, count) = emu
-        .query(
-            &c.access_token,
-            "SELECT COUNT() FROM LMS_Enrollment__c WHERE Status__c = 'Completed'",
-        )
-        .await;
+    let (_, count) =
+        emu.query(&c.access_token, "SELECT COUNT() FROM LMS_Enrollment__c WHERE Status__c = 'Completed'").await;
     assert_eq!(count["totalSize"], 10_000);
     assert_eq!(emu.admin_get("/stats").await["records_written"], 20_000);
 }

@@ -18,14 +18,7 @@ fn upsert_sub(reference: &str, records: Vec<Value>) -> Value {
 }
 
 async fn composite(emu: &Emu, token: &str, body: Value) -> (u16, Value) {
-    let r = emu
-        .client
-        .post(emu.data("/composite"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = emu.client.post(emu.data("/composite")).bearer_auth(token).json(&body).send().await.unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap())
 }
@@ -49,10 +42,7 @@ async fn upserts_and_query_in_one_api_call() {
     assert_eq!(subs[0]["httpStatusCode"], 200);
     assert_eq!(subs[0]["httpHeaders"], json!({}));
     assert_eq!(subs[0]["body"][0]["success"], true);
-    assert_eq!(
-        subs[0]["body"][1]["errors"][0]["statusCode"],
-        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
-    );
+    assert_eq!(subs[0]["body"][1]["errors"][0]["statusCode"], "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST");
     assert_eq!(subs[1]["body"][0]["created"], true);
     assert_eq!(subs[2]["body"]["totalSize"], 2);
     assert_eq!(subs[2]["body"]["records"][0]["Status__c"], "Completed");
@@ -79,25 +69,17 @@ async fn composite_limits() {
     assert_eq!(status, 400);
     assert_eq!(body[0]["errorCode"], "LIMIT_EXCEEDED");
 
-    let six: Vec<Value> = (0..6)
-        .map(|i| upsert_sub(&format!("b{i}"), vec![]))
-        .collect();
+    let six: Vec<Value> = (0..6).map(|i| upsert_sub(&format!("b{i}"), vec![])).collect();
     let (status, body) = composite(&emu, &c.access_token, json!({"compositeRequest": six})).await;
     assert_eq!(status, 400);
     assert_eq!(body[0]["errorCode"], "LIMIT_EXCEEDED");
 
-    let five: Vec<Value> = (0..5)
-        .map(|i| upsert_sub(&format!("b{i}"), vec![]))
-        .collect();
+    let five: Vec<Value> = (0..5).map(|i| upsert_sub(&format!("b{i}"), vec![])).collect();
     let (status, _) = composite(&emu, &c.access_token, json!({"compositeRequest": five})).await;
     assert_eq!(status, 200);
 
-    let (status, body) = composite(
-        &emu,
-        &c.access_token,
-        json!({"compositeRequest": [{"method": "GET", "url": "/x"}]}),
-    )
-    .await;
+    let (status, body) =
+        composite(&emu, &c.access_token, json!({"compositeRequest": [{"method": "GET", "url": "/x"}]})).await;
     assert_eq!(status, 400);
     assert_eq!(body[0]["errorCode"], "JSON_PARSER_ERROR");
 }

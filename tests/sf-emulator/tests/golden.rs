@@ -12,15 +12,11 @@ use common::*;
 use serde_json::{Value, json};
 
 fn fixtures_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/salesforce/recorded");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/salesforce/recorded");
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!(
-            "SKIPPED: recorded Salesforce fixtures not found at {}",
-            dir.display()
-        );
+        eprintln!("SKIPPED: recorded Salesforce fixtures not found at {}", dir.display());
         None
     }
 }
@@ -44,11 +40,7 @@ fn kind(v: &Value) -> &'static str {
 /// Same keys and value types, recursively (arrays: element-wise on the first
 /// element).
 fn same_shape(path: &str, real: &Value, ours: &Value) {
-    assert_eq!(
-        kind(real),
-        kind(ours),
-        "type of {path}: real {real} vs ours {ours}"
-    );
+    assert_eq!(kind(real), kind(ours), "type of {path}: real {real} vs ours {ours}");
     match (real, ours) {
         (Value::Object(a), Value::Object(b)) => {
             let ka: Vec<&String> = a.keys().collect();
@@ -86,37 +78,16 @@ async fn upsert_collection_failure_matches_recording() {
     let c = emu.connect().await;
     // Replay the recorded request: records without `attributes`.
     let path = ex["request"]["path"].as_str().unwrap();
-    let r = emu
-        .client
-        .patch(emu.url(path))
-        .bearer_auth(&c.access_token)
-        .json(&ex["request"]["body"])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.status().as_u16() as u64,
-        ex["response"]["status"].as_u64().unwrap()
-    );
+    let r =
+        emu.client.patch(emu.url(path)).bearer_auth(&c.access_token).json(&ex["request"]["body"]).send().await.unwrap();
+    assert_eq!(r.status().as_u16() as u64, ex["response"]["status"].as_u64().unwrap());
     let headers = r.headers().clone();
-    assert_eq!(
-        headers["content-type"].to_str().unwrap(),
-        ex["response"]["headers"]["content-type"].as_str().unwrap()
-    );
-    assert!(limit_header_ok(
-        headers["sforce-limit-info"].to_str().unwrap()
-    ));
-    assert!(limit_header_ok(
-        ex["response"]["headers"]["sforce-limit-info"]
-            .as_str()
-            .unwrap()
-    ));
+    assert_eq!(headers["content-type"].to_str().unwrap(), ex["response"]["headers"]["content-type"].as_str().unwrap());
+    assert!(limit_header_ok(headers["sforce-limit-info"].to_str().unwrap()));
+    assert!(limit_header_ok(ex["response"]["headers"]["sforce-limit-info"].as_str().unwrap()));
     let ours: Value = r.json().await.unwrap();
     same_shape("$", &ex["response"]["body"], &ours);
-    assert_eq!(
-        ours, ex["response"]["body"],
-        "identical error for the identical request"
-    );
+    assert_eq!(ours, ex["response"]["body"], "identical error for the identical request");
 
     // A success result has the recorded keys plus `id` (as single-record upserts do).
     emu.seed_contacts(1).await;
@@ -139,19 +110,9 @@ async fn query_matches_recording() {
     let ex = &rec["exchanges"][0];
     let emu = start().await;
     let c = emu.connect().await;
-    let names: Vec<Value> = ex["response"]["body"]["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| json!({"Name": r["Name"]}))
-        .collect();
-    let r = emu
-        .client
-        .post(emu.url("/__emulator/records/Account"))
-        .json(&names)
-        .send()
-        .await
-        .unwrap();
+    let names: Vec<Value> =
+        ex["response"]["body"]["records"].as_array().unwrap().iter().map(|r| json!({"Name": r["Name"]})).collect();
+    let r = emu.client.post(emu.url("/__emulator/records/Account")).json(&names).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 201);
     let q = ex["request"]["query"]["q"].as_str().unwrap();
     let r = emu
@@ -176,26 +137,12 @@ async fn query_matches_recording() {
     // Same url layout: /services/data/v63.0/sobjects/Account/<18-char id>.
     let url = our_first["attributes"]["url"].as_str().unwrap();
     let real_url = real_first["attributes"]["url"].as_str().unwrap();
-    assert_eq!(
-        url.rsplit_once('/').unwrap().0,
-        real_url.rsplit_once('/').unwrap().0
-    );
-    assert_eq!(
-        our_first["Id"].as_str().unwrap().len(),
-        real_first["Id"].as_str().unwrap().len()
-    );
+    assert_eq!(url.rsplit_once('/').unwrap().0, real_url.rsplit_once('/').unwrap().0);
+    assert_eq!(our_first["Id"].as_str().unwrap().len(), real_first["Id"].as_str().unwrap().len());
 
     // And the version list.
     let versions = load(&dir, "delete-sobject-collection.json");
     let real = &versions["exchanges"][0]["response"]["body"];
-    let ours: Value = emu
-        .client
-        .get(emu.url("/services/data"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ours: Value = emu.client.get(emu.url("/services/data")).send().await.unwrap().json().await.unwrap();
     assert_eq!(&ours, real);
 }

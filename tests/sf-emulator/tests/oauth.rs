@@ -12,11 +12,7 @@ async fn refresh(emu: &Emu, token: &str) -> (u16, Value) {
     let r = emu
         .client
         .post(emu.url("/services/oauth2/token"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", token),
-            ("client_id", "learnlink-client"),
-        ])
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", "learnlink-client")])
         .send()
         .await
         .unwrap();
@@ -31,27 +27,14 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
 
     let (status, body) = refresh(&emu, &conn.refresh_token).await;
     assert_eq!(status, 200);
-    for key in [
-        "access_token",
-        "refresh_token",
-        "signature",
-        "scope",
-        "instance_url",
-        "id",
-        "token_type",
-        "issued_at",
-    ] {
+    for key in ["access_token", "refresh_token", "signature", "scope", "instance_url", "id", "token_type", "issued_at"]
+    {
         assert!(body.get(key).is_some(), "missing {key}: {body}");
     }
     assert!(body.get("expires_in").is_none());
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["instance_url"], emu.base.as_str());
-    assert!(
-        body["id"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("{}/id/00D", emu.base))
-    );
+    assert!(body["id"].as_str().unwrap().starts_with(&format!("{}/id/00D", emu.base)));
     let second_refresh = body["refresh_token"].as_str().unwrap().to_owned();
     let second_access = body["access_token"].as_str().unwrap().to_owned();
     assert_ne!(second_refresh, conn.refresh_token);
@@ -63,10 +46,7 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     // The rotated (old) refresh token is refused ...
     let (status, body) = refresh(&emu, &conn.refresh_token).await;
     assert_eq!(status, 400);
-    assert_eq!(
-        body,
-        json!({"error": "invalid_grant", "error_description": "expired access/refresh token"})
-    );
+    assert_eq!(body, json!({"error": "invalid_grant", "error_description": "expired access/refresh token"}));
     // ... and its reuse revoked the whole family: the current refresh token too,
     // and the access tokens of the family.
     let (status, body) = refresh(&emu, &second_refresh).await;
@@ -94,23 +74,11 @@ async fn token_endpoint_errors() {
     assert_eq!(body["error_description"], "expired access/refresh token");
 
     for form in [vec![("grant_type", "password")], vec![]] {
-        let r = emu
-            .client
-            .post(emu.url("/services/oauth2/token"))
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
+        let r = emu.client.post(emu.url("/services/oauth2/token")).form(&form).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 400);
-        assert_eq!(
-            r.headers()["content-type"].to_str().unwrap(),
-            "application/json;charset=UTF-8"
-        );
+        assert_eq!(r.headers()["content-type"].to_str().unwrap(), "application/json;charset=UTF-8");
         let body: Value = r.json().await.unwrap();
-        assert_eq!(
-            body,
-            json!({"error": "unsupported_grant_type", "error_description": "grant type not supported"})
-        );
+        assert_eq!(body, json!({"error": "unsupported_grant_type", "error_description": "grant type not supported"}));
     }
 }
 
@@ -118,16 +86,10 @@ async fn token_endpoint_errors() {
 async fn invalid_session_and_expiry() {
     let emu = start().await;
     let conn = emu.connect().await;
-    let expected =
-        json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]);
+    let expected = json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]);
 
     // No header, garbage token.
-    let r = emu
-        .client
-        .get(emu.data("/query?q=SELECT+Id+FROM+Contact"))
-        .send()
-        .await
-        .unwrap();
+    let r = emu.client.get(emu.data("/query?q=SELECT+Id+FROM+Contact")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
     assert!(r.headers().get("sforce-limit-info").is_none());
     assert_eq!(r.json::<Value>().await.unwrap(), expected);
@@ -136,9 +98,7 @@ async fn invalid_session_and_expiry() {
 
     // Session timeout: the access token stops working, refresh still works.
     emu.admin("/sessions/expire", json!({})).await;
-    let (status, body) = emu
-        .query(&conn.access_token, "SELECT Id FROM Contact")
-        .await;
+    let (status, body) = emu.query(&conn.access_token, "SELECT Id FROM Contact").await;
     assert_eq!((status, body), (401, expected.clone()));
     let (status, body) = refresh(&emu, &conn.refresh_token).await;
     assert_eq!(status, 200);
@@ -159,12 +119,7 @@ async fn invalid_session_and_expiry() {
 #[tokio::test]
 async fn versions_list_is_public() {
     let emu = start().await;
-    let r = emu
-        .client
-        .get(emu.url("/services/data"))
-        .send()
-        .await
-        .unwrap();
+    let r = emu.client.get(emu.url("/services/data")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let v: Value = r.json().await.unwrap();
     let last = v.as_array().unwrap().last().unwrap();

@@ -32,23 +32,12 @@ async fn query_shape_filters_and_order() {
     assert_eq!(keys.len(), 4);
 
     // Escapes in string literals, COUNT().
-    let (_, body) = emu
-        .query(
-            &c.access_token,
-            "SELECT COUNT() FROM Contact WHERE LastName != 'O\\'Brien'",
-        )
-        .await;
+    let (_, body) = emu.query(&c.access_token, "SELECT COUNT() FROM Contact WHERE LastName != 'O\\'Brien'").await;
     assert_eq!(body, json!({"totalSize": 5, "done": true, "records": []}));
 
     // Parent relationship fields.
     let enr = json!({"records": [enrollment("E1", "L4", "Enrolled")]});
-    emu.upsert(
-        &c.access_token,
-        "LMS_Enrollment__c",
-        "LMS_Enrollment_Id__c",
-        enr,
-    )
-    .await;
+    emu.upsert(&c.access_token, "LMS_Enrollment__c", "LMS_Enrollment_Id__c", enr).await;
     let (_, body) = emu
         .query(&c.access_token, "SELECT LMS_Enrollment_Id__c, Contact__r.LMS_Learner_Id__c, Enrolled_At__c FROM LMS_Enrollment__c WHERE Enrolled_At__c >= 2026-05-12T10:00:00Z")
         .await;
@@ -65,15 +54,9 @@ async fn query_errors() {
     for (q, code) in [
         ("SELECT Id FROM", "MALFORMED_QUERY"),
         ("SELEC Id FROM Contact", "MALFORMED_QUERY"),
-        (
-            "SELECT Id FROM Contact WHERE Email = 'unterminated",
-            "MALFORMED_QUERY",
-        ),
+        ("SELECT Id FROM Contact WHERE Email = 'unterminated", "MALFORMED_QUERY"),
         ("SELECT Nope__c FROM Contact", "INVALID_FIELD"),
-        (
-            "SELECT Id FROM Contact WHERE Nope__c = 'x'",
-            "INVALID_FIELD",
-        ),
+        ("SELECT Id FROM Contact WHERE Nope__c = 'x'", "INVALID_FIELD"),
         ("SELECT Id FROM Nope__c", "INVALID_TYPE"),
     ] {
         let (status, body) = emu.query(&c.access_token, q).await;
@@ -85,16 +68,10 @@ async fn query_errors() {
 
 #[tokio::test]
 async fn next_records_url_paging_across_a_page_boundary() {
-    let emu = start_with(sf_emulator::Config {
-        query_page_size: 7,
-        ..sf_emulator::Config::default()
-    })
-    .await;
+    let emu = start_with(sf_emulator::Config { query_page_size: 7, ..sf_emulator::Config::default() }).await;
     let c = emu.connect().await;
     emu.seed_contacts(23).await;
-    let (status, first) = emu
-        .query(&c.access_token, "SELECT Id, LMS_Learner_Id__c FROM Contact")
-        .await;
+    let (status, first) = emu.query(&c.access_token, "SELECT Id, LMS_Learner_Id__c FROM Contact").await;
     assert_eq!(status, 200);
     assert_eq!(first["totalSize"], 23);
     assert_eq!(first["done"], false);
@@ -110,10 +87,7 @@ async fn next_records_url_paging_across_a_page_boundary() {
             break;
         }
         let next = page["nextRecordsUrl"].as_str().unwrap().to_owned();
-        assert!(
-            next.starts_with(&format!("/services/data/{V}/query/01g")),
-            "{next}"
-        );
+        assert!(next.starts_with(&format!("/services/data/{V}/query/01g")), "{next}");
         assert!(next.ends_with(&format!("-{}", seen.len())), "{next}");
         let (status, p) = emu.get_path(&c.access_token, &next).await;
         assert_eq!(status, 200);
@@ -126,12 +100,7 @@ async fn next_records_url_paging_across_a_page_boundary() {
     let expected: Vec<String> = (0..23).map(|i| format!("L{i}")).collect();
     assert_eq!(seen, expected);
 
-    let (status, body) = emu
-        .get_path(
-            &c.access_token,
-            &format!("/services/data/{V}/query/01gBogus-7"),
-        )
-        .await;
+    let (status, body) = emu.get_path(&c.access_token, &format!("/services/data/{V}/query/01gBogus-7")).await;
     assert_eq!(status, 400);
     assert_eq!(body[0]["errorCode"], "INVALID_QUERY_LOCATOR");
 
@@ -143,11 +112,7 @@ async fn next_records_url_paging_across_a_page_boundary() {
 
 #[tokio::test]
 async fn limit_header_and_request_limit_exceeded() {
-    let emu = start_with(sf_emulator::Config {
-        daily_api_limit: 3,
-        ..sf_emulator::Config::default()
-    })
-    .await;
+    let emu = start_with(sf_emulator::Config { daily_api_limit: 3, ..sf_emulator::Config::default() }).await;
     let c = emu.connect().await;
     for n in 1..=3 {
         let r = emu
@@ -159,14 +124,8 @@ async fn limit_header_and_request_limit_exceeded() {
             .await
             .unwrap();
         assert_eq!(r.status().as_u16(), 200);
-        assert_eq!(
-            r.headers()["sforce-limit-info"].to_str().unwrap(),
-            format!("api-usage={n}/3")
-        );
-        assert_eq!(
-            r.headers()["content-type"].to_str().unwrap(),
-            "application/json;charset=UTF-8"
-        );
+        assert_eq!(r.headers()["sforce-limit-info"].to_str().unwrap(), format!("api-usage={n}/3"));
+        assert_eq!(r.headers()["content-type"].to_str().unwrap(), "application/json;charset=UTF-8");
     }
     let r = emu
         .client
@@ -193,26 +152,15 @@ async fn limit_header_and_request_limit_exceeded() {
 async fn injected_faults() {
     let emu = start().await;
     let c = emu.connect().await;
-    emu.admin("/faults", json!({"kind": "server_error", "count": 2}))
-        .await;
-    emu.admin(
-        "/faults",
-        json!({"kind": "request_limit_exceeded", "count": 1}),
-    )
-    .await;
-    emu.admin("/faults", json!({"kind": "invalid_session", "count": 1}))
-        .await;
+    emu.admin("/faults", json!({"kind": "server_error", "count": 2})).await;
+    emu.admin("/faults", json!({"kind": "request_limit_exceeded", "count": 1})).await;
+    emu.admin("/faults", json!({"kind": "invalid_session", "count": 1})).await;
     let q = "SELECT Id FROM Contact";
     for _ in 0..2 {
         let (status, body) = emu.query(&c.access_token, q).await;
         assert_eq!(status, 500);
         assert_eq!(body[0]["errorCode"], "UNKNOWN_EXCEPTION");
-        assert!(
-            body[0]["message"]
-                .as_str()
-                .unwrap()
-                .starts_with("An unexpected error occurred.")
-        );
+        assert!(body[0]["message"].as_str().unwrap().starts_with("An unexpected error occurred."));
     }
     let (status, body) = emu.query(&c.access_token, q).await;
     assert_eq!(status, 403);

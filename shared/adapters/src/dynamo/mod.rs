@@ -11,10 +11,10 @@ use crate::aws::classify_sdk;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
+use learnlink_core::PortError;
 use learnlink_core::model::TenantId;
 use learnlink_core::ports::{Claim, DedupeStore, TenantStore};
 use learnlink_core::tenant::Tenant;
-use learnlink_core::PortError;
 use time::OffsetDateTime;
 
 const PERMANENT: &[&str] = &["ValidationException", "ResourceNotFoundException", "AccessDeniedException"];
@@ -44,15 +44,12 @@ impl DynamoState {
     }
 }
 
-fn tenant_from_item(
-    item: &std::collections::HashMap<String, AttributeValue>,
-) -> Result<Tenant, PortError> {
+fn tenant_from_item(item: &std::collections::HashMap<String, AttributeValue>) -> Result<Tenant, PortError> {
     let doc = item
         .get("doc")
         .and_then(|v| v.as_s().ok())
         .ok_or_else(|| PortError::permanent("a tenant item has no `doc` attribute"))?;
-    serde_json::from_str(doc)
-        .map_err(|e| PortError::permanent(format!("a stored tenant document is invalid: {e}")))
+    serde_json::from_str(doc).map_err(|e| PortError::permanent(format!("a stored tenant document is invalid: {e}")))
 }
 
 #[async_trait]
@@ -72,8 +69,8 @@ impl TenantStore for DynamoState {
     }
 
     async fn put_tenant(&self, tenant: &Tenant) -> Result<(), PortError> {
-        let doc = serde_json::to_string(tenant)
-            .map_err(|e| PortError::permanent(format!("serializing tenant: {e}")))?;
+        let doc =
+            serde_json::to_string(tenant).map_err(|e| PortError::permanent(format!("serializing tenant: {e}")))?;
         self.client
             .put_item()
             .table_name(&self.table)
@@ -146,10 +143,8 @@ impl DedupeStore for DynamoState {
         match res {
             Ok(_) => Ok(Claim::Fresh),
             Err(e) => {
-                let conditional = e
-                    .as_service_error()
-                    .map(|se| se.is_conditional_check_failed_exception())
-                    .unwrap_or(false);
+                let conditional =
+                    e.as_service_error().map(|se| se.is_conditional_check_failed_exception()).unwrap_or(false);
                 if conditional { Ok(Claim::Duplicate) } else { Err(Self::err("claiming event id", e)) }
             }
         }

@@ -3,7 +3,9 @@
 
 use async_trait::async_trait;
 use learnlink_core::ports::SalesforceApi;
-use learnlink_core::salesforce::{RecordFailure, RecordOutcome, SalesforceError, Session, TokenSet, classify_error_code};
+use learnlink_core::salesforce::{
+    RecordFailure, RecordOutcome, SalesforceError, Session, TokenSet, classify_error_code,
+};
 use learnlink_core::sync::{CONTACT_EXTERNAL_ID, CompositeCall};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
@@ -118,14 +120,17 @@ impl SalesforceApi for MemorySalesforce {
                     }));
                     continue;
                 }
-                let learner = r.record.body.get("Contact__r").and_then(|v| v.get(CONTACT_EXTERNAL_ID)).and_then(Value::as_str);
+                let learner =
+                    r.record.body.get("Contact__r").and_then(|v| v.get(CONTACT_EXTERNAL_ID)).and_then(Value::as_str);
                 if let Some(l) = learner
                     && !g.contacts.contains(l)
                 {
                     outcomes.push(RecordOutcome::Failed(RecordFailure {
                         class: classify_error_code("INVALID_FIELD"),
                         code: "INVALID_FIELD".into(),
-                        message: format!("Foreign key external ID: {l} not found for field {CONTACT_EXTERNAL_ID} in entity Contact"),
+                        message: format!(
+                            "Foreign key external ID: {l} not found for field {CONTACT_EXTERNAL_ID} in entity Contact"
+                        ),
                     }));
                     continue;
                 }

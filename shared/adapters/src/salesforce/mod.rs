@@ -50,12 +50,7 @@ fn api_error(status: u16, body: &str) -> SalesforceError {
         return SalesforceError::SessionExpired;
     }
     let class = if code.is_empty() { classify_http_status(status) } else { classify_error_code(&code) };
-    SalesforceError::Api {
-        class,
-        status,
-        code: if code.is_empty() { format!("HTTP_{status}") } else { code },
-        message,
-    }
+    SalesforceError::Api { class, status, code: if code.is_empty() { format!("HTTP_{status}") } else { code }, message }
 }
 
 #[async_trait]
@@ -123,10 +118,7 @@ impl SalesforceApi for SalesforceClient {
 pub fn token_set_from_response(body: &Value, previous_refresh: &SecretString) -> Result<TokenSet, SalesforceError> {
     let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
     let bad = |what: &str| {
-        SalesforceError::Transport(PortError::new(
-            ErrorClass::Retryable,
-            format!("the token response has no {what}"),
-        ))
+        SalesforceError::Transport(PortError::new(ErrorClass::Retryable, format!("the token response has no {what}")))
     };
     let access = field("access_token").ok_or_else(|| bad("access_token"))?;
     let instance_url = field("instance_url").ok_or_else(|| bad("instance_url"))?;
@@ -198,10 +190,25 @@ mod tests {
     #[tokio::test]
     async fn errors_map_onto_the_taxonomy() {
         let cases: Vec<(u16, Value, &str, ErrorClass)> = vec![
-            (401, json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]), "INVALID_SESSION_ID", ErrorClass::Retryable),
-            (403, json!([{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]), "REQUEST_LIMIT_EXCEEDED", ErrorClass::Throttled),
+            (
+                401,
+                json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]),
+                "INVALID_SESSION_ID",
+                ErrorClass::Retryable,
+            ),
+            (
+                403,
+                json!([{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]),
+                "REQUEST_LIMIT_EXCEEDED",
+                ErrorClass::Throttled,
+            ),
             (503, json!("<html>down</html>"), "HTTP_503", ErrorClass::Retryable),
-            (400, json!([{"message": "bad", "errorCode": "MALFORMED_QUERY"}]), "MALFORMED_QUERY", ErrorClass::Permanent),
+            (
+                400,
+                json!([{"message": "bad", "errorCode": "MALFORMED_QUERY"}]),
+                "MALFORMED_QUERY",
+                ErrorClass::Permanent,
+            ),
         ];
         for (status, body, code, class) in cases {
             let b = body.clone();

@@ -71,10 +71,7 @@ pub fn verify(
         ));
     }
     if secrets.is_empty() {
-        return Err(Rejection::unauthorized(
-            "invalid_signature",
-            "no webhook secret is configured for this source",
-        ));
+        return Err(Rejection::unauthorized("invalid_signature", "no webhook secret is configured for this source"));
     }
     // Every combination is checked, each in constant time.
     let mut ok = false;
@@ -83,11 +80,7 @@ pub fn verify(
             ok |= mac(secret, t, body).verify_slice(sig).is_ok();
         }
     }
-    if ok {
-        Ok(())
-    } else {
-        Err(Rejection::unauthorized("invalid_signature", "the signature does not match the body"))
-    }
+    if ok { Ok(()) } else { Err(Rejection::unauthorized("invalid_signature", "the signature does not match the body")) }
 }
 
 fn malformed_header() -> Rejection {
@@ -160,9 +153,7 @@ fn event(i: usize, ev: WireEvent) -> Result<LmsEvent, Rejection> {
         if let Some(p) = e.progress_pct
             && !(0.0..=100.0).contains(&p)
         {
-            return Err(Rejection::malformed(format!(
-                "events[{i}].data.progress_pct: {p} is outside 0..=100"
-            )));
+            return Err(Rejection::malformed(format!("events[{i}].data.progress_pct: {p} is outside 0..=100")));
         }
         EventPayload::Enrollment(e)
     } else {
@@ -260,24 +251,45 @@ mod tests {
             ("not json", "malformed_body", "not a valid event envelope"),
             ("[]", "malformed_body", "not a valid event envelope"),
             (r#"{"events":[]}"#, "malformed_body", "no events"),
-            (r#"{"events":[{"id":"e","type":"x.y","occurred_at":"2026-11-23T09:59:00Z","data":{}}]}"#,
-             "unknown_event_type", "events[0].type"),
-            (r#"{"events":[{"id":"","type":"enrollment.created","occurred_at":"2026-11-23T09:59:00Z","data":{}}]}"#,
-             "malformed_body", "events[0].id: must not be blank"),
-            (r#"{"events":[{"id":"e","type":"enrollment.created","occurred_at":"yesterday","data":{}}]}"#,
-             "malformed_body", "events[0].occurred_at"),
-            (r#"{"events":[{"id":"e","type":"enrollment.created","occurred_at":"2026-11-23T09:59:00Z",
+            (
+                r#"{"events":[{"id":"e","type":"x.y","occurred_at":"2026-11-23T09:59:00Z","data":{}}]}"#,
+                "unknown_event_type",
+                "events[0].type",
+            ),
+            (
+                r#"{"events":[{"id":"","type":"enrollment.created","occurred_at":"2026-11-23T09:59:00Z","data":{}}]}"#,
+                "malformed_body",
+                "events[0].id: must not be blank",
+            ),
+            (
+                r#"{"events":[{"id":"e","type":"enrollment.created","occurred_at":"yesterday","data":{}}]}"#,
+                "malformed_body",
+                "events[0].occurred_at",
+            ),
+            (
+                r#"{"events":[{"id":"e","type":"enrollment.created","occurred_at":"2026-11-23T09:59:00Z",
                "data":{"id":"E1","learner_id":"L1","course_id":"C1","status":"done","updated_at":"2026-11-23T09:58:00Z"}}]}"#,
-             "malformed_body", "events[0].data.status"),
-            (r#"{"events":[{"id":"e","type":"enrollment.created","occurred_at":"2026-11-23T09:59:00Z",
+                "malformed_body",
+                "events[0].data.status",
+            ),
+            (
+                r#"{"events":[{"id":"e","type":"enrollment.created","occurred_at":"2026-11-23T09:59:00Z",
                "data":{"id":"E1","learner_id":"L1","course_id":"C1","status":"enrolled"}}]}"#,
-             "malformed_body", "updated_at"),
-            (r#"{"events":[{"id":"e","type":"enrollment.created","occurred_at":"2026-11-23T09:59:00Z",
+                "malformed_body",
+                "updated_at",
+            ),
+            (
+                r#"{"events":[{"id":"e","type":"enrollment.created","occurred_at":"2026-11-23T09:59:00Z",
                "data":{"id":"E1","learner_id":"L1","course_id":"C1","status":"enrolled","progress_pct":140,"updated_at":"2026-11-23T09:58:00Z"}}]}"#,
-             "malformed_body", "events[0].data.progress_pct"),
-            (r#"{"events":[{"id":"e","type":"certification.issued","occurred_at":"2026-11-23T09:59:00Z",
+                "malformed_body",
+                "events[0].data.progress_pct",
+            ),
+            (
+                r#"{"events":[{"id":"e","type":"certification.issued","occurred_at":"2026-11-23T09:59:00Z",
                "data":{"id":"C1","learner_id":"L1","name":" ","updated_at":"2026-11-23T09:58:00Z"}}]}"#,
-             "malformed_body", "events[0].data.name"),
+                "malformed_body",
+                "events[0].data.name",
+            ),
         ];
         for (body, code, needle) in cases {
             let r = parse(body.as_bytes()).unwrap_err();

@@ -117,10 +117,7 @@ impl EventKind {
     }
 
     pub fn is_enrollment(self) -> bool {
-        matches!(
-            self,
-            EventKind::EnrollmentCreated | EventKind::EnrollmentUpdated | EventKind::EnrollmentCompleted
-        )
+        matches!(self, EventKind::EnrollmentCreated | EventKind::EnrollmentUpdated | EventKind::EnrollmentCompleted)
     }
 }
 

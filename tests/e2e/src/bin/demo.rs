@@ -47,7 +47,10 @@ async fn run() -> anyhow::Result<bool> {
     env.connect_salesforce(&tenant).await?;
     println!("    tokens stored in Secrets Manager as learnlink/{tenant}/salesforce");
 
-    step(3, &format!("LMS: {LEARNERS} learners with {PER_LEARNER} enrollments each; their Contacts exist in Salesforce"));
+    step(
+        3,
+        &format!("LMS: {LEARNERS} learners with {PER_LEARNER} enrollments each; their Contacts exist in Salesforce"),
+    );
     env.lms_dataset(LEARNERS, PER_LEARNER).await?;
     let contacts = env.seed_contacts_for_learners().await?;
     println!("    {contacts} Contacts carry LMS_Learner_Id__c");
@@ -55,7 +58,11 @@ async fn run() -> anyhow::Result<bool> {
     step(4, &format!("The LMS sends {total} enrollment webhooks (10 events per delivery, 10% sent twice, shuffled)"));
     let started = Instant::now();
     let sent = env
-        .emit_webhooks(&tenant, &secret, json!({"count": total, "events_per_delivery": 10, "duplicate_pct": 10, "reorder": true, "concurrency": 4}))
+        .emit_webhooks(
+            &tenant,
+            &secret,
+            json!({"count": total, "events_per_delivery": 10, "duplicate_pct": 10, "reorder": true, "concurrency": 4}),
+        )
         .await?;
     println!(
         "    deliveries {} (of which duplicates {}), answers {}",
@@ -70,7 +77,13 @@ async fn run() -> anyhow::Result<bool> {
             last.set(r.len());
             let width = 40;
             let done = r.len() * width / total.max(1);
-            print!("\r    [{}{}] {}/{}", "#".repeat(done.min(width)), " ".repeat(width - done.min(width)), r.len(), total);
+            print!(
+                "\r    [{}{}] {}/{}",
+                "#".repeat(done.min(width)),
+                " ".repeat(width - done.min(width)),
+                r.len(),
+                total
+            );
             let _ = std::io::stdout().flush();
         }
         Ok((r.len() >= total).then_some(r))
@@ -101,13 +114,26 @@ async fn run() -> anyhow::Result<bool> {
     println!("    enrollments in the LMS           {total}");
     println!("    enrollments in Salesforce        {}", records.len());
     println!("    by status                        {by_status:?}");
-    println!("    webhook deliveries               {} ({} duplicates dropped by event id)", sent["deliveries"], sent["duplicates"]);
+    println!(
+        "    webhook deliveries               {} ({} duplicates dropped by event id)",
+        sent["deliveries"], sent["duplicates"]
+    );
     println!("    sync-worker batches              {} (largest {})", sync["batches"], sync["max_batch"]);
-    println!("    Salesforce Composite calls       {calls} ({:.0} records per call)", records.len() as f64 / calls.max(1) as f64);
+    println!(
+        "    Salesforce Composite calls       {calls} ({:.0} records per call)",
+        records.len() as f64 / calls.max(1) as f64
+    );
     println!("    Salesforce API calls (all)       {}", stats["api_calls"]);
     println!("    failed records                   {}", stats["records_failed"]);
     println!("    time from first webhook to last  {:.1} s", elapsed.as_secs_f64());
     let ok = records.len() == total;
-    println!("\n{}", if ok { "Job 1 demo: every enrollment arrived exactly once." } else { "Job 1 demo: some enrollments are missing (see .learnlink/logs)." });
+    println!(
+        "\n{}",
+        if ok {
+            "Job 1 demo: every enrollment arrived exactly once."
+        } else {
+            "Job 1 demo: some enrollments are missing (see .learnlink/logs)."
+        }
+    );
     Ok(ok)
 }

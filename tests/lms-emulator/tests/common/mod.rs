@@ -21,15 +21,8 @@ pub async fn start() -> Lms {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(lms_emulator::serve(
-        listener,
-        lms_emulator::Config::default(),
-    ));
-    Lms {
-        base,
-        client: reqwest::Client::new(),
-        task,
-    }
+    let task = tokio::spawn(lms_emulator::serve(listener, lms_emulator::Config::default()));
+    Lms { base, client: reqwest::Client::new(), task }
 }
 
 impl Lms {
@@ -37,14 +30,7 @@ impl Lms {
         format!("{}{}", self.base, path)
     }
 
-    pub async fn dataset(
-        &self,
-        seed: u64,
-        learners: u32,
-        departments: u32,
-        courses: u32,
-        per: u32,
-    ) -> Value {
+    pub async fn dataset(&self, seed: u64, learners: u32, departments: u32, courses: u32, per: u32) -> Value {
         let r = self
             .client
             .post(self.url("/__emulator/dataset"))
@@ -58,13 +44,7 @@ impl Lms {
 
     /// GET with the API key; returns (status, raw body).
     pub async fn get_raw(&self, path: &str) -> (u16, Vec<u8>) {
-        let r = self
-            .client
-            .get(self.url(path))
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .unwrap();
+        let r = self.client.get(self.url(path)).bearer_auth(KEY).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.bytes().await.unwrap().to_vec())
     }

@@ -53,14 +53,10 @@ pub fn upsert(
         .filter(|i| *i == def.system.id || def.fields.get(*i).is_some_and(|f| f.external_id))
         .ok_or_else(|| ApiError::bad_external_id_field(ext_field))?;
     let Some(map) = body.as_object() else {
-        return Err(ApiError::json_parser(
-            "Cannot deserialize instance of SObjectCollection from non-object value",
-        ));
+        return Err(ApiError::json_parser("Cannot deserialize instance of SObjectCollection from non-object value"));
     };
     if let Some(k) = map.keys().find(|k| *k != "allOrNone" && *k != "records") {
-        return Err(ApiError::json_parser(format!(
-            "Unrecognized field \"{k}\" (not marked as ignorable)"
-        )));
+        return Err(ApiError::json_parser(format!("Unrecognized field \"{k}\" (not marked as ignorable)")));
     }
     let all_or_none = match map.get("allOrNone") {
         None | Some(Json::Null) => false,
@@ -90,23 +86,9 @@ pub fn upsert(
         return Err(ApiError::exceeded_id_limit());
     }
     let user = state.identity().integration_user_id.clone();
-    let opts = WriteOptions {
-        all_or_none,
-        lock_fault,
-        admin: false,
-        ctx: WriteCtx {
-            user_id: &user,
-            now_ms: now_ms(),
-        },
-    };
-    let results = write_records(
-        schema,
-        &mut org.store,
-        object,
-        Operation::Upsert { key_field },
-        records,
-        opts,
-    );
+    let opts =
+        WriteOptions { all_or_none, lock_fault, admin: false, ctx: WriteCtx { user_id: &user, now_ms: now_ms() } };
+    let results = write_records(schema, &mut org.store, object, Operation::Upsert { key_field }, records, opts);
     Ok(results)
 }
 

@@ -48,19 +48,9 @@ struct Sub {
 
 /// What a subrequest addresses.
 enum Target {
-    Upsert {
-        sobject: String,
-        field: String,
-    },
-    Query {
-        version: String,
-        q: Option<String>,
-        all: bool,
-    },
-    QueryMore {
-        version: String,
-        locator: String,
-    },
+    Upsert { sobject: String, field: String },
+    Query { version: String, q: Option<String>, all: bool },
+    QueryMore { version: String, locator: String },
     Unsupported,
 }
 
@@ -74,39 +64,19 @@ fn classify(sub: &Sub) -> Target {
     let Ok(url) = url::Url::parse("http://composite.invalid").and_then(|b| b.join(&sub.url)) else {
         return Target::Unsupported;
     };
-    let segments: Vec<String> = url
-        .path_segments()
-        .map(|s| s.map(percent_decode).collect())
-        .unwrap_or_default();
+    let segments: Vec<String> = url.path_segments().map(|s| s.map(percent_decode).collect()).unwrap_or_default();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let method = sub.method.to_ascii_uppercase();
     match (method.as_str(), segs.as_slice()) {
-        ("PATCH", ["services", "data", v, "composite", "sobjects", obj, field])
-            if valid_version(v) =>
-        {
-            Target::Upsert {
-                sobject: (*obj).to_owned(),
-                field: (*field).to_owned(),
-            }
+        ("PATCH", ["services", "data", v, "composite", "sobjects", obj, field]) if valid_version(v) => {
+            Target::Upsert { sobject: (*obj).to_owned(), field: (*field).to_owned() }
         }
-        ("GET", ["services", "data", v, kind])
-            if valid_version(v) && (*kind == "query" || *kind == "queryAll") =>
-        {
-            let q = url
-                .query_pairs()
-                .find(|(k, _)| k == "q")
-                .map(|(_, v)| v.into_owned());
-            Target::Query {
-                version: (*v).to_owned(),
-                q,
-                all: *kind == "queryAll",
-            }
+        ("GET", ["services", "data", v, kind]) if valid_version(v) && (*kind == "query" || *kind == "queryAll") => {
+            let q = url.query_pairs().find(|(k, _)| k == "q").map(|(_, v)| v.into_owned());
+            Target::Query { version: (*v).to_owned(), q, all: *kind == "queryAll" }
         }
         ("GET", ["services", "data", v, "query", locator]) if valid_version(v) => {
-            Target::QueryMore {
-                version: (*v).to_owned(),
-                locator: (*locator).to_owned(),
-            }
+            Target::QueryMore { version: (*v).to_owned(), locator: (*locator).to_owned() }
         }
         _ => Target::Unsupported,
     }
@@ -121,9 +91,7 @@ fn percent_decode(s: &str) -> String {
 
 fn parse_subrequests(body: &Json) -> Result<(bool, Vec<Sub>), ApiError> {
     let Some(map) = body.as_object() else {
-        return Err(ApiError::json_parser(
-            "Cannot deserialize instance of CompositeRequest from non-object value",
-        ));
+        return Err(ApiError::json_parser("Cannot deserialize instance of CompositeRequest from non-object value"));
     };
     let all_or_none = match map.get("allOrNone") {
         None | Some(Json::Null) => false,
@@ -136,9 +104,7 @@ fn parse_subrequests(body: &Json) -> Result<(bool, Vec<Sub>), ApiError> {
         }
     };
     let Some(Json::Array(list)) = map.get("compositeRequest") else {
-        return Err(ApiError::json_parser(
-            "Missing required field: compositeRequest",
-        ));
+        return Err(ApiError::json_parser("Missing required field: compositeRequest"));
     };
     let mut subs = Vec::with_capacity(list.len());
     let mut refs = HashSet::new();
@@ -161,11 +127,7 @@ fn parse_subrequests(body: &Json) -> Result<(bool, Vec<Sub>), ApiError> {
             reference_id: field("referenceId")?,
             body: m.get("body").cloned(),
         };
-        if !sub
-            .reference_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
+        if !sub.reference_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(ApiError::invalid_input(format!(
                 "Invalid reference id: {}. Reference IDs can only contain alphanumeric characters and underscores.",
                 sub.reference_id
@@ -230,10 +192,7 @@ fn execute(state: &SfState, org: &mut Org, all_or_none: bool, subs: &[Sub]) -> V
             Target::QueryMore { .. } => "query_more",
             Target::Unsupported => "unsupported",
         };
-        *org.stats
-            .composite_subrequests
-            .entry(kind.to_owned())
-            .or_default() += 1;
+        *org.stats.composite_subrequests.entry(kind.to_owned()).or_default() += 1;
         let resp = match target {
             Target::Upsert { sobject, field } => {
                 let body = sub.body.clone().unwrap_or(Json::Null);
@@ -246,28 +205,20 @@ fn execute(state: &SfState, org: &mut Org, all_or_none: bool, subs: &[Sub]) -> V
                     Err(e) => error_sub(&e, &sub.reference_id),
                 }
             }
-            Target::Query { version, q, .. } => {
-                match q.as_deref().filter(|q| !q.trim().is_empty()) {
-                    None => error_sub(
-                        &ApiError::new(
-                            StatusCode::BAD_REQUEST,
-                            "MALFORMED_QUERY",
-                            "A query string has to be specified",
-                        ),
-                        &sub.reference_id,
-                    ),
-                    Some(q) => match run_query(state, org, q, version, None) {
-                        Ok(r) => ok_sub(&r, &sub.reference_id),
-                        Err(e) => error_sub(&e, &sub.reference_id),
-                    },
-                }
-            }
-            Target::QueryMore { version, locator } => {
-                match query_more(state, org, locator, version) {
+            Target::Query { version, q, .. } => match q.as_deref().filter(|q| !q.trim().is_empty()) {
+                None => error_sub(
+                    &ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", "A query string has to be specified"),
+                    &sub.reference_id,
+                ),
+                Some(q) => match run_query(state, org, q, version, None) {
                     Ok(r) => ok_sub(&r, &sub.reference_id),
                     Err(e) => error_sub(&e, &sub.reference_id),
-                }
-            }
+                },
+            },
+            Target::QueryMore { version, locator } => match query_more(state, org, locator, version) {
+                Ok(r) => ok_sub(&r, &sub.reference_id),
+                Err(e) => error_sub(&e, &sub.reference_id),
+            },
             Target::Unsupported => error_sub(&ApiError::not_found(), &sub.reference_id),
         };
         let is_error = resp.http_status_code >= 400;
@@ -324,21 +275,13 @@ pub async fn composite_handler(
             if subs.len() > MAX_SUBREQUESTS {
                 ApiError::composite_too_many_subrequests(subs.len()).into_response()
             } else {
-                let heavy = subs
-                    .iter()
-                    .filter(|s| classify(s).is_collection_or_query())
-                    .count();
+                let heavy = subs.iter().filter(|s| classify(s).is_collection_or_query()).count();
                 if heavy > MAX_COLLECTION_OR_QUERY {
                     ApiError::composite_too_many_collections(heavy).into_response()
                 } else {
                     let mut org = state.org();
                     let results = execute(&state, &mut org, all_or_none, &subs);
-                    sf_json(
-                        StatusCode::OK,
-                        &CompositeResponse {
-                            composite_response: results,
-                        },
-                    )
+                    sf_json(StatusCode::OK, &CompositeResponse { composite_response: results })
                 }
             }
         }

@@ -50,13 +50,9 @@ pub fn valid_version(v: &str) -> bool {
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth"))
-        .then(|| token.trim())
+    (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth")).then(|| token.trim())
 }
 
 /// Admits an API request: checks the session, applies injected faults, enforces
@@ -90,10 +86,7 @@ pub fn enter(state: &SfState, headers: &HeaderMap, kind: &str) -> Result<ApiCall
     org.api_used = used + 1;
     org.stats.api_calls += 1;
     org.count_kind(kind);
-    let call = ApiCall {
-        used: used + 1,
-        limit,
-    };
+    let call = ApiCall { used: used + 1, limit };
     match org.faults.front().copied() {
         Some(FaultKind::ServerError) => {
             org.faults.pop_front();
@@ -184,10 +177,7 @@ mod tests {
         assert_eq!(v.get(1).map(|x| x.label.as_str()), Some("Winter '15"));
         assert_eq!(v.get(2).map(|x| x.label.as_str()), Some("Spring '15"));
         assert_eq!(v.last().map(|x| x.label.as_str()), Some("Spring '26"));
-        assert_eq!(
-            v.last().map(|x| x.url.as_str()),
-            Some("/services/data/v66.0")
-        );
+        assert_eq!(v.last().map(|x| x.url.as_str()), Some("/services/data/v66.0"));
         assert!(valid_version("v63.0"));
         assert!(!valid_version("63.0"));
         assert!(!valid_version("vX.0"));

@@ -39,9 +39,7 @@ pub fn batch_size(headers: &HeaderMap) -> Option<usize> {
 }
 
 fn page(state: &SfState, org: &Org, cursor: &Cursor, offset: usize, version: &str) -> QueryResult {
-    let end = offset
-        .saturating_add(cursor.page_size)
-        .min(cursor.rows.len());
+    let end = offset.saturating_add(cursor.page_size).min(cursor.rows.len());
     let records = cursor
         .rows
         .get(offset..end)
@@ -53,8 +51,7 @@ fn page(state: &SfState, org: &Org, cursor: &Cursor, offset: usize, version: &st
     QueryResult {
         total_size: cursor.rows.len(),
         done,
-        next_records_url: (!done)
-            .then(|| format!("/services/data/{version}/query/{}-{end}", cursor.locator)),
+        next_records_url: (!done).then(|| format!("/services/data/{version}/query/{}-{end}", cursor.locator)),
         records,
     }
 }
@@ -70,12 +67,7 @@ pub fn run_query(
     let parsed = soql::parse(state.schema(), q)?;
     let rows = soql::execute(&org.store, &parsed);
     if parsed.columns.is_none() {
-        return Ok(QueryResult {
-            total_size: rows.len(),
-            done: true,
-            next_records_url: None,
-            records: Vec::new(),
-        });
+        return Ok(QueryResult { total_size: rows.len(), done: true, next_records_url: None, records: Vec::new() });
     }
     org.cursor_counter += 1;
     let locator = ids::mint("01g", org.cursor_counter);
@@ -96,24 +88,10 @@ pub fn run_query(
 }
 
 /// Serves `query/{locator}` (`<locator>-<offset>`).
-pub fn query_more(
-    state: &SfState,
-    org: &mut Org,
-    locator: &str,
-    version: &str,
-) -> Result<QueryResult, ApiError> {
-    let (id, offset) = locator
-        .rsplit_once('-')
-        .ok_or_else(ApiError::invalid_query_locator)?;
-    let offset: usize = offset
-        .parse()
-        .map_err(|_| ApiError::invalid_query_locator())?;
-    let cursor = org
-        .cursors
-        .iter()
-        .find(|c| c.locator == id)
-        .cloned()
-        .ok_or_else(ApiError::invalid_query_locator)?;
+pub fn query_more(state: &SfState, org: &mut Org, locator: &str, version: &str) -> Result<QueryResult, ApiError> {
+    let (id, offset) = locator.rsplit_once('-').ok_or_else(ApiError::invalid_query_locator)?;
+    let offset: usize = offset.parse().map_err(|_| ApiError::invalid_query_locator())?;
+    let cursor = org.cursors.iter().find(|c| c.locator == id).cloned().ok_or_else(ApiError::invalid_query_locator)?;
     if offset > cursor.rows.len() {
         return Err(ApiError::invalid_query_locator());
     }
@@ -128,11 +106,7 @@ fn respond(result: Result<QueryResult, ApiError>) -> Response {
 }
 
 fn missing_q() -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "MALFORMED_QUERY",
-        "A query string has to be specified",
-    )
+    ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", "A query string has to be specified")
 }
 
 async fn query_common(

@@ -26,11 +26,7 @@ pub async fn start_with(config: sf_emulator::Config) -> Emu {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(sf_emulator::serve(listener, config));
-    Emu {
-        base,
-        client: reqwest::Client::new(),
-        task,
-    }
+    Emu { base, client: reqwest::Client::new(), task }
 }
 
 pub struct Conn {
@@ -48,26 +44,13 @@ impl Emu {
     }
 
     pub async fn admin(&self, path: &str, body: Value) -> Value {
-        let r = self
-            .client
-            .post(self.url(&format!("/__emulator{path}")))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = self.client.post(self.url(&format!("/__emulator{path}"))).json(&body).send().await.unwrap();
         assert!(r.status().is_success(), "admin {path}: {}", r.status());
         r.json().await.unwrap()
     }
 
     pub async fn admin_get(&self, path: &str) -> Value {
-        self.client
-            .get(self.url(&format!("/__emulator{path}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.client.get(self.url(&format!("/__emulator{path}"))).send().await.unwrap().json().await.unwrap()
     }
 
     pub async fn connect(&self) -> Conn {
@@ -93,26 +76,13 @@ impl Emu {
     }
 
     pub async fn query(&self, token: &str, q: &str) -> (u16, Value) {
-        let r = self
-            .client
-            .get(self.data("/query"))
-            .query(&[("q", q)])
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let r = self.client.get(self.data("/query")).query(&[("q", q)]).bearer_auth(token).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap())
     }
 
     pub async fn get_path(&self, token: &str, path: &str) -> (u16, Value) {
-        let r = self
-            .client
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let r = self.client.get(self.url(path)).bearer_auth(token).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap())
     }
@@ -128,13 +98,7 @@ impl Emu {
                 })
             })
             .collect();
-        let r = self
-            .client
-            .post(self.url("/__emulator/records/Contact"))
-            .json(&records)
-            .send()
-            .await
-            .unwrap();
+        let r = self.client.post(self.url("/__emulator/records/Contact")).json(&records).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 201);
     }
 }
@@ -155,8 +119,5 @@ pub fn enrollment(id: &str, learner: &str, status: &str) -> Value {
 }
 
 pub fn first_error(v: &Value) -> (&str, &str) {
-    (
-        v["errors"][0]["statusCode"].as_str().unwrap_or(""),
-        v["errors"][0]["message"].as_str().unwrap_or(""),
-    )
+    (v["errors"][0]["statusCode"].as_str().unwrap_or(""), v["errors"][0]["message"].as_str().unwrap_or(""))
 }

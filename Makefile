@@ -1,0 +1,54 @@
+# learnlink — every target is one short line; README.md documents them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV        := .venv
+PY_PINS     := moto[server]==5.2.5 cfn-lint==1.58.0 aws-sam-cli==1.170.0 cargo-lambda==1.9.2
+STAMP       := $(VENV)/.installed-$(shell echo '$(PY_PINS)' | md5sum | cut -c1-12)
+BIN         := target/debug
+export SAM_CLI_TELEMETRY := 0
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help setup bins up down demo test lint build deploy bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## install what the stack and the checks need (idempotent)
+
+$(STAMP):
+	python3 -m venv $(VENV) && $(VENV)/bin/pip install --quiet $(PY_PINS) && touch $@
+
+bins: ## build every binary (functions, local runtime, emulators, demo)
+	cargo build --workspace --bins
+
+up: setup bins ## start the local stack; endpoints go to .learnlink/stack.env
+	$(BIN)/learnlink-local up
+
+down: ## stop the local stack (by pid)
+	@if [ -x $(BIN)/learnlink-local ]; then $(BIN)/learnlink-local down; else echo "nothing to stop"; fi
+
+demo: up ## run job 1 end to end on the local stack and print a summary
+	$(BIN)/learnlink-demo
+
+test: setup bins ## unit + end-to-end tests, lints, cfn-lint and sam validate
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --quiet -- -D warnings
+	cargo nextest run --workspace --profile ci
+	cfn-lint infra/template.yaml
+	sam validate --lint --template infra/template.yaml
+
+lint: setup ## formatting, clippy, cfn-lint
+	cargo fmt --all --check && cargo clippy --workspace --all-targets -- -D warnings && cfn-lint infra/template.yaml
+
+build: setup ## sam build (arm64) and target/lambda-zips/<Function>.zip for the six functions
+	cd infra && sam build --beta-features --build-dir ../target/sam-build && cd .. && infra/zip-functions.sh
+
+deploy: build ## sam deploy --guided
+	cd infra && sam deploy --guided --template-file ../target/sam-build/template.yaml
+
+bench: setup ## benchmarks (release): BENCH lines, also .learnlink/bench.json; ONLY=<group>
+	cargo build --release --workspace --bins && LEARNLINK_BIN_DIR=target/release target/release/learnlink-bench $(ONLY)
+
+clean: down ## remove build output and local state
+	cargo clean && rm -rf .learnlink

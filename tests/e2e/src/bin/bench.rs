@@ -1,0 +1,78 @@
+//! `make bench`: benchmark figures, each printed as `BENCH <name> <value> <unit>`
+//! and collected into `.learnlink/bench.json`. `learnlink-bench <group>` runs
+//! one group. Every figure is measured in this run, on a private local stack
+//! started by the bench itself.
+
+use learnlink_e2e::{Env, Options, wait_for};
+use serde_json::{Value, json};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+struct Figures(Vec<Value>);
+
+impl Figures {
+    fn add(&mut self, name: &str, value: f64, unit: &str) {
+        println!("BENCH {name} {value} {unit}");
+        self.0.push(json!({"name": name, "value": value, "unit": unit}));
+    }
+}
+
+/// The job 1 walking skeleton: 1,000 enrollments as signed webhooks (10 per
+/// delivery) through the whole stack into the Salesforce emulator.
+async fn job1_skeleton(f: &mut Figures) -> anyhow::Result<()> {
+    const N: u32 = 1_000;
+    let env = Env::start("bench-job1-skeleton", Options::default())?;
+    let secret = "whsec-bench-0123456789";
+    env.create_tenant("bench", secret).await?;
+    env.connect_salesforce("bench").await?;
+    env.lms_dataset(N, 1).await?;
+    env.seed_contacts_for_learners().await?;
+    let before = env.sf_stats().await?["api_calls"].as_u64().unwrap_or(0);
+    let start = Instant::now();
+    env.emit_webhooks("bench", secret, json!({"count": N, "events_per_delivery": 10, "concurrency": 4})).await?;
+    wait_for("the benchmark's enrollments", Duration::from_secs(600), || async {
+        Ok((env.sf_records("LMS_Enrollment__c").await?.len() >= N as usize).then_some(()))
+    })
+    .await?;
+    let secs = start.elapsed().as_secs_f64();
+    let calls = env.sf_stats().await?["api_calls"].as_u64().unwrap_or(0) - before;
+    f.add("job1_skeleton_calls_per_1k", calls as f64, "calls");
+    f.add("job1_skeleton_seconds_per_1k", (secs * 100.0).round() / 100.0, "s");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let only = std::env::args().nth(1).unwrap_or_default();
+    let mut figures = Figures(Vec::new());
+    let groups: [(
+        &str,
+        fn(&mut Figures) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + '_>>,
+    ); 1] = [("job1_skeleton", |f| Box::pin(job1_skeleton(f)))];
+    let mut ran = 0;
+    for (name, run) in groups {
+        if !only.is_empty() && !name.starts_with(&only) {
+            continue;
+        }
+        ran += 1;
+        if let Err(e) = run(&mut figures).await {
+            eprintln!("bench group {name} failed: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if ran == 0 {
+        eprintln!("no bench group matches {only:?}; groups: job1_skeleton");
+        return ExitCode::from(2);
+    }
+    let out = learnlink_e2e::root().join(".learnlink");
+    let doc = json!({
+        "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), "os": std::env::consts::OS, "arch": std::env::consts::ARCH},
+        "when": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "figures": figures.0,
+    });
+    if std::fs::create_dir_all(&out).is_err() || std::fs::write(out.join("bench.json"), format!("{doc:#}\n")).is_err() {
+        eprintln!("could not write .learnlink/bench.json");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
