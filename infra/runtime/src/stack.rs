@@ -74,19 +74,48 @@ fn pick(p: u16) -> anyhow::Result<u16> {
     if p == 0 { free_port() } else { Ok(p) }
 }
 
-fn wait_tcp(name: &str, port: u16, timeout: Duration, child: &mut Child, log: &Path) -> anyhow::Result<()> {
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+/// Wait until the child's own log (from `offset`) has a line containing
+/// `needle`; return the rest of that line after the needle. Only the child
+/// writes to its log, so another process on the port cannot fool this.
+fn wait_log(
+    name: &str,
+    log: &Path,
+    offset: u64,
+    needle: &str,
+    timeout: Duration,
+    child: &mut Child,
+) -> anyhow::Result<String> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
     let start = Instant::now();
-    while start.elapsed() < timeout {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
+    loop {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(log) {
+            let _ = f.seek(SeekFrom::Start(offset));
+            let _ = f.read_to_string(&mut text);
+        }
+        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+            let rest = line.split_once(needle).map(|(_, r)| r.trim().to_string()).unwrap_or_default();
+            return Ok(rest);
         }
         if let Some(status) = child.try_wait()? {
-            bail!("{name} exited with {status} while starting; see {}", log.display());
+            let tail: Vec<&str> = text.lines().rev().take(3).collect();
+            bail!("{name} exited with {status} while starting ({}); see {}", tail.join(" | "), log.display());
         }
-        std::thread::sleep(Duration::from_millis(100));
+        if start.elapsed() > timeout {
+            bail!("{name} was not ready within {timeout:?}; see {}", log.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
-    bail!("{name} did not listen on 127.0.0.1:{port} within {timeout:?}; see {}", log.display())
+}
+
+/// The port in `http://127.0.0.1:PORT...`.
+fn port_of(url: &str) -> anyhow::Result<u16> {
+    url.trim_start_matches("http://")
+        .split(['/', ' '])
+        .next()
+        .and_then(|hp| hp.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .with_context(|| format!("no port in {url:?}"))
 }
 
 fn http_ok(url: &str) -> bool {
@@ -105,7 +134,9 @@ fn http_ok(url: &str) -> bool {
 }
 
 impl Stack {
-    fn spawn(&mut self, cfg: &StackConfig, name: &str, mut cmd: Command) -> anyhow::Result<usize> {
+    /// Start a child with its output appended to `logs/<name>.log`; returns
+    /// its index, the log path and the log's length before the start.
+    fn spawn(&mut self, cfg: &StackConfig, name: &str, mut cmd: Command) -> anyhow::Result<(usize, PathBuf, u64)> {
         let log_dir = cfg.state_dir.join("logs");
         let log = log_dir.join(format!("{name}.log"));
         let out = std::fs::OpenOptions::new()
@@ -113,6 +144,7 @@ impl Stack {
             .append(true)
             .open(&log)
             .with_context(|| format!("opening {}", log.display()))?;
+        let offset = out.metadata().map(|m| m.len()).unwrap_or(0);
         cmd.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out);
         if cfg.attached {
             crate::process::die_with_parent_std(&mut cmd);
@@ -124,7 +156,7 @@ impl Stack {
         self.pids.push((name.to_string(), child.id()));
         self.children.push(child);
         self.write_pids()?;
-        Ok(self.children.len() - 1)
+        Ok((self.children.len() - 1, log, offset))
     }
 
     fn write_pids(&self) -> anyhow::Result<()> {
@@ -163,40 +195,66 @@ impl Stack {
 
     fn start_all(&mut self, cfg: &StackConfig) -> anyhow::Result<()> {
         let logs = cfg.state_dir.join("logs");
-        let moto_port = pick(cfg.ports.moto)?;
         let moto_bin = cfg.venv.join("bin/moto_server");
         anyhow::ensure!(moto_bin.exists(), "{} is missing: run `make setup`", moto_bin.display());
-        let mut cmd = Command::new(&moto_bin);
-        cmd.args(["-H", "127.0.0.1", "-p", &moto_port.to_string()]);
-        let i = self.spawn(cfg, "moto", cmd)?;
-        wait_tcp("moto", moto_port, Duration::from_secs(60), &mut self.children[i], &logs.join("moto.log"))?;
+        // moto cannot bind port 0: pick a free port, and pick again if another
+        // process takes it first.
+        let mut moto_port = 0;
+        for attempt in 0..5 {
+            let port = pick(cfg.ports.moto)?;
+            let mut cmd = Command::new(&moto_bin);
+            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+            let (i, log, offset) = self.spawn(cfg, "moto", cmd)?;
+            match wait_log("moto", &log, offset, "Running on", Duration::from_secs(60), &mut self.children[i]) {
+                Ok(_) => {
+                    moto_port = port;
+                    break;
+                }
+                Err(e) if cfg.ports.moto == 0 && attempt < 4 => {
+                    let (_, pid) = self.pids.pop().unwrap_or_default();
+                    self.children.pop();
+                    crate::process::stop_pid(pid, Duration::from_secs(2));
+                    eprintln!("retrying moto on another port: {e}");
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let moto_url = format!("http://127.0.0.1:{moto_port}");
 
-        let sf_port = pick(cfg.ports.salesforce)?;
+        // The emulators and the runtime bind the port themselves (0 = any)
+        // and say where they listen.
         let mut cmd = Command::new(cfg.bin_dir.join("sf-emulator"));
-        cmd.args(["--host", "127.0.0.1", "--port", &sf_port.to_string()]);
-        let i = self.spawn(cfg, "salesforce", cmd)?;
-        wait_tcp(
+        cmd.args(["--host", "127.0.0.1", "--port", &cfg.ports.salesforce.to_string()]);
+        let (i, log, offset) = self.spawn(cfg, "salesforce", cmd)?;
+        let sf_url = wait_log(
             "the Salesforce emulator",
-            sf_port,
+            &log,
+            offset,
+            "listening on ",
             Duration::from_secs(30),
             &mut self.children[i],
-            &logs.join("salesforce.log"),
         )?;
+        let sf_port = port_of(&sf_url)?;
 
-        let lms_port = pick(cfg.ports.lms)?;
         let mut cmd = Command::new(cfg.bin_dir.join("lms-emulator"));
-        cmd.args(["--host", "127.0.0.1", "--port", &lms_port.to_string(), "--api-key", &cfg.lms_api_key]);
-        let i = self.spawn(cfg, "lms", cmd)?;
-        wait_tcp("the LMS emulator", lms_port, Duration::from_secs(30), &mut self.children[i], &logs.join("lms.log"))?;
+        cmd.args(["--host", "127.0.0.1", "--port", &cfg.ports.lms.to_string(), "--api-key", &cfg.lms_api_key]);
+        let (i, log, offset) = self.spawn(cfg, "lms", cmd)?;
+        let lms_url = wait_log(
+            "the LMS emulator",
+            &log,
+            offset,
+            "listening on ",
+            Duration::from_secs(30),
+            &mut self.children[i],
+        )?;
+        let lms_port = port_of(&lms_url)?;
 
-        let gw_port = pick(cfg.ports.gateway)?;
         let mut cmd = Command::new(cfg.bin_dir.join("learnlink-local"));
         cmd.arg("serve")
             .arg("--template")
             .arg(&cfg.template)
             .args(["--stack-name", &cfg.stack_name, "--region", &cfg.region, "--moto-url", &moto_url])
-            .args(["--gateway", &format!("127.0.0.1:{gw_port}")])
+            .args(["--gateway", &format!("127.0.0.1:{}", cfg.ports.gateway)])
             .arg("--bin-dir")
             .arg(&cfg.bin_dir)
             .arg("--log-dir")
@@ -214,24 +272,20 @@ impl Stack {
             cmd.args(["--env", &format!("{k}={v}")]);
         }
         cmd.env("RUST_LOG", "info");
-        let i = self.spawn(cfg, "runtime", cmd)?;
-        let health = format!("http://127.0.0.1:{gw_port}/__local/health");
-        let start = Instant::now();
-        loop {
-            if http_ok(&health) {
-                break;
-            }
-            if let Some(status) = self.children[i].try_wait()? {
-                bail!(
-                    "the local runtime exited with {status} while starting; see {}",
-                    logs.join("runtime.log").display()
-                );
-            }
-            if start.elapsed() > Duration::from_secs(120) {
-                bail!("the local runtime did not become ready; see {}", logs.join("runtime.log").display());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let (i, log, offset) = self.spawn(cfg, "runtime", cmd)?;
+        let gw_url = wait_log(
+            "the local runtime",
+            &log,
+            offset,
+            "listening on ",
+            Duration::from_secs(120),
+            &mut self.children[i],
+        )?;
+        let gw_port = port_of(&gw_url)?;
+        anyhow::ensure!(
+            http_ok(&format!("http://127.0.0.1:{gw_port}/__local/health")),
+            "the local runtime does not answer on port {gw_port}"
+        );
         let api = format!("http://127.0.0.1:{gw_port}");
         self.endpoints = Endpoints {
             aws_endpoint_url: moto_url,

@@ -100,7 +100,7 @@ impl Template {
                 },
             };
             if let Some(allowed) = decl.get("AllowedValues").and_then(Value::as_array)
-                && !allowed.iter().any(|a| a.as_str() == Some(v.as_str()) || a.to_string() == v)
+                && !allowed.iter().any(|a| a.as_str() == Some(v.as_str()) || scalar(a) == v)
             {
                 return Err(invalid(format!("parameter {name}={v} is not one of its AllowedValues")));
             }

@@ -2,6 +2,8 @@
 //! poison message is delivered maxReceiveCount times and then moved to the
 //! DLQ by SQS (moto), while the good messages of its batch are processed once.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
 use learnlink_core::job::{SyncJob, encode};
 use learnlink_core::model::{Enrollment, EnrollmentStatus, TenantId};

@@ -2,6 +2,8 @@
 //! emulator → gateway → webhook-ingest → sync queue (moto) → sync-worker →
 //! Composite upserts into the Salesforce emulator.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 use learnlink_e2e::{Env, Options, sign, wait_for};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -83,7 +85,8 @@ async fn bad_webhooks_get_clear_errors_and_nothing_is_enqueued() {
     env.create_tenant("acme", SECRET).await.unwrap();
     let good = r#"{"events":[{"id":"e1","type":"enrollment.updated","occurred_at":"2026-11-23T09:59:00Z","data":{"id":"E1","learner_id":"L1","course_id":"C1","status":"in_progress","updated_at":"2026-11-23T09:59:00Z"}}]}"#;
     let bad_status = good.replace("in_progress", "halfway");
-    let cases: Vec<(&str, String, &str, Vec<(&str, String)>, u16, &str)> = vec![
+    type Case<'a> = (&'a str, String, &'a str, Vec<(&'a str, String)>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         ("missing signature", "acme/lms".into(), good, vec![], 401, "missing_signature"),
         (
             "wrong secret",

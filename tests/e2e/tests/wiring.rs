@@ -1,6 +1,8 @@
 //! The local runtime takes its wiring from the template: change a route and
 //! a BatchSize in a copy of `infra/template.yaml`, and the runtime follows.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 use learnlink_e2e::{Env, Options, root, sign, wait_for};
 use serde_json::json;
 use std::time::Duration;
