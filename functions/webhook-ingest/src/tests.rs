@@ -183,7 +183,7 @@ async fn a_store_outage_answers_503_not_404() {
     let w = world().await;
     *w.state.fail_with.lock().unwrap() = Some(learnlink_core::PortError::new(ErrorClass::Retryable, "down"));
     let body = format!(r#"{{"events":[{}]}}"#, event("e1", "E1"));
-    // A fresh Deps so the warm cache does not hide the outage.
+    // Nothing is cached yet in this world, so the outage is met.
     let r = handle(&w.deps, &signed(&body), NOW).await;
     assert_eq!(r.status_code, 503);
     assert!(w.queue.sent().is_empty());

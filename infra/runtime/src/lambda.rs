@@ -237,7 +237,7 @@ impl FunctionHost {
             .open(&log_path)
             .map_err(|e| InvokeError::Start(format!("opening {}: {e}", log_path.display())))?;
         let err = out.try_clone().map_err(|e| InvokeError::Start(e.to_string()))?;
-        let mut cmd = tokio::process::Command::new(&bin);
+        let mut cmd = std::process::Command::new(&bin);
         cmd.env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("TZ", ":UTC")
@@ -262,9 +262,10 @@ impl FunctionHost {
             .envs(self.env.overrides.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
             .stdout(out)
-            .stderr(err)
-            .kill_on_drop(true);
+            .stderr(err);
         crate::process::die_with_parent(&mut cmd);
+        let mut cmd = tokio::process::Command::from(cmd);
+        cmd.kill_on_drop(true);
         let mut child = cmd
             .spawn()
             .map_err(|e| InvokeError::Start(format!("{}: {e} (build it first: cargo build --bins)", bin.display())))?;

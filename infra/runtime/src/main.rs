@@ -37,10 +37,9 @@ fn kv(s: &str) -> Result<(String, String), String> {
     s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
 }
 
+/// Which template, as which stack.
 #[derive(Args)]
-struct UpArgs {
-    #[arg(long, default_value = ".learnlink", env = "LEARNLINK_STATE_DIR")]
-    state_dir: PathBuf,
+struct StackArgs {
     #[arg(long, default_value = "infra/template.yaml")]
     template: PathBuf,
     #[arg(long, default_value = "learnlink")]
@@ -50,6 +49,14 @@ struct UpArgs {
     /// Template parameter override, as `sam deploy --parameter-overrides`.
     #[arg(long = "param", value_parser = kv)]
     params: Vec<(String, String)>,
+}
+
+#[derive(Args)]
+struct UpArgs {
+    #[arg(long, default_value = ".learnlink", env = "LEARNLINK_STATE_DIR")]
+    state_dir: PathBuf,
+    #[command(flatten)]
+    stack: StackArgs,
     #[arg(long, default_value_t = 4566, env = "LEARNLINK_MOTO_PORT")]
     moto_port: u16,
     #[arg(long, default_value_t = 4567, env = "LEARNLINK_SALESFORCE_PORT")]
@@ -66,14 +73,8 @@ struct UpArgs {
 
 #[derive(Args)]
 struct ServeArgs {
-    #[arg(long)]
-    template: PathBuf,
-    #[arg(long, default_value = "learnlink")]
-    stack_name: String,
-    #[arg(long, default_value = "us-east-1")]
-    region: String,
-    #[arg(long = "param", value_parser = kv)]
-    params: Vec<(String, String)>,
+    #[command(flatten)]
+    stack: StackArgs,
     #[arg(long)]
     moto_url: String,
     #[arg(long, default_value = "127.0.0.1:4569")]
@@ -114,10 +115,10 @@ fn up(a: UpArgs) -> anyhow::Result<()> {
     }
     let cfg = StackConfig {
         state_dir: state_dir.clone(),
-        template: absolute(a.template),
-        stack_name: a.stack_name,
-        region: a.region,
-        parameters: a.params.into_iter().collect(),
+        template: absolute(a.stack.template),
+        stack_name: a.stack.stack_name,
+        region: a.stack.region,
+        parameters: a.stack.params.into_iter().collect(),
         ports: Ports { moto: a.moto_port, salesforce: a.salesforce_port, lms: a.lms_port, gateway: a.gateway_port },
         bin_dir: absolute(a.bin_dir),
         venv: absolute(a.venv),
@@ -165,10 +166,10 @@ fn main() -> ExitCode {
                 .with_ansi(false)
                 .try_init();
             let cfg = ServeConfig {
-                template: a.template,
-                stack_name: a.stack_name,
-                region: a.region,
-                parameters: a.params.into_iter().collect(),
+                template: a.stack.template,
+                stack_name: a.stack.stack_name,
+                region: a.stack.region,
+                parameters: a.stack.params.into_iter().collect(),
                 moto_url: a.moto_url,
                 gateway: a.gateway,
                 bin_dir: a.bin_dir,

@@ -1,21 +1,5 @@
 //! Child process helpers.
 
-/// Ask the kernel to kill the child when the process that started it dies,
-/// so a crashed local runtime or test never leaves orphans behind.
-pub fn die_with_parent(cmd: &mut tokio::process::Command) {
-    #[allow(unsafe_code)]
-    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no
-    // memory of the parent; it runs in the child between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
 /// Send SIGTERM to a pid we started, then SIGKILL if it is still alive
 /// after `grace`. Returns whether the process is gone.
 pub fn stop_pid(pid: u32, grace: std::time::Duration) -> bool {
@@ -43,11 +27,14 @@ fn is_zombie(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// The same for a `std::process::Command`.
-pub fn die_with_parent_std(cmd: &mut std::process::Command) {
+/// Ask the kernel to kill the child when the process that started it dies,
+/// so a crashed local runtime or test never leaves orphans behind. (The
+/// signal follows the spawning thread: spawn from long-lived threads.)
+pub fn die_with_parent(cmd: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
     #[allow(unsafe_code)]
-    // SAFETY: as above — only prctl runs between fork and exec.
+    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no
+    // memory of the parent; it runs in the child between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {

@@ -147,7 +147,7 @@ impl Stack {
         let offset = out.metadata().map(|m| m.len()).unwrap_or(0);
         cmd.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out);
         if cfg.attached {
-            crate::process::die_with_parent_std(&mut cmd);
+            crate::process::die_with_parent(&mut cmd);
         } else {
             use std::os::unix::process::CommandExt;
             cmd.process_group(0);
@@ -163,6 +163,21 @@ impl Stack {
         let text: String = self.pids.iter().map(|(n, p)| format!("{n} {p}\n")).collect();
         std::fs::write(self.state_dir.join("pids"), text)?;
         Ok(())
+    }
+
+    /// Start a server that binds its own port and prints `listening on <url>`;
+    /// returns the port.
+    fn start_server(
+        &mut self,
+        cfg: &StackConfig,
+        name: &str,
+        label: &str,
+        cmd: Command,
+        timeout: Duration,
+    ) -> anyhow::Result<u16> {
+        let (i, log, offset) = self.spawn(cfg, name, cmd)?;
+        let url = wait_log(label, &log, offset, "listening on ", timeout, &mut self.children[i])?;
+        port_of(&url)
     }
 
     /// Start the stack; on any failure, stop what was started.
@@ -225,29 +240,11 @@ impl Stack {
         // and say where they listen.
         let mut cmd = Command::new(cfg.bin_dir.join("sf-emulator"));
         cmd.args(["--host", "127.0.0.1", "--port", &cfg.ports.salesforce.to_string()]);
-        let (i, log, offset) = self.spawn(cfg, "salesforce", cmd)?;
-        let sf_url = wait_log(
-            "the Salesforce emulator",
-            &log,
-            offset,
-            "listening on ",
-            Duration::from_secs(30),
-            &mut self.children[i],
-        )?;
-        let sf_port = port_of(&sf_url)?;
+        let sf_port = self.start_server(cfg, "salesforce", "the Salesforce emulator", cmd, Duration::from_secs(30))?;
 
         let mut cmd = Command::new(cfg.bin_dir.join("lms-emulator"));
         cmd.args(["--host", "127.0.0.1", "--port", &cfg.ports.lms.to_string(), "--api-key", &cfg.lms_api_key]);
-        let (i, log, offset) = self.spawn(cfg, "lms", cmd)?;
-        let lms_url = wait_log(
-            "the LMS emulator",
-            &log,
-            offset,
-            "listening on ",
-            Duration::from_secs(30),
-            &mut self.children[i],
-        )?;
-        let lms_port = port_of(&lms_url)?;
+        let lms_port = self.start_server(cfg, "lms", "the LMS emulator", cmd, Duration::from_secs(30))?;
 
         let mut cmd = Command::new(cfg.bin_dir.join("learnlink-local"));
         cmd.arg("serve")
@@ -272,16 +269,7 @@ impl Stack {
             cmd.args(["--env", &format!("{k}={v}")]);
         }
         cmd.env("RUST_LOG", "info");
-        let (i, log, offset) = self.spawn(cfg, "runtime", cmd)?;
-        let gw_url = wait_log(
-            "the local runtime",
-            &log,
-            offset,
-            "listening on ",
-            Duration::from_secs(120),
-            &mut self.children[i],
-        )?;
-        let gw_port = port_of(&gw_url)?;
+        let gw_port = self.start_server(cfg, "runtime", "the local runtime", cmd, Duration::from_secs(120))?;
         anyhow::ensure!(
             http_ok(&format!("http://127.0.0.1:{gw_port}/__local/health")),
             "the local runtime does not answer on port {gw_port}"

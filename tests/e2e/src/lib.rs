@@ -148,7 +148,8 @@ impl Env {
     /// arrives with the connection lifecycle work; until then the operator
     /// (here: the test kit) mints a connection at the emulator and stores it
     /// where oauth-callback will.
-    pub async fn connect_salesforce(&self, tenant: &str) -> anyhow::Result<()> {
+    /// Returns the token set, so tests can check it never reaches a log.
+    pub async fn connect_salesforce(&self, tenant: &str) -> anyhow::Result<Value> {
         let (status, tokens) = self
             .json(self.http.post(format!("{}/__emulator/connections", self.endpoints.salesforce_url)).json(&json!({})))
             .await?;
@@ -161,7 +162,23 @@ impl Env {
             .put_secret(&format!("learnlink/{tenant}/salesforce"), &SecretString::from(tokens.to_string()))
             .await
             .map_err(|e| anyhow::anyhow!(e.chain()))?;
-        Ok(())
+        Ok(tokens)
+    }
+
+    /// Every line of every log of this stack that contains one of `needles`.
+    pub fn log_lines_containing(&self, needles: &[&str]) -> anyhow::Result<Vec<String>> {
+        let Some(stack) = &self.stack else { bail!("only a stack this process started has its logs here") };
+        let mut hits = Vec::new();
+        for entry in std::fs::read_dir(stack.state_dir.join("logs"))? {
+            let path = entry?.path();
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for line in text.lines() {
+                if needles.iter().any(|n| !n.is_empty() && line.contains(n)) {
+                    hits.push(format!("{}: {line}", path.display()));
+                }
+            }
+        }
+        Ok(hits)
     }
 
     /// Regenerate the LMS emulator's data set.

@@ -15,7 +15,7 @@ const SECRET: &str = "whsec-e2e-0123456789";
 async fn signed_webhooks_reach_salesforce_exactly_once_with_the_lms_state() {
     let env = Env::start("job1-happy", Options::default()).unwrap();
     env.create_tenant("acme", SECRET).await.unwrap();
-    env.connect_salesforce("acme").await.unwrap();
+    let tokens = env.connect_salesforce("acme").await.unwrap();
     env.lms_dataset(30, 2).await.unwrap();
     assert_eq!(env.seed_contacts_for_learners().await.unwrap(), 30);
 
@@ -77,6 +77,11 @@ async fn signed_webhooks_reach_salesforce_exactly_once_with_the_lms_state() {
     let (status, h) = env.get(&format!("{}/health/acme", env.endpoints.api_url)).await.unwrap();
     assert_eq!(status, 200, "{h}");
     assert_eq!(h["status"], "CONNECTED", "{h}");
+
+    // No token and no webhook secret in any log line of the stack.
+    let secrets = [tokens["access_token"].as_str().unwrap(), tokens["refresh_token"].as_str().unwrap(), SECRET];
+    let leaks = env.log_lines_containing(&secrets).unwrap();
+    assert!(leaks.is_empty(), "secrets in logs: {leaks:#?}");
 }
 
 #[tokio::test]
