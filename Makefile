@@ -5,6 +5,7 @@ SHELL := /bin/bash
 VENV        := .venv
 PY_PINS     := moto[server]==5.2.5 cfn-lint==1.58.0 aws-sam-cli==1.170.0 cargo-lambda==1.9.2
 STAMP       := $(VENV)/.installed-$(shell echo '$(PY_PINS)' | md5sum | cut -c1-12)
+NPM_STAMP   := tests/conformance/node_modules/.installed
 BIN         := target/debug
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -14,10 +15,13 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
 
-setup: $(STAMP) ## install what the stack and the checks need (idempotent)
+setup: $(STAMP) $(NPM_STAMP) ## install what the stack and the checks need (idempotent)
 
 $(STAMP):
 	python3 -m venv $(VENV) && $(VENV)/bin/pip install --quiet $(PY_PINS) && touch $@
+
+$(NPM_STAMP): tests/conformance/package-lock.json
+	cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed
 
 bins: ## build every binary (functions, local runtime, emulators, demo)
 	cargo build --workspace --bins

@@ -340,3 +340,40 @@ where
 pub fn sign(secret: &str, body: &str) -> String {
     learnlink_core::webhook::canonical::sign(secret, time::OffsetDateTime::now_utc().unix_timestamp(), body.as_bytes())
 }
+
+/// A Salesforce emulator process on a free port (dies with this process).
+pub struct SfEmulator {
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl SfEmulator {
+    pub fn start() -> anyhow::Result<SfEmulator> {
+        use std::io::BufRead as _;
+        let mut cmd = std::process::Command::new(bin_dir().join("sf-emulator"));
+        cmd.args(["--host", "127.0.0.1", "--port", "0"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        learnlink_local::process::die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().context("starting sf-emulator (build it first: cargo build --bins)")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let url = line.trim().strip_prefix("listening on ").map(str::to_string);
+        match url {
+            Some(url) => Ok(SfEmulator { url, child }),
+            None => {
+                let _ = child.kill();
+                bail!("sf-emulator did not say where it listens (got {line:?})")
+            }
+        }
+    }
+}
+
+impl Drop for SfEmulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
