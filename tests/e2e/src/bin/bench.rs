@@ -41,11 +41,82 @@ async fn job1_skeleton(f: &mut Figures) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The product's Salesforce client against the emulator: 10,000 enrollment
+/// upserts through Composite + sObject Collections, counted and timed.
+async fn salesforce(f: &mut Figures) -> anyhow::Result<()> {
+    use learnlink_core::model::{Enrollment, EnrollmentStatus};
+    use learnlink_core::ports::SalesforceApi;
+    use learnlink_core::salesforce::Session;
+    use learnlink_core::webhook::{EventKind, EventPayload, LmsEvent};
+    const N: usize = 10_000;
+    const LEARNERS: usize = 500;
+    let emu = learnlink_e2e::SfEmulator::start()?;
+    let http = reqwest::Client::new();
+    let contacts: Vec<Value> = (0..LEARNERS)
+        .map(|i| json!({"LastName": format!("Bench {i}"), "LMS_Learner_Id__c": format!("BL{i}")}))
+        .collect();
+    anyhow::ensure!(
+        http.post(format!("{}/__emulator/records/Contact", emu.url))
+            .json(&contacts)
+            .send()
+            .await?
+            .status()
+            .is_success(),
+        "seeding contacts failed"
+    );
+    let tokens: Value =
+        http.post(format!("{}/__emulator/connections", emu.url)).json(&json!({})).send().await?.json().await?;
+    let session = Session {
+        instance_url: tokens["instance_url"].as_str().unwrap_or_default().to_string(),
+        access_token: secrecy::SecretString::from(tokens["access_token"].as_str().unwrap_or_default().to_string()),
+    };
+    let t = time::OffsetDateTime::now_utc();
+    let events: Vec<LmsEvent> = (0..N)
+        .map(|i| LmsEvent {
+            id: format!("bench-{i}"),
+            kind: EventKind::EnrollmentUpdated,
+            occurred_at: t,
+            payload: EventPayload::Enrollment(Enrollment {
+                id: format!("BE{i}"),
+                learner_id: format!("BL{}", i % LEARNERS),
+                course_id: format!("C{}", i % 17),
+                course_title: Some("Benchmark course".into()),
+                status: EnrollmentStatus::InProgress,
+                progress_pct: Some((i % 100) as f64),
+                score: None,
+                enrolled_at: Some(t),
+                completed_at: None,
+                updated_at: t,
+            }),
+        })
+        .collect();
+    let calls = learnlink_core::sync::plan(events.iter().enumerate());
+    let client = learnlink_adapters::salesforce::SalesforceClient::new().map_err(|e| anyhow::anyhow!(e.chain()))?;
+    let stats = |http: reqwest::Client, url: String| async move {
+        let v: Value = http.get(format!("{url}/__emulator/stats")).send().await?.json().await?;
+        anyhow::Ok(v["api_calls"].as_u64().unwrap_or(0))
+    };
+    let before = stats(http.clone(), emu.url.clone()).await?;
+    let start = Instant::now();
+    let mut written = 0usize;
+    for call in &calls {
+        let out = client.composite_upsert(&session, call).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        written += out.iter().flatten().filter(|o| o.failure_class().is_none()).count();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let used = stats(http.clone(), emu.url.clone()).await? - before;
+    anyhow::ensure!(written == N, "only {written} of {N} records were written");
+    f.add("sf_emulator_upsert_rate", (N as f64 / secs).round(), "records/s");
+    f.add("sf_client_calls_per_10k", used as f64, "calls");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    learnlink_adapters::install_crypto_provider();
     let only = std::env::args().nth(1).unwrap_or_default();
     let mut figures = Figures(Vec::new());
-    const GROUPS: [&str; 1] = ["job1_skeleton"];
+    const GROUPS: [&str; 2] = ["salesforce", "job1_skeleton"];
     let mut ran = 0;
     for name in GROUPS {
         if !only.is_empty() && !name.starts_with(&only) {
@@ -54,6 +125,7 @@ async fn main() -> ExitCode {
         ran += 1;
         let result = match name {
             "job1_skeleton" => job1_skeleton(&mut figures).await,
+            "salesforce" => salesforce(&mut figures).await,
             _ => Ok(()),
         };
         if let Err(e) = result {
@@ -62,7 +134,7 @@ async fn main() -> ExitCode {
         }
     }
     if ran == 0 {
-        eprintln!("no bench group matches {only:?}; groups: job1_skeleton");
+        eprintln!("no bench group matches {only:?}; groups: {}", GROUPS.join(", "));
         return ExitCode::from(2);
     }
     let out = learnlink_e2e::root().join(".learnlink");
