@@ -3,13 +3,16 @@
 //! everything is a function of its inputs (time included), so it is tested
 //! exhaustively and cheaply.
 
+pub mod budget;
 pub mod connection;
+pub mod csv;
 pub mod error;
 pub mod health;
 pub mod job;
 pub mod model;
 pub mod ports;
 pub mod salesforce;
+pub mod soql;
 pub mod sync;
 pub mod tenant;
 pub mod webhook;

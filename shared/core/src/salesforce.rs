@@ -1,6 +1,17 @@
 //! Salesforce wire concepts the core reasons about: records to upsert, the
 //! outcome of each, token sets, and the classification of Salesforce errors
 //! into the product's taxonomy. The HTTP client lives in the adapters.
+//!
+//! Submodules hold the wire formats of each API the client speaks:
+//! [`oauth`] (web-server flow + PKCE, token responses, userinfo),
+//! [`rest`] (versions, CRUD, upsert by external id, generic Composite),
+//! [`query`] (query / queryAll pages and cursors) and [`bulk`] (Bulk API 2.0
+//! ingest: job documents, CSV upload plan, result matching).
+
+pub mod bulk;
+pub mod oauth;
+pub mod query;
+pub mod rest;
 
 use crate::error::{Classify, ErrorClass, PortError};
 use secrecy::{ExposeSecret, SecretString};
@@ -167,6 +178,10 @@ pub enum SalesforceError {
     /// Nothing usable came back (network, timeout, unparseable body).
     #[error(transparent)]
     Transport(#[from] PortError),
+    /// The request was refused before it was sent: the caller's input is
+    /// not valid (an sObject name with a space, an empty IN list, …).
+    #[error("invalid Salesforce request: {reason}")]
+    InvalidRequest { reason: String },
 }
 
 impl Classify for SalesforceError {
@@ -183,6 +198,7 @@ impl Classify for SalesforceError {
             }
             SalesforceError::Api { class, .. } => *class,
             SalesforceError::Transport(e) => e.class,
+            SalesforceError::InvalidRequest { .. } => ErrorClass::Permanent,
         }
     }
 }
@@ -194,8 +210,77 @@ impl SalesforceError {
             SalesforceError::InvalidGrant { .. } => "invalid_grant".into(),
             SalesforceError::Api { code, .. } => code.clone(),
             SalesforceError::Transport(_) => "TRANSPORT".into(),
+            SalesforceError::InvalidRequest { .. } => "INVALID_REQUEST".into(),
         }
     }
+
+    pub fn invalid(reason: impl Into<String>) -> Self {
+        SalesforceError::InvalidRequest { reason: reason.into() }
+    }
+
+    /// A 2xx answer whose body could not be read: the outcome is unknown, so
+    /// the work is retried rather than counted as done.
+    pub fn unreadable(what: &str, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        SalesforceError::Transport(
+            PortError::retryable(format!("{what}: Salesforce's answer could not be read")).with_source(cause),
+        )
+    }
+
+    /// Salesforce answered 2xx with a body of the wrong shape.
+    pub fn unexpected(what: &str, why: &str) -> Self {
+        SalesforceError::Transport(PortError::retryable(format!("{what}: unexpected answer from Salesforce: {why}")))
+    }
+
+    /// The failure as a per-record failure (for the records a failed call carried).
+    pub fn to_record_failure(&self) -> RecordFailure {
+        RecordFailure { class: self.class(), code: self.code(), message: crate::error::error_chain(self) }
+    }
+}
+
+/// `errorCode` and `message` of a Salesforce error body. The REST and Bulk
+/// APIs answer `[{"errorCode": .., "message": ..}]`; some resources answer a
+/// single object; the OAuth endpoints answer `{"error", "error_description"}`.
+pub fn parse_error_body(body: &str) -> Option<(String, String)> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let first = match &v {
+        Value::Array(a) => a.first()?,
+        other => other,
+    };
+    let s = |k: &str| first.get(k).and_then(Value::as_str).map(str::to_string);
+    let code = s("errorCode").or_else(|| s("statusCode")).or_else(|| s("error"))?;
+    let message = s("message").or_else(|| s("error_description")).unwrap_or_default();
+    Some((code, message))
+}
+
+/// Turn a non-success answer of the data APIs (REST, Composite, Bulk 2.0)
+/// into an error of the taxonomy. 401 (or `INVALID_SESSION_ID`) means the
+/// access token is expired; otherwise the class is the worse of what the
+/// code and what the HTTP status say (a 5xx is never permanent, a lock
+/// error is retryable whatever its status). The body is never echoed: only
+/// Salesforce's code and message are kept.
+pub fn error_from_response(status: u16, body: &str) -> SalesforceError {
+    match parse_error_body(body) {
+        Some((code, _)) if status == 401 || code == "INVALID_SESSION_ID" => SalesforceError::SessionExpired,
+        None if status == 401 => SalesforceError::SessionExpired,
+        Some((code, message)) => {
+            let class = classify_error_code(&code).worst(classify_http_status(status));
+            SalesforceError::Api { class, status, code, message }
+        }
+        None => SalesforceError::Api {
+            class: classify_http_status(status),
+            status,
+            code: format!("HTTP_{status}"),
+            message: format!(
+                "Salesforce answered HTTP {status} without a Salesforce error document ({} bytes)",
+                body.len()
+            ),
+        },
+    }
+}
+
+/// Salesforce record ids are 15 (case-sensitive) or 18 characters.
+pub fn is_record_id(id: &str) -> bool {
+    (id.len() == 15 || id.len() == 18) && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 #[cfg(test)]
@@ -233,6 +318,28 @@ mod tests {
         let e = TokenSet::from_secret_json(&SecretString::from(r#"{"access_token":"AT-SECRET"}"#)).unwrap_err();
         assert!(!e.message.contains("AT-SECRET"), "{}", e.message);
         assert_eq!(e.class, ErrorClass::Permanent);
+    }
+
+    #[test]
+    fn error_bodies_in_every_shape() {
+        let e =
+            error_from_response(404, r#"{"errorCode":"NOT_FOUND","message":"The requested resource does not exist"}"#);
+        assert_eq!((e.code().as_str(), e.class()), ("NOT_FOUND", ErrorClass::Permanent));
+        let e = error_from_response(400, r#"[{"errorCode":"UNABLE_TO_LOCK_ROW","message":"locked"}]"#);
+        assert_eq!(e.class(), ErrorClass::Retryable);
+        let e = error_from_response(502, r#"[{"errorCode":"INVALID_FIELD","message":"odd"}]"#);
+        assert_eq!(e.class(), ErrorClass::Retryable, "a 5xx is never permanent");
+        let e = error_from_response(500, "<html>oops, token=AT-123</html>");
+        assert_eq!((e.code().as_str(), e.class()), ("HTTP_500", ErrorClass::Retryable));
+        assert!(!e.to_string().contains("AT-123"), "the body is never echoed: {e}");
+        assert!(matches!(error_from_response(401, ""), SalesforceError::SessionExpired));
+        assert!(matches!(
+            error_from_response(403, r#"[{"errorCode":"INVALID_SESSION_ID","message":"x"}]"#),
+            SalesforceError::SessionExpired
+        ));
+        let e = SalesforceError::invalid("bad name");
+        assert_eq!((e.code().as_str(), e.class()), ("INVALID_REQUEST", ErrorClass::Permanent));
+        assert!(is_record_id("001dM00003jU9GxQAK") && is_record_id("001dM00003jU9Gx") && !is_record_id("001/x"));
     }
 
     #[test]

@@ -1,56 +1,272 @@
-//! Salesforce REST client (reqwest + rustls). This slice carries what job 1's
-//! walking skeleton needs: token refresh and Composite + sObject Collections
-//! upserts. Every failure is mapped onto the taxonomy.
+//! The Salesforce client (reqwest + rustls/ring): the product's only way to
+//! Salesforce.
+//!
+//! - [`oauth`]: authorize URL (web-server flow + PKCE S256 + state), code
+//!   exchange, refresh under Refresh Token Rotation, userinfo, revoke;
+//! - [`rest`]: versions, CRUD, upsert by external id, generic Composite,
+//!   `/limits`;
+//! - [`query`]: query / queryAll page by page (a checkpointable cursor) or
+//!   all pages at once, always following `nextRecordsUrl`;
+//! - [`bulk`]: Bulk API 2.0 ingest with a streamed CSV upload, polling with
+//!   backoff, and streamed result parsing matched back to the input;
+//! - Composite + sObject Collections upserts planned by `sync::plan`
+//!   ([`SalesforceApi::composite_upsert`]).
+//!
+//! Wire formats, parsing and classification live in the core
+//! (`learnlink_core::salesforce`); this module does the HTTP. Every failure
+//! is a [`SalesforceError`] of the one taxonomy, keeping Salesforce's code
+//! and message and the transport cause, never a token or a request body.
+//! Every response's `Sforce-Limit-Info` is recorded per instance
+//! ([`SalesforceClient::api_usage`]).
 
+pub mod bulk;
 pub mod memory;
+pub mod oauth;
+pub mod query;
+pub mod rest;
+#[cfg(test)]
+mod testkit;
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
+use learnlink_core::budget::ApiUsage;
 use learnlink_core::ports::SalesforceApi;
+use learnlink_core::salesforce::bulk::{MAX_UPLOAD_BYTES, PollSchedule};
+use learnlink_core::salesforce::oauth::OAuthClient;
 use learnlink_core::salesforce::{
-    API_VERSION, RecordOutcome, SalesforceError, Session, TokenSet, classify_error_code, classify_http_status,
+    API_VERSION, RecordOutcome, SalesforceError, Session, TokenSet, error_from_response, oauth::parse_token_response,
 };
 use learnlink_core::sync::CompositeCall;
 use learnlink_core::{ErrorClass, PortError};
+use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Waits between polls. Injected so tests run without waiting.
+pub trait Sleeper: Send + Sync {
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+}
+
+/// The real clock: `tokio::time::sleep`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioSleeper;
+
+impl Sleeper for TokioSleeper {
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// How the client behaves; `ClientConfig::default()` is production's.
+#[derive(Clone)]
+pub struct ClientConfig {
+    pub connect_timeout: Duration,
+    /// Whole-request timeout of ordinary calls.
+    pub request_timeout: Duration,
+    /// Whole-request timeout of a Bulk CSV upload (up to 100 MB).
+    pub upload_timeout: Duration,
+    /// Bulk job polling.
+    pub poll: PollSchedule,
+    /// Bytes of CSV per Bulk job (Salesforce: 100 MB before base64).
+    pub max_upload_bytes: u64,
+    /// Size of the chunks a Bulk upload is streamed in.
+    pub upload_chunk_bytes: usize,
+    /// Upper bound on pages [`SalesforceClient::query_all_pages`] follows.
+    pub max_query_pages: usize,
+    pub sleeper: Arc<dyn Sleeper>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(120),
+            upload_timeout: Duration::from_secs(600),
+            poll: PollSchedule::default(),
+            max_upload_bytes: MAX_UPLOAD_BYTES,
+            upload_chunk_bytes: 256 * 1024,
+            max_query_pages: 10_000,
+            sleeper: Arc::new(TokioSleeper),
+        }
+    }
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("upload_timeout", &self.upload_timeout)
+            .field("poll", &self.poll)
+            .field("max_upload_bytes", &self.max_upload_bytes)
+            .field("upload_chunk_bytes", &self.upload_chunk_bytes)
+            .field("max_query_pages", &self.max_query_pages)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct UsageBook {
+    by_instance: HashMap<String, ApiUsage>,
+    latest: Option<ApiUsage>,
+}
+
+/// The Salesforce client. Cheap to clone; clones share the connection pool
+/// and the API usage seen.
 #[derive(Clone)]
 pub struct SalesforceClient {
     http: reqwest::Client,
+    config: ClientConfig,
+    usage: Arc<Mutex<UsageBook>>,
+}
+
+impl fmt::Debug for SalesforceClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SalesforceClient").field("config", &self.config).finish_non_exhaustive()
+    }
 }
 
 impl SalesforceClient {
     pub fn new() -> Result<Self, PortError> {
+        Self::with_config(ClientConfig::default())
+    }
+
+    pub fn with_config(config: ClientConfig) -> Result<Self, PortError> {
         crate::install_crypto_provider();
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(120))
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
             .user_agent(concat!("learnlink/", env!("CARGO_PKG_VERSION")))
+            // A redirect would carry the bearer token elsewhere: never follow.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| PortError::permanent("building the Salesforce HTTP client").with_source(e))?;
-        Ok(SalesforceClient { http })
+        Ok(SalesforceClient { http, config, usage: Arc::new(Mutex::new(UsageBook::default())) })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    fn book(&self) -> std::sync::MutexGuard<'_, UsageBook> {
+        self.usage.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The latest `Sforce-Limit-Info` usage seen from this org (instance).
+    pub fn api_usage(&self, instance_url: &str) -> Option<ApiUsage> {
+        self.book().by_instance.get(instance_url.trim_end_matches('/')).copied()
+    }
+
+    /// The latest usage seen from any org.
+    pub fn latest_api_usage(&self) -> Option<ApiUsage> {
+        self.book().latest
+    }
+
+    fn note_usage(&self, instance: &str, headers: &HeaderMap) {
+        let usage = headers.get("sforce-limit-info").and_then(|v| v.to_str().ok()).and_then(ApiUsage::parse_header);
+        if let Some(u) = usage {
+            let mut book = self.book();
+            book.by_instance.insert(instance.trim_end_matches('/').to_string(), u);
+            book.latest = Some(u);
+        }
+    }
+
+    /// Send a request; record the usage header of whatever comes back.
+    async fn send(
+        &self,
+        what: &str,
+        instance: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, SalesforceError> {
+        let resp = req.send().await.map_err(|e| transport(what, e))?;
+        self.note_usage(instance, resp.headers());
+        Ok(resp)
+    }
+
+    /// Send with the session's bearer token; read the whole answer.
+    async fn call(
+        &self,
+        what: &str,
+        session: &Session,
+        req: reqwest::RequestBuilder,
+    ) -> Result<Reply, SalesforceError> {
+        let resp =
+            self.send(what, &session.instance_url, req.bearer_auth(session.access_token.expose_secret())).await?;
+        Reply::read(what, resp).await
+    }
+
+    /// A data API call whose success is a JSON document.
+    async fn call_json(
+        &self,
+        what: &str,
+        session: &Session,
+        req: reqwest::RequestBuilder,
+    ) -> Result<Value, SalesforceError> {
+        let reply = self.call(what, session, req).await?;
+        if !reply.success() {
+            return Err(error_from_response(reply.status, &reply.body));
+        }
+        reply.json(what)
+    }
+
+    /// `instance_url` + a `/services/…` path.
+    fn url(session: &Session, path: &str) -> Result<String, SalesforceError> {
+        Ok(format!("{}{path}", base_url(&session.instance_url)?))
     }
 }
 
+/// A complete answer.
+struct Reply {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+impl Reply {
+    async fn read(what: &str, resp: reqwest::Response) -> Result<Reply, SalesforceError> {
+        let status = resp.status().as_u16();
+        let location = resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let body = resp.text().await.map_err(|e| transport(&format!("reading the answer to {what}"), e))?;
+        Ok(Reply { status, location, body })
+    }
+
+    fn success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    fn json(&self, what: &str) -> Result<Value, SalesforceError> {
+        serde_json::from_str(&self.body).map_err(|e| SalesforceError::unreadable(what, e))
+    }
+}
+
+/// Check an instance (or login) base URL and trim its slash.
+fn base_url(url: &str) -> Result<&str, SalesforceError> {
+    let base = url.trim_end_matches('/');
+    let host = base.strip_prefix("https://").or_else(|| base.strip_prefix("http://"));
+    match host {
+        Some(h) if !h.is_empty() && !h.contains(['/', '?', '#', ' ', '@']) => Ok(base),
+        _ => Err(SalesforceError::invalid(format!("{url:?} is not a Salesforce instance URL (https://host)"))),
+    }
+}
+
+/// A request that did not complete. No URL in the message (query strings
+/// carry SOQL); the reqwest error stays as the cause.
 fn transport(what: &str, e: reqwest::Error) -> SalesforceError {
-    // No URL in the message: query strings could carry data.
     let e = e.without_url();
-    SalesforceError::Transport(PortError::retryable(format!("{what}: the request did not complete")).with_source(e))
-}
-
-/// Turn a non-success data API answer into an error. Salesforce's error
-/// bodies are `[{"message": ..., "errorCode": ...}]`.
-fn api_error(status: u16, body: &str) -> SalesforceError {
-    let parsed: Option<Value> = serde_json::from_str(body).ok();
-    let first = parsed.as_ref().and_then(|v| v.as_array()).and_then(|a| a.first()).cloned();
-    let code = first.as_ref().and_then(|e| e.get("errorCode")).and_then(Value::as_str).unwrap_or("").to_string();
-    let message = first.as_ref().and_then(|e| e.get("message")).and_then(Value::as_str).unwrap_or("").to_string();
-    if status == 401 || code == "INVALID_SESSION_ID" {
-        return SalesforceError::SessionExpired;
-    }
-    let class = if code.is_empty() { classify_http_status(status) } else { classify_error_code(&code) };
-    SalesforceError::Api { class, status, code: if code.is_empty() { format!("HTTP_{status}") } else { code }, message }
+    let (class, why) = if e.is_timeout() {
+        (ErrorClass::Retryable, "timed out")
+    } else if e.is_connect() {
+        (ErrorClass::Retryable, "could not connect")
+    } else if e.is_builder() {
+        (ErrorClass::Permanent, "could not be built")
+    } else {
+        (ErrorClass::Retryable, "did not complete")
+    };
+    SalesforceError::Transport(PortError::new(class, format!("{what}: the request {why}")).with_source(e))
 }
 
 #[async_trait]
@@ -60,23 +276,12 @@ impl SalesforceApi for SalesforceClient {
         session: &Session,
         call: &CompositeCall,
     ) -> Result<Vec<Vec<RecordOutcome>>, SalesforceError> {
-        let url = format!("{}/services/data/{API_VERSION}/composite", session.instance_url.trim_end_matches('/'));
-        let resp = self
-            .http
-            .post(url)
-            .bearer_auth(session.access_token.expose_secret())
-            .json(&call.request_body())
-            .send()
-            .await
-            .map_err(|e| transport("Composite request", e))?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| transport("reading the Composite response", e))?;
-        if status != 200 {
-            return Err(api_error(status, &text));
+        let url = Self::url(session, &format!("/services/data/{API_VERSION}/composite"))?;
+        let reply = self.call("Composite request", session, self.http.post(url).json(&call.request_body())).await?;
+        if reply.status != 200 {
+            return Err(error_from_response(reply.status, &reply.body));
         }
-        let body: Value = serde_json::from_str(&text).map_err(|e| {
-            SalesforceError::Transport(PortError::retryable(format!("the Composite response is not JSON: {e}")))
-        })?;
+        let body = reply.json("the Composite response")?;
         Ok(call.parse_response(&body))
     }
 
@@ -86,82 +291,25 @@ impl SalesforceApi for SalesforceClient {
         client_id: &str,
         refresh_token: &SecretString,
     ) -> Result<TokenSet, SalesforceError> {
-        let url = format!("{}/services/oauth2/token", login_url.trim_end_matches('/'));
-        let form = [
-            ("grant_type", "refresh_token"),
-            ("client_id", client_id),
-            ("refresh_token", refresh_token.expose_secret()),
-        ];
-        let resp = self.http.post(url).form(&form).send().await.map_err(|e| transport("token refresh", e))?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| transport("reading the token response", e))?;
-        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if status != 200 {
-            let error = body.get("error").and_then(Value::as_str).unwrap_or("");
-            let description = body.get("error_description").and_then(Value::as_str).unwrap_or("").to_string();
-            if error == "invalid_grant" {
-                return Err(SalesforceError::InvalidGrant { description });
-            }
-            return Err(SalesforceError::Api {
-                class: classify_http_status(status),
-                status,
-                code: if error.is_empty() { format!("HTTP_{status}") } else { error.to_string() },
-                message: description,
-            });
-        }
-        token_set_from_response(&body, refresh_token)
+        self.refresh_token(login_url, &OAuthClient::public(client_id), refresh_token).await
     }
 }
 
 /// Read a token endpoint answer. Under Refresh Token Rotation it carries a
 /// new refresh token; without rotation it carries none and the old one stays.
 pub fn token_set_from_response(body: &Value, previous_refresh: &SecretString) -> Result<TokenSet, SalesforceError> {
-    let field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
-    let bad = |what: &str| {
-        SalesforceError::Transport(PortError::new(ErrorClass::Retryable, format!("the token response has no {what}")))
-    };
-    let access = field("access_token").ok_or_else(|| bad("access_token"))?;
-    let instance_url = field("instance_url").ok_or_else(|| bad("instance_url"))?;
-    let refresh = field("refresh_token").map(SecretString::from).unwrap_or_else(|| previous_refresh.clone());
-    let (org_id, user_id) = match field("id") {
-        Some(id) => {
-            let mut parts = id.rsplit('/');
-            let user = parts.next().map(str::to_string);
-            let org = parts.next().map(str::to_string);
-            (org, user)
-        }
-        None => (None, None),
-    };
-    Ok(TokenSet {
-        access_token: SecretString::from(access),
-        refresh_token: refresh,
-        instance_url,
-        issued_at: field("issued_at"),
-        user_id,
-        org_id,
-        env: None,
-    })
+    parse_token_response(body, Some(previous_refresh))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::testkit::*;
     use super::*;
     use axum::Router;
     use axum::http::StatusCode;
     use axum::routing::post;
     use learnlink_core::Classify;
     use serde_json::json;
-
-    async fn mock(router: Router) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        format!("http://{addr}")
-    }
-
-    fn session(url: &str) -> Session {
-        Session { instance_url: url.to_string(), access_token: SecretString::from("tok") }
-    }
 
     fn call() -> CompositeCall {
         use learnlink_core::model::{Enrollment, EnrollmentStatus};
@@ -202,11 +350,30 @@ mod tests {
                 "REQUEST_LIMIT_EXCEEDED",
                 ErrorClass::Throttled,
             ),
+            (429, json!("slow down"), "HTTP_429", ErrorClass::Throttled),
             (503, json!("<html>down</html>"), "HTTP_503", ErrorClass::Retryable),
+            (
+                500,
+                json!([{"message": "An unexpected error occurred", "errorCode": "UNKNOWN_EXCEPTION"}]),
+                "UNKNOWN_EXCEPTION",
+                ErrorClass::Retryable,
+            ),
+            (
+                400,
+                json!([{"message": "unable to obtain exclusive access to this record", "errorCode": "UNABLE_TO_LOCK_ROW"}]),
+                "UNABLE_TO_LOCK_ROW",
+                ErrorClass::Retryable,
+            ),
             (
                 400,
                 json!([{"message": "bad", "errorCode": "MALFORMED_QUERY"}]),
                 "MALFORMED_QUERY",
+                ErrorClass::Permanent,
+            ),
+            (
+                403,
+                json!([{"message": "no access", "errorCode": "INSUFFICIENT_ACCESS"}]),
+                "INSUFFICIENT_ACCESS",
                 ErrorClass::Permanent,
             ),
         ];
@@ -220,50 +387,91 @@ mod tests {
                 }),
             ))
             .await;
-            let err = SalesforceClient::new().unwrap().composite_upsert(&session(&url), &call()).await.unwrap_err();
+            let err = client().composite_upsert(&session(&url), &call()).await.unwrap_err();
             assert_eq!(err.code(), code, "{status}");
             assert_eq!(err.class(), class, "{status}");
+            if let SalesforceError::Api { message, .. } = &err
+                && body.is_array()
+            {
+                assert_eq!(Some(message.as_str()), body[0]["message"].as_str(), "Salesforce's message is kept");
+            }
         }
+    }
+
+    #[tokio::test]
+    async fn composite_upsert_reads_outcomes_and_usage() {
+        let url = mock(Router::new().route(
+            "/services/data/v62.0/composite",
+            post(|axum::Json(req): axum::Json<Value>| async move {
+                assert_eq!(req["allOrNone"], false);
+                assert_eq!(req["compositeRequest"][0]["method"], "PATCH");
+                (
+                    [("sforce-limit-info", "api-usage=45/15000")],
+                    axum::Json(json!({"compositeResponse": [{"referenceId": "upsert0", "httpStatusCode": 200, "httpHeaders": {},
+                        "body": [{"id": "a0B000000000001AAA", "success": true, "errors": [], "created": true}]}]})),
+                )
+            }),
+        ))
+        .await;
+        let c = client();
+        let out = c.composite_upsert(&session(&url), &call()).await.unwrap();
+        assert_eq!(out[0][0], RecordOutcome::Created { id: "a0B000000000001AAA".into() });
+        assert_eq!(c.api_usage(&url), Some(ApiUsage { used: 45, limit: 15000 }));
+        assert_eq!(c.clone().latest_api_usage(), Some(ApiUsage { used: 45, limit: 15000 }), "clones share usage");
     }
 
     #[tokio::test]
     async fn garbage_200_is_retryable_not_success() {
         let url = mock(Router::new().route("/services/data/v62.0/composite", post(|| async { "not json" }))).await;
-        let err = SalesforceClient::new().unwrap().composite_upsert(&session(&url), &call()).await.unwrap_err();
+        let err = client().composite_upsert(&session(&url), &call()).await.unwrap_err();
         assert_eq!(err.class(), ErrorClass::Retryable);
+        assert!(std::error::Error::source(&err).is_some(), "the parse error is kept as the cause");
     }
 
     #[tokio::test]
     async fn unreachable_host_is_retryable() {
-        let err = SalesforceClient::new()
-            .unwrap()
-            .composite_upsert(&session("http://127.0.0.1:1"), &call())
-            .await
-            .unwrap_err();
+        let err = client().composite_upsert(&session(&refused_url().await), &call()).await.unwrap_err();
         assert_eq!(err.class(), ErrorClass::Retryable);
+        assert!(err.to_string().contains("could not connect"), "{err}");
+        let chain = learnlink_core::error::error_chain(&err);
+        assert!(!chain.contains("tok"), "{chain}");
     }
 
     #[tokio::test]
-    async fn refresh_reads_rotation_and_invalid_grant() {
+    async fn a_slow_answer_times_out_retryably() {
         let url = mock(Router::new().route(
-            "/services/oauth2/token",
-            post(|body: String| async move {
-                if body.contains("refresh_token=good") {
-                    (StatusCode::OK, axum::Json(json!({"access_token": "A2", "refresh_token": "R2",
-                        "instance_url": "https://x", "id": "https://login/id/00Dorg/005user", "issued_at": "1", "token_type": "Bearer"})))
-                } else {
-                    (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid_grant", "error_description": "expired access/refresh token"})))
-                }
+            "/services/data/v62.0/composite",
+            post(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
             }),
         ))
         .await;
-        let c = SalesforceClient::new().unwrap();
-        let t = c.refresh(&url, "cid", &SecretString::from("good")).await.unwrap();
-        assert_eq!(t.refresh_token.expose_secret(), "R2");
-        assert_eq!(t.org_id.as_deref(), Some("00Dorg"));
-        assert_eq!(t.user_id.as_deref(), Some("005user"));
-        let e = c.refresh(&url, "cid", &SecretString::from("bad")).await.unwrap_err();
-        assert!(matches!(e, SalesforceError::InvalidGrant { .. }));
-        assert_eq!(e.class(), ErrorClass::Permanent);
+        let c = SalesforceClient::with_config(ClientConfig {
+            request_timeout: Duration::from_millis(200),
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        let err = c.composite_upsert(&session(&url), &call()).await.unwrap_err();
+        assert_eq!(err.class(), ErrorClass::Retryable);
+        assert!(err.to_string().contains("timed out"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn bad_instance_urls_are_refused_before_sending() {
+        for bad in ["", "ftp://x", "https://", "https://x/path", "https://user@x"] {
+            let err = client().composite_upsert(&session(bad), &call()).await.unwrap_err();
+            assert_eq!((err.class(), err.code().as_str()), (ErrorClass::Permanent, "INVALID_REQUEST"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_set_from_response_keeps_the_old_refresh_token_without_rotation() {
+        let old = SecretString::from("R1");
+        let body =
+            json!({"access_token": "A2", "instance_url": "https://x.my.salesforce.com", "id": "https://l/id/00D/005"});
+        let t = token_set_from_response(&body, &old).unwrap();
+        assert_eq!(t.refresh_token.expose_secret(), "R1");
+        assert_eq!((t.org_id.as_deref(), t.user_id.as_deref()), (Some("00D"), Some("005")));
     }
 }
