@@ -350,6 +350,7 @@ pub struct SfEmulator {
 impl SfEmulator {
     pub fn start() -> anyhow::Result<SfEmulator> {
         use std::io::BufRead as _;
+        learnlink_adapters::install_crypto_provider();
         let mut cmd = std::process::Command::new(bin_dir().join("sf-emulator"));
         cmd.args(["--host", "127.0.0.1", "--port", "0"])
             .stdin(std::process::Stdio::null())

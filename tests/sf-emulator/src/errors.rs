@@ -34,6 +34,11 @@
 //! | > 25 composite subrequests | 400 LIMIT_EXCEEDED | Composite requests cannot have more than 25 subrequests ... |
 //! | > 5 collections/query subrequests | 400 LIMIT_EXCEEDED | Composite requests cannot have more than 5 sObject Collections or query subrequests ... |
 //! | injected server error | 500 UNKNOWN_EXCEPTION | An unexpected error occurred. Please include this ErrorId if you contact support: ... |
+//! | record in the recycle bin | ENTITY_IS_DELETED (404 for single records) | entity is deleted |
+//! | unknown record / resource | 404 NOT_FOUND | The requested resource does not exist |
+//! | single-record write errors | 400 `[{"message", "errorCode", "fields"}]` | as the per-record errors above |
+//! | Bulk API errors | `[{"errorCode", "message"}]` | see [`crate::bulk`] and [`crate::guesses`] |
+//! | OAuth errors | 400 `{"error", "error_description"}` | see [`crate::tokens::OAuthError`] |
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -227,6 +232,39 @@ impl RecordError {
         )
     }
 
+    pub fn entity_is_deleted() -> Self {
+        Self::new("ENTITY_IS_DELETED", "entity is deleted", vec![])
+    }
+
+    pub fn id_in_insert() -> Self {
+        Self::new("INVALID_FIELD", "cannot specify Id in an insert call", vec!["Id".to_owned()])
+    }
+
+    pub fn missing_id() -> Self {
+        Self::new("MISSING_ARGUMENT", "Id not specified in an update call", vec![])
+    }
+
+    pub fn several_matches(field: &str, value: &str, count: usize) -> Self {
+        Self::new(
+            "DUPLICATE_EXTERNAL_ID",
+            format!("{field}: more than one record found for external id field: {value} ({count} records)"),
+            vec![field.to_owned()],
+        )
+    }
+
+    pub fn invalid_type_for_operation(object: &str, operation: &str) -> Self {
+        Self::new("INVALID_TYPE_FOR_OPERATION", format!("entity type {object} does not support {operation}"), vec![])
+    }
+
+    pub fn unknown_sobject(object: &str) -> Self {
+        Self::new("INVALID_TYPE", format!("sObject type '{object}' is not supported."), vec![])
+    }
+
+    /// The Bulk API CSV form: `CODE:message:field1,field2 --`.
+    pub fn bulk_text(&self) -> String {
+        format!("{}:{}:{} --", self.status_code, self.message, self.fields.join(","))
+    }
+
     pub fn unable_to_lock_row(id: &str) -> Self {
         Self::new(
             "UNABLE_TO_LOCK_ROW",
@@ -242,6 +280,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub error_code: String,
     pub message: String,
+    /// Single-record write errors carry the fields concerned.
+    pub fields: Option<Vec<String>>,
 }
 
 #[derive(Serialize)]
@@ -249,16 +289,39 @@ struct ApiErrorBody<'a> {
     message: &'a str,
     #[serde(rename = "errorCode")]
     error_code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a [String]>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        ApiError { status, error_code: code.to_owned(), message: message.into() }
+        ApiError { status, error_code: code.to_owned(), message: message.into(), fields: None }
+    }
+
+    /// A single-record write error (`[{"message", "errorCode", "fields"}]`, 400).
+    pub fn from_record(e: &RecordError) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            error_code: e.status_code.clone(),
+            message: e.message.clone(),
+            fields: Some(e.fields.clone()),
+        }
     }
 
     /// The JSON body (an array with one error).
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!([{ "message": self.message, "errorCode": self.error_code }])
+        match &self.fields {
+            None => serde_json::json!([{ "message": self.message, "errorCode": self.error_code }]),
+            Some(f) => serde_json::json!([{ "message": self.message, "errorCode": self.error_code, "fields": f }]),
+        }
+    }
+
+    pub fn entity_deleted() -> Self {
+        Self { fields: Some(vec![]), ..Self::new(StatusCode::NOT_FOUND, "ENTITY_IS_DELETED", "entity is deleted") }
+    }
+
+    pub fn invalid_query_filter(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "INVALID_QUERY_FILTER_OPERATOR", message)
     }
 
     pub fn invalid_session() -> Self {
@@ -361,6 +424,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        sf_json(self.status, &[ApiErrorBody { message: &self.message, error_code: &self.error_code }])
+        sf_json(
+            self.status,
+            &[ApiErrorBody { message: &self.message, error_code: &self.error_code, fields: self.fields.as_deref() }],
+        )
     }
 }

@@ -72,6 +72,11 @@ pub fn mint(key_prefix: &str, counter: u64) -> String {
     id15
 }
 
+/// The base-62 digit for `n` (0..62; larger values wrap).
+pub fn base62_digit(n: usize) -> char {
+    char::from(BASE62[n % 62])
+}
+
 /// The key prefix (first three characters) of an id.
 pub fn key_prefix(id: &str) -> Option<&str> {
     id.get(0..3)

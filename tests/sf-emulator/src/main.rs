@@ -1,12 +1,13 @@
 //! `sf-emulator` binary: prints `listening on http://HOST:PORT` once ready.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
-#[command(name = "sf-emulator", about = "Salesforce REST API emulator for learnlink's tests")]
+#[command(name = "sf-emulator", about = "Salesforce API emulator for learnlink's tests")]
 struct Args {
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1")]
@@ -23,12 +24,34 @@ struct Args {
     /// Records per query page (1..=2000).
     #[arg(long, default_value_t = 2000)]
     query_page_size: usize,
-    /// Require this client_id on token requests.
+    /// Require this client_id on authorize and token requests.
     #[arg(long)]
     client_id: Option<String>,
     /// Require this client_secret when one is presented.
     #[arg(long)]
     client_secret: Option<String>,
+    /// An allowed OAuth redirect_uri (repeatable; none: any).
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    /// The learnlink Salesforce metadata package (SFDX) to load the schema from
+    /// (default: $LEARNLINK_SF_METADATA, else infra/salesforce of the workspace).
+    #[arg(long, env = "LEARNLINK_SF_METADATA")]
+    metadata: Option<PathBuf>,
+    /// The org is a sandbox (login through /sandbox, test.salesforce.com).
+    #[arg(long)]
+    sandbox: bool,
+    /// Access-token session timeout in seconds (inactivity).
+    #[arg(long, default_value_t = 7200)]
+    session_timeout_secs: u64,
+    /// Refresh-token idle TTL in seconds (none: never expires).
+    #[arg(long)]
+    refresh_idle_ttl_secs: Option<u64>,
+    /// The integration user has the System Administrator profile.
+    #[arg(long)]
+    integration_user_admin: bool,
+    /// The integration user is assigned a permission set with Modify All Data.
+    #[arg(long)]
+    integration_user_modify_all_data: bool,
 }
 
 #[tokio::main]
@@ -41,19 +64,34 @@ async fn main() -> std::io::Result<()> {
     let args = Args::parse();
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
     let addr = listener.local_addr()?;
+    let settings = sf_emulator::Settings {
+        session_timeout_ms: args.session_timeout_secs.saturating_mul(1000),
+        refresh_idle_ttl_ms: args.refresh_idle_ttl_secs.map(|s| s.saturating_mul(1000)),
+        ..sf_emulator::Settings::default()
+    };
     let config = sf_emulator::Config {
-        public_url: args.public_url,
+        public_url: Some(args.public_url.unwrap_or_else(|| format!("http://{}:{}", args.host, addr.port()))),
         daily_api_limit: args.daily_api_limit,
         query_page_size: args.query_page_size,
         client_id: args.client_id,
         client_secret: args.client_secret,
+        redirect_uris: args.redirect_uris,
+        metadata_dir: args.metadata,
+        sandbox: args.sandbox,
+        integration_user_admin: args.integration_user_admin,
+        integration_user_modify_all_data: args.integration_user_modify_all_data,
+        settings,
         ..sf_emulator::Config::default()
     };
+    // Load the schema before announcing readiness: a bad package fails the start.
+    let state =
+        sf_emulator::SfState::try_new(config).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    tracing::info!(metadata = %state.schema().metadata_source, "schema loaded");
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on http://{}:{}", args.host, addr.port())?;
         out.flush()?;
     }
     tracing::info!(%addr, "sf-emulator ready");
-    sf_emulator::serve(listener, config).await
+    sf_emulator::serve_state(listener, state).await
 }

@@ -48,9 +48,27 @@ pub enum Expr {
     And(Vec<Expr>),
     Or(Vec<Expr>),
     Not(Box<Expr>),
-    Cmp { path: Path, op: CmpOp, value: FieldValue },
-    In { path: Path, values: Vec<FieldValue>, negated: bool },
-    Like { path: Path, pattern: String },
+    Cmp {
+        path: Path,
+        op: CmpOp,
+        value: FieldValue,
+    },
+    In {
+        path: Path,
+        values: Vec<FieldValue>,
+        negated: bool,
+    },
+    Like {
+        path: Path,
+        pattern: String,
+    },
+    /// A date literal such as `TODAY` or `LAST_N_DAYS:7`: [start, end) in ms.
+    Range {
+        path: Path,
+        op: CmpOp,
+        start: i64,
+        end: i64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -198,7 +216,8 @@ fn tokenize(q: &str) -> Result<Vec<Token>, ApiError> {
             let start = i;
             while i < chars.len() {
                 let ch = chars[i].1;
-                if ch.is_ascii_alphanumeric() || ch == '_' || ch == '.' {
+                let colon_digit = ch == ':' && chars.get(i + 1).is_some_and(|(_, d)| d.is_ascii_digit());
+                if ch.is_ascii_alphanumeric() || ch == '_' || ch == '.' || colon_digit {
                     i += 1;
                 } else {
                     break;
@@ -341,7 +360,7 @@ impl<'a> Parser<'a> {
                 else {
                     return Err(bad_rel());
                 };
-                let parent = self.schema.object_index(to).ok_or_else(bad_rel)?;
+                let parent = to.first().and_then(|t| self.schema.object_index(t)).ok_or_else(bad_rel)?;
                 let pdef = self.schema.objects.get(parent).ok_or_else(bad_rel)?;
                 let field = pdef.field_index(field).ok_or_else(|| {
                     error_at(
@@ -550,6 +569,13 @@ impl<'a> Parser<'a> {
             _ => return Err(malformed(self.q, &t)),
         };
         let lit = self.bump();
+        if let Tok::Ident(word) = &lit.tok {
+            if matches!(ty, FieldType::Date | FieldType::DateTime) {
+                if let Some((start, end)) = date_literal(word, crate::values::now_ms()) {
+                    return Ok(Expr::Range { path, op, start, end });
+                }
+            }
+        }
         let value = self.literal(&lit, &ty, &field_name)?;
         Ok(Expr::Cmp { path, op, value })
     }
@@ -596,12 +622,14 @@ impl<'a> Parser<'a> {
                 _ if ty.is_textual() => Ok(FieldValue::Text(s.clone())),
                 _ => Err(wrong_type()),
             },
-            Tok::Num(n) => match ty {
-                FieldType::Number { .. } | FieldType::Percent { .. } => {
+            Tok::Num(n) => {
+                if ty.is_numeric() {
                     n.parse::<f64>().map(FieldValue::Number).map_err(|_| malformed(self.q, t))
+                } else {
+                    Err(wrong_type())
                 }
-                _ => Err(wrong_type()),
-            },
+            }
+
             Tok::DateLit(d) => match ty {
                 FieldType::DateTime if d.contains('T') => {
                     values::parse_datetime(d).map(FieldValue::DateTime).ok_or_else(|| malformed(self.q, t))
@@ -710,17 +738,91 @@ fn eval(store: &Store, rec: &Record, e: &Expr) -> bool {
             let (v, _) = path_value(store, rec, path);
             v.as_text().is_some_and(|s| like(s, pattern))
         }
+        Expr::Range { path, op, start, end } => {
+            let (v, _) = path_value(store, rec, path);
+            let ms = match v {
+                FieldValue::DateTime(ms) => *ms,
+                FieldValue::Date(d) => i64::from(*d) * 86_400_000,
+                _ => return *op == CmpOp::Ne,
+            };
+            match op {
+                CmpOp::Eq => ms >= *start && ms < *end,
+                CmpOp::Ne => !(ms >= *start && ms < *end),
+                CmpOp::Lt => ms < *start,
+                CmpOp::Le => ms < *end,
+                CmpOp::Gt => ms >= *end,
+                CmpOp::Ge => ms >= *start,
+            }
+        }
     }
 }
 
-/// Indices of the matching records, filtered, ordered, offset and limited.
-pub fn execute(store: &Store, q: &Query) -> Vec<usize> {
+/// Date literals: TODAY, YESTERDAY, TOMORROW, LAST_N_DAYS:n, NEXT_N_DAYS:n,
+/// N_DAYS_AGO:n as [start, end) in ms (UTC days).
+pub fn date_literal(word: &str, now_ms: i64) -> Option<(i64, i64)> {
+    const DAY: i64 = 86_400_000;
+    let today = now_ms.div_euclid(DAY) * DAY;
+    let upper = word.to_ascii_uppercase();
+    let (name, n) = match upper.split_once(':') {
+        Some((name, n)) => (name.to_owned(), Some(n.parse::<i64>().ok()?)),
+        None => (upper.clone(), None),
+    };
+    match (name.as_str(), n) {
+        ("TODAY", None) => Some((today, today + DAY)),
+        ("YESTERDAY", None) => Some((today - DAY, today)),
+        ("TOMORROW", None) => Some((today + DAY, today + 2 * DAY)),
+        ("LAST_N_DAYS", Some(n)) => Some((today - n * DAY, today + DAY)),
+        ("NEXT_N_DAYS", Some(n)) => Some((today + DAY, today + (n + 1) * DAY)),
+        ("N_DAYS_AGO", Some(n)) => Some((today - n * DAY, today - (n - 1) * DAY)),
+        _ => None,
+    }
+}
+
+/// Candidate rows from an index when the filter pins an indexed field with `=` or
+/// `IN` (directly or inside a top-level AND); `None` when a full scan is needed.
+fn indexed_candidates(schema: &Schema, store: &Store, q: &Query) -> Option<Vec<usize>> {
+    let def = schema.objects.get(q.object)?;
+    let pinned = |e: &Expr| -> Option<(usize, Vec<FieldValue>)> {
+        match e {
+            Expr::Cmp { path: Path::Direct(f), op: CmpOp::Eq, value } if !value.is_null() => {
+                Some((*f, vec![value.clone()]))
+            }
+            Expr::In { path: Path::Direct(f), values, negated: false } => Some((*f, values.clone())),
+            _ => None,
+        }
+    };
+    let candidates = match q.filter.as_ref()? {
+        Expr::And(parts) => parts.iter().filter_map(pinned).find(|(f, _)| usable(def, *f)),
+        other => pinned(other).filter(|(f, _)| usable(def, *f)),
+    }?;
+    let (field, values) = candidates;
+    let mut rows: Vec<usize> = values.iter().flat_map(|v| store.find_indexed(def, q.object, field, v)).collect();
+    rows.sort_unstable();
+    rows.dedup();
+    Some(rows)
+}
+
+fn usable(def: &ObjectDef, field: usize) -> bool {
+    field == def.system.id || def.fields.get(field).is_some_and(|f| f.indexed() && !f.case_sensitive)
+}
+
+/// Indices of the matching records, filtered, ordered, offset and limited. Deleted
+/// records only with `all_rows` (queryAll).
+pub fn execute(schema: &Schema, store: &Store, q: &Query, all_rows: bool) -> Vec<usize> {
     let Some(table) = store.table(q.object) else {
         return Vec::new();
     };
-    let mut rows: Vec<usize> = match &q.filter {
-        None => (0..table.len()).collect(),
-        Some(f) => table.records.iter().enumerate().filter(|(_, r)| eval(store, r, f)).map(|(i, _)| i).collect(),
+    let visible = |r: &Record| all_rows || !r.deleted;
+    let fast = if all_rows { None } else { indexed_candidates(schema, store, q) };
+    let mut rows: Vec<usize> = match (fast, &q.filter) {
+        (Some(cands), Some(f)) => cands
+            .into_iter()
+            .filter(|i| table.records.get(*i).is_some_and(|r| visible(r) && eval(store, r, f)))
+            .collect(),
+        (_, None) => table.records.iter().enumerate().filter(|(_, r)| visible(r)).map(|(i, _)| i).collect(),
+        (None, Some(f)) => {
+            table.records.iter().enumerate().filter(|(_, r)| visible(r) && eval(store, r, f)).map(|(i, _)| i).collect()
+        }
     };
     if !q.order.is_empty() {
         rows.sort_by(|a, b| {
@@ -766,6 +868,32 @@ pub fn execute(store: &Store, q: &Query) -> Vec<usize> {
     rows[start..end].to_vec()
 }
 
+/// Column headers as the Bulk API prints them (`Id`, `Contact__r.LMS_Learner_Id__c`).
+pub fn column_names(schema: &Schema, q: &Query) -> Vec<String> {
+    let Some(def) = schema.objects.get(q.object) else { return Vec::new() };
+    q.columns
+        .iter()
+        .flatten()
+        .map(|c| match c {
+            Path::Direct(f) => def.fields.get(*f).map(|d| d.name.clone()).unwrap_or_default(),
+            Path::Parent { ref_field, parent, field } => {
+                let rel = match def.fields.get(*ref_field).map(|f| &f.ty) {
+                    Some(FieldType::Reference { relationship, .. }) => relationship.clone(),
+                    _ => String::new(),
+                };
+                let name = schema.objects.get(*parent).and_then(|p| p.fields.get(*field)).map(|f| f.name.clone());
+                format!("{rel}.{}", name.unwrap_or_default())
+            }
+        })
+        .collect()
+}
+
+/// The selected values of row `idx`, in column order.
+pub fn column_values(store: &Store, q: &Query, idx: usize) -> Vec<FieldValue> {
+    let Some(rec) = store.record(q.object, idx) else { return Vec::new() };
+    q.columns.iter().flatten().map(|c| path_value(store, rec, c).0.clone()).collect()
+}
+
 // ---------------------------------------------------------------- rendering
 
 /// A JSON object whose keys keep their insertion order.
@@ -802,8 +930,7 @@ fn attributes(object: &str, id: &str, version: &str) -> Cell {
 /// Renders one result row: `attributes`, then the selected fields in order; parent
 /// fields nest under the relationship name.
 pub fn render_row(schema: &Schema, store: &Store, q: &Query, idx: usize, version: &str) -> OrderedObject {
-    let (Some(def), Some(rec)) = (schema.objects.get(q.object), store.table(q.object).and_then(|t| t.records.get(idx)))
-    else {
+    let (Some(def), Some(rec)) = (schema.objects.get(q.object), store.record(q.object, idx)) else {
         return OrderedObject::default();
     };
     let mut out = vec![("attributes".to_owned(), attributes(&def.name, rec.id(), version))];

@@ -22,6 +22,8 @@ pub enum FieldValue {
     DateTime(i64),
     /// Days since 1970-01-01.
     Date(i32),
+    /// A compound value (address), stored as its JSON object.
+    Json(Json),
 }
 
 impl FieldValue {
@@ -46,6 +48,20 @@ impl FieldValue {
             FieldValue::Number(n) => number_json(*n),
             FieldValue::DateTime(ms) => Json::String(format_datetime(*ms)),
             FieldValue::Date(d) => Json::String(format_date(*d)),
+            FieldValue::Json(j) => j.clone(),
+        }
+    }
+
+    /// The value as Bulk API CSV prints it (datetimes with `Z`, null as empty).
+    pub fn to_csv(&self) -> String {
+        match self {
+            FieldValue::Null => String::new(),
+            FieldValue::Text(s) => s.clone(),
+            FieldValue::Bool(b) => b.to_string(),
+            FieldValue::Number(n) => number_json(*n).to_string(),
+            FieldValue::DateTime(ms) => format_datetime_z(*ms),
+            FieldValue::Date(d) => format_date(*d),
+            FieldValue::Json(j) => j.to_string(),
         }
     }
 
@@ -76,6 +92,7 @@ fn rank(v: &FieldValue) -> u8 {
         FieldValue::Date(_) => 3,
         FieldValue::DateTime(_) => 4,
         FieldValue::Text(_) => 5,
+        FieldValue::Json(_) => 6,
     }
 }
 
@@ -105,6 +122,15 @@ const NAIVE_DT_FRAC: &[FormatItem<'static>] =
 pub fn format_datetime(ms: i64) -> String {
     let nanos = i128::from(ms) * 1_000_000;
     OffsetDateTime::from_unix_timestamp_nanos(nanos).ok().and_then(|t| t.format(SF_DATETIME).ok()).unwrap_or_default()
+}
+
+const SF_DATETIME_Z: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+/// `2026-05-12T10:00:00.000Z` (Bulk API CSV).
+pub fn format_datetime_z(ms: i64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok().and_then(|t| t.format(SF_DATETIME_Z).ok()).unwrap_or_default()
 }
 
 /// `2026-05-12`.
@@ -211,8 +237,12 @@ pub fn from_json(field: &FieldDef, v: &Json) -> Result<FieldValue, RecordError> 
     match &field.ty {
         FieldType::Id
         | FieldType::Text { .. }
+        | FieldType::TextArea { .. }
         | FieldType::Email
+        | FieldType::Phone
+        | FieldType::Url
         | FieldType::Picklist { .. }
+        | FieldType::MultiPicklist { .. }
         | FieldType::Reference { .. }
         | FieldType::AutoNumber { .. } => {
             let s = match v {
@@ -227,16 +257,11 @@ pub fn from_json(field: &FieldDef, v: &Json) -> Result<FieldValue, RecordError> 
             check_text(field, &s)?;
             Ok(FieldValue::Text(s))
         }
-        FieldType::Number { precision, scale } | FieldType::Percent { precision, scale } => {
-            let n = match v {
-                Json::Number(n) => n.as_f64().ok_or_else(|| parse_error(field, v))?,
-                Json::String(s) if s.trim().is_empty() => return Ok(FieldValue::Null),
-                Json::String(s) => s.trim().parse::<f64>().map_err(|_| parse_error(field, v))?,
-                _ => return Err(parse_error(field, v)),
-            };
-            if !n.is_finite() {
-                return Err(parse_error(field, v));
-            }
+        FieldType::Number { precision, scale }
+        | FieldType::Currency { precision, scale }
+        | FieldType::Percent { precision, scale } => {
+            let n = json_number(field, v)?;
+            let Some(n) = n else { return Ok(FieldValue::Null) };
             let int_digits = precision.saturating_sub(*scale);
             let max = 10f64.powi(i32::try_from(int_digits).unwrap_or(18));
             let factor = 10f64.powi(i32::try_from(*scale).unwrap_or(0));
@@ -246,6 +271,16 @@ pub fn from_json(field: &FieldDef, v: &Json) -> Result<FieldValue, RecordError> 
             }
             Ok(FieldValue::Number(rounded))
         }
+        FieldType::Int { digits } => {
+            let Some(n) = json_number(field, v)? else { return Ok(FieldValue::Null) };
+            if n.fract() != 0.0 {
+                return Err(parse_error(field, v));
+            }
+            if n.abs() >= 10f64.powi(i32::try_from(*digits).unwrap_or(9)) {
+                return Err(RecordError::number_out_of_range(&field.label, &json_display(v), &field.name));
+            }
+            Ok(FieldValue::Number(n))
+        }
         FieldType::DateTime => match v {
             Json::String(s) if s.is_empty() => Ok(FieldValue::Null),
             Json::String(s) => parse_datetime(s).map(FieldValue::DateTime).ok_or_else(|| parse_error(field, v)),
@@ -254,7 +289,7 @@ pub fn from_json(field: &FieldDef, v: &Json) -> Result<FieldValue, RecordError> 
         FieldType::Date => match v {
             Json::String(s) if s.is_empty() => Ok(FieldValue::Null),
             Json::String(s) => parse_date(s)
-                .or_else(|| parse_datetime(s).map(|ms| ms.div_euclid(86_400_000) as i32))
+                .or_else(|| parse_datetime(s).and_then(|ms| i32::try_from(ms.div_euclid(86_400_000)).ok()))
                 .map(FieldValue::Date)
                 .ok_or_else(|| parse_error(field, v)),
             _ => Err(parse_error(field, v)),
@@ -265,14 +300,35 @@ pub fn from_json(field: &FieldDef, v: &Json) -> Result<FieldValue, RecordError> 
             Json::String(s) if s.eq_ignore_ascii_case("false") => Ok(FieldValue::Bool(false)),
             _ => Err(parse_error(field, v)),
         },
+        FieldType::Address { .. } => Err(parse_error(field, v)),
     }
+}
+
+fn json_number(field: &FieldDef, v: &Json) -> Result<Option<f64>, RecordError> {
+    let n = match v {
+        Json::Number(n) => n.as_f64().ok_or_else(|| parse_error(field, v))?,
+        Json::String(s) if s.trim().is_empty() => return Ok(None),
+        Json::String(s) => s.trim().parse::<f64>().map_err(|_| parse_error(field, v))?,
+        _ => return Err(parse_error(field, v)),
+    };
+    if n.is_finite() { Ok(Some(n)) } else { Err(parse_error(field, v)) }
 }
 
 fn check_text(field: &FieldDef, s: &str) -> Result<(), RecordError> {
     let len = s.chars().count();
     match &field.ty {
-        FieldType::Text { length } if len > *length => {
+        FieldType::Text { length } | FieldType::TextArea { length, .. } if len > *length => {
             Err(RecordError::string_too_long(&field.label, s, *length, &field.name))
+        }
+        FieldType::Phone | FieldType::Url if len > field.ty.length() => {
+            Err(RecordError::string_too_long(&field.label, s, field.ty.length(), &field.name))
+        }
+        FieldType::MultiPicklist { values, restricted } => {
+            if *restricted && s.split(';').any(|part| !values.iter().any(|v| v == part.trim())) {
+                Err(RecordError::bad_picklist(&field.label, s, &field.name))
+            } else {
+                Ok(())
+            }
         }
         FieldType::Email if !is_valid_email(s) => Err(RecordError::invalid_email(&field.label, s, &field.name)),
         FieldType::Picklist { values, restricted } => {

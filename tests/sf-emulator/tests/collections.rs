@@ -28,7 +28,7 @@ async fn create_then_update_by_external_id() {
         assert_eq!(r["errors"], json!([]));
         let id = r["id"].as_str().unwrap();
         assert_eq!(id.len(), 18);
-        assert!(id.starts_with("a0A"));
+        assert!(id.starts_with("a0"));
     }
 
     // Same external id (different case: external ids are case-insensitive) → update.
@@ -60,7 +60,8 @@ async fn create_then_update_by_external_id() {
 
     let stats = emu.admin_get("/stats").await;
     assert_eq!(stats["records_written"], 3);
-    assert_eq!(stats["by_kind"]["collections_upsert"], 2);
+    assert_eq!(stats["by_kind"]["collections"], 2);
+    assert_eq!(stats["by_endpoint"]["collections_upsert"], 2);
 }
 
 #[tokio::test]
@@ -306,4 +307,132 @@ async fn ten_thousand_records_upserted_correctly() {
         emu.query(&c.access_token, "SELECT COUNT() FROM LMS_Enrollment__c WHERE Status__c = 'Completed'").await;
     assert_eq!(count["totalSize"], 10_000);
     assert_eq!(emu.admin_get("/stats").await["records_written"], 20_000);
+}
+
+#[tokio::test]
+async fn create_update_retrieve_delete_collections() {
+    let emu = start().await;
+    let c = emu.connect().await;
+    let t = &c.access_token;
+    let r = emu
+        .api(
+            "POST",
+            "/composite/sobjects",
+            t,
+            Some(json!({"allOrNone": false, "records": [
+                {"attributes": {"type": "Account"}, "Name": "A1"},
+                {"attributes": {"type": "Contact"}, "LastName": "C1", "LMS_Learner_Id__c": "L1"},
+                {"attributes": {"type": "Contact"}, "FirstName": "no last name"},
+                {"attributes": {"type": "Nope__c"}, "Name": "x"},
+            ]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let res = r.body.as_array().unwrap();
+    assert_eq!(res[0]["success"], true);
+    assert!(res[0].get("created").is_none(), "create results carry no `created`");
+    assert_eq!(res[1]["success"], true);
+    assert_eq!(first_error(&res[2]).0, "REQUIRED_FIELD_MISSING");
+    assert_eq!(first_error(&res[3]).0, "INVALID_TYPE");
+    let acc = res[0]["id"].as_str().unwrap().to_owned();
+    let con = res[1]["id"].as_str().unwrap().to_owned();
+
+    // Update by id (lower-case "id" as clients send it), one unknown id.
+    let r = emu
+        .api(
+            "PATCH",
+            "/composite/sobjects",
+            t,
+            Some(json!({"records": [
+                {"attributes": {"type": "Account"}, "id": acc, "Name": "A1 renamed"},
+                {"attributes": {"type": "Account"}, "id": "001xx000003DHP0AAO", "Name": "ghost"},
+            ]})),
+        )
+        .await;
+    assert_eq!(r.body[0], json!({"id": acc, "success": true, "errors": []}));
+    assert_eq!(
+        r.body[1],
+        json!({"success": false, "errors": [{"statusCode": "INVALID_CROSS_REFERENCE_KEY", "message": "invalid cross reference id", "fields": []}]})
+    );
+
+    // Retrieve (GET and POST).
+    let r = emu
+        .api("GET", &format!("/composite/sobjects/Account?ids={acc},001Em0000000zzzAAA&fields=Id,Name"), t, None)
+        .await;
+    assert_eq!(r.body[0]["Name"], "A1 renamed");
+    assert_eq!(r.body[1], json!(null));
+    let r = emu
+        .api(
+            "POST",
+            "/composite/sobjects/Contact",
+            t,
+            Some(json!({"ids": [con], "fields": ["LastName", "LMS_Learner_Id__c"]})),
+        )
+        .await;
+    assert_eq!(r.body[0]["LMS_Learner_Id__c"], "L1");
+
+    // Delete with allOrNone: one bad id rolls the other back.
+    let r = emu.api("DELETE", &format!("/composite/sobjects?ids={acc},not-an-id&allOrNone=true"), t, None).await;
+    assert_eq!(r.body[0]["success"], false);
+    assert_eq!(first_error(&r.body[0]).0, "ALL_OR_NONE_OPERATION_ROLLED_BACK");
+    assert_eq!(first_error(&r.body[1]).0, "MALFORMED_ID");
+    let r = emu.api("DELETE", &format!("/composite/sobjects?ids={acc},{con}&allOrNone=false"), t, None).await;
+    assert_eq!(r.body, json!([{"id": acc, "success": true, "errors": []}, {"id": con, "success": true, "errors": []}]));
+    let r = emu.api("DELETE", &format!("/composite/sobjects?ids={acc}"), t, None).await;
+    assert_eq!(first_error(&r.body[0]).0, "ENTITY_IS_DELETED");
+    let s = emu.admin_get("/stats").await;
+    for e in ["collections_create", "collections_update", "collections_retrieve", "collections_delete"] {
+        assert!(s["by_endpoint"][e].as_u64().unwrap() >= 1, "{e}");
+    }
+    assert_eq!(s["by_kind"]["collections"], 7);
+}
+
+#[tokio::test]
+async fn collections_all_or_none_on_create() {
+    let emu = start().await;
+    let c = emu.connect().await;
+    let r = emu
+        .api(
+            "POST",
+            "/composite/sobjects",
+            &c.access_token,
+            Some(json!({"allOrNone": true, "records": [
+                {"attributes": {"type": "Account"}, "Name": "ok"},
+                {"attributes": {"type": "Account"}},
+            ]})),
+        )
+        .await;
+    assert_eq!(first_error(&r.body[0]).0, "ALL_OR_NONE_OPERATION_ROLLED_BACK");
+    assert_eq!(first_error(&r.body[1]).0, "REQUIRED_FIELD_MISSING");
+    assert_eq!(emu.admin_get("/records/Account").await, json!([]));
+}
+
+#[tokio::test]
+async fn unique_values_and_types() {
+    let emu = start().await;
+    let c = emu.connect().await;
+    emu.seed_contacts(2).await;
+    // Setting another contact's learner id: DUPLICATE_VALUE.
+    let contacts = emu.admin_get("/records/Contact").await;
+    let id1 = contacts[1]["Id"].as_str().unwrap();
+    let r = emu
+        .api(
+            "PATCH",
+            "/composite/sobjects",
+            &c.access_token,
+            Some(json!({"records": [{"attributes": {"type": "Contact"}, "id": id1, "LMS_Learner_Id__c": "l0"}]})),
+        )
+        .await;
+    let (code, msg) = first_error(&r.body[0]);
+    assert_eq!(code, "DUPLICATE_VALUE");
+    assert!(msg.contains(contacts[0]["Id"].as_str().unwrap()), "{msg}");
+    // Types: a number too large for Percent(5,2); a too-long text; a bad date.
+    let mut big = enrollment("E1", "L0", "Enrolled");
+    big["Progress__c"] = json!(1000);
+    let mut long = enrollment("E2", "L0", "Enrolled");
+    long["Course_Id__c"] = json!("x".repeat(256));
+    let (_, res) =
+        emu.upsert(&c.access_token, "LMS_Enrollment__c", "LMS_Enrollment_Id__c", json!({"records": [big, long]})).await;
+    assert_eq!(first_error(&res[0]).0, "NUMBER_OUTSIDE_VALID_RANGE");
+    assert_eq!(first_error(&res[1]).0, "STRING_TOO_LONG");
 }

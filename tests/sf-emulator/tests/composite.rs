@@ -32,7 +32,7 @@ async fn upserts_and_query_in_one_api_call() {
         upsert_sub("batch0", vec![enrollment("E1", "L0", "Enrolled"), enrollment("E2", "L1", "Bad")]),
         upsert_sub("batch1", vec![enrollment("E3", "L1", "Completed")]),
         {"method": "GET", "url": format!("/services/data/{V}/query?q=SELECT+Id,+Status__c+FROM+LMS_Enrollment__c+ORDER+BY+Status__c"), "referenceId": "q"},
-        {"method": "GET", "url": format!("/services/data/{V}/sobjects/Account/describe"), "referenceId": "nope"},
+        {"method": "GET", "url": format!("/services/data/{V}/sobjects/Nope__c/describe"), "referenceId": "nope"},
     ]});
     let (status, res) = composite(&emu, &c.access_token, body).await;
     assert_eq!(status, 200);
@@ -103,4 +103,96 @@ async fn all_or_none_composite_rolls_back() {
     assert_eq!(subs[1]["body"][0]["errorCode"], "INVALID_FIELD");
     assert_eq!(subs[2]["body"][0]["errorCode"], "PROCESSING_HALTED");
     assert_eq!(emu.admin_get("/records/LMS_Enrollment__c").await, json!([]));
+}
+
+#[tokio::test]
+async fn references_between_subrequests() {
+    let emu = start().await;
+    let c = emu.connect().await;
+    let body = json!({"allOrNone": true, "compositeRequest": [
+        {"method": "POST", "url": format!("/services/data/{V}/sobjects/Account"), "referenceId": "acc", "body": {"Name": "Ref Corp"}},
+        {"method": "POST", "url": format!("/services/data/{V}/sobjects/Contact"), "referenceId": "con",
+         "body": {"LastName": "Ref", "AccountId": "@{acc.id}", "LMS_Learner_Id__c": "L-ref"}},
+        {"method": "GET", "url": format!("/services/data/{V}/sobjects/Contact/@{{con.id}}?fields=AccountId"), "referenceId": "get"},
+        {"method": "GET", "url": format!("/services/data/{V}/query?q=SELECT+Id,+Account.Name+FROM+Contact+WHERE+Id+=+'@{{con.id}}'"), "referenceId": "q"},
+        {"method": "PATCH", "url": format!("/services/data/{V}/sobjects/Account/@{{q.records[0].Account.attributes.url}}"), "referenceId": "bad_path"},
+    ]});
+    let (status, res) = composite(&emu, &c.access_token, body).await;
+    assert_eq!(status, 200);
+    let subs = res["compositeResponse"].as_array().unwrap();
+    // The last subrequest fails (a URL as an id): all or none rolls everything back.
+    assert_eq!(subs[4]["httpStatusCode"], 404, "{res}");
+    assert_eq!(subs[0]["body"][0]["errorCode"], "PROCESSING_HALTED");
+    assert_eq!(emu.admin_get("/records/Account").await, json!([]));
+
+    let body = json!({"compositeRequest": [
+        {"method": "POST", "url": format!("/services/data/{V}/sobjects/Account"), "referenceId": "acc", "body": {"Name": "Ref Corp"}},
+        {"method": "POST", "url": format!("/services/data/{V}/sobjects/Contact"), "referenceId": "con",
+         "body": {"LastName": "Ref", "AccountId": "@{acc.id}"}},
+        {"method": "GET", "url": format!("/services/data/{V}/query?q=SELECT+Id,+Account.Name+FROM+Contact+WHERE+Id+=+'@{{con.id}}'"), "referenceId": "q"},
+        {"method": "PATCH", "url": format!("/services/data/{V}/sobjects/Account/@{{acc.id}}"), "referenceId": "upd", "body": {"Name": "@{q.records[0].Account.Name} 2"}},
+        {"method": "GET", "url": format!("/services/data/{V}/sobjects/Account/@{{nope.id}}"), "referenceId": "dangling"},
+    ]});
+    let (_, res) = composite(&emu, &c.access_token, body).await;
+    let subs = res["compositeResponse"].as_array().unwrap();
+    assert_eq!(subs[0]["httpStatusCode"], 201);
+    let acc = subs[0]["body"]["id"].as_str().unwrap();
+    assert_eq!(subs[0]["httpHeaders"]["Location"], format!("/services/data/{V}/sobjects/Account/{acc}"));
+    assert_eq!(subs[1]["httpStatusCode"], 201);
+    assert_eq!(subs[2]["body"]["records"][0]["Account"]["Name"], "Ref Corp");
+    assert_eq!(subs[3]["httpStatusCode"], 204);
+    assert_eq!(subs[3]["body"], json!(null));
+    assert_eq!(subs[4]["httpStatusCode"], 400);
+    assert!(subs[4]["body"][0]["message"].as_str().unwrap().contains("nope.id"));
+    let accounts = emu.admin_get("/records/Account").await;
+    assert_eq!(accounts[0]["Name"], "Ref Corp 2");
+    let contacts = emu.admin_get("/records/Contact").await;
+    assert_eq!(contacts[0]["AccountId"], acc);
+    let stats = emu.admin_get("/stats").await;
+    assert_eq!(stats["api_calls"], 2, "a composite request is one API call");
+}
+
+#[tokio::test]
+async fn composite_graph() {
+    let emu = start().await;
+    let c = emu.connect().await;
+    let body = json!({"graphs": [
+        {"graphId": "g1", "compositeRequest": [
+            {"method": "POST", "url": format!("/services/data/{V}/sobjects/Account"), "referenceId": "a", "body": {"Name": "Graph A"}},
+            {"method": "POST", "url": format!("/services/data/{V}/sobjects/Contact"), "referenceId": "c", "body": {"LastName": "G", "AccountId": "@{a.id}"}},
+        ]},
+        {"graphId": "g2", "compositeRequest": [
+            {"method": "POST", "url": format!("/services/data/{V}/sobjects/Account"), "referenceId": "a", "body": {"Name": "Graph B"}},
+            {"method": "POST", "url": format!("/services/data/{V}/sobjects/Contact"), "referenceId": "c", "body": {"AccountId": "@{a.id}"}},
+        ]},
+    ]});
+    let r = emu.api("POST", "/composite/graph", &c.access_token, Some(body)).await;
+    assert_eq!(r.status, 200);
+    let graphs = r.body["graphs"].as_array().unwrap();
+    assert_eq!(graphs[0]["graphId"], "g1");
+    assert_eq!(graphs[0]["isSuccessful"], true);
+    assert_eq!(graphs[0]["graphResponse"]["compositeResponse"][1]["httpStatusCode"], 201);
+    assert_eq!(graphs[1]["isSuccessful"], false);
+    let g2 = graphs[1]["graphResponse"]["compositeResponse"].as_array().unwrap();
+    assert_eq!(g2[0]["body"][0]["errorCode"], "PROCESSING_HALTED");
+    assert_eq!(g2[1]["body"][0]["errorCode"], "REQUIRED_FIELD_MISSING");
+    let names: Vec<Value> =
+        emu.admin_get("/records/Account").await.as_array().unwrap().iter().map(|a| a["Name"].clone()).collect();
+    assert_eq!(names, vec![json!("Graph A")], "the failed graph was rolled back, the other kept");
+}
+
+#[tokio::test]
+async fn composite_batch() {
+    let emu = start().await;
+    let c = emu.connect().await;
+    let body = json!({"batchRequests": [
+        {"method": "POST", "url": "v63.0/sobjects/Account", "richInput": {"Name": "Batch"}},
+        {"method": "GET", "url": "v63.0/sobjects/Account/001Em0000000zzzAAA"},
+        {"method": "GET", "url": "v63.0/limits"},
+    ]});
+    let r = emu.api("POST", "/composite/batch", &c.access_token, Some(body)).await;
+    assert_eq!(r.body["hasErrors"], true);
+    assert_eq!(r.body["results"][0]["statusCode"], 201);
+    assert_eq!(r.body["results"][1]["statusCode"], 404);
+    assert_eq!(r.body["results"][2]["statusCode"], 200);
 }

@@ -62,7 +62,9 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
 
     let stats = emu.admin_get("/stats").await;
     assert_eq!(stats["refreshes"], 2);
-    assert_eq!(stats["by_kind"]["token"], 4);
+    assert_eq!(stats["by_kind"]["auth"], 4);
+    assert_eq!(stats["by_endpoint"]["token"], 4);
+    assert_eq!(stats["totals"]["auth_calls"], 4);
 }
 
 #[tokio::test]

@@ -87,7 +87,7 @@ async fn next_records_url_paging_across_a_page_boundary() {
             break;
         }
         let next = page["nextRecordsUrl"].as_str().unwrap().to_owned();
-        assert!(next.starts_with(&format!("/services/data/{V}/query/01g")), "{next}");
+        assert!(next.starts_with(&format!("/services/data/{V}/query/0r8")), "{next}");
         assert!(next.ends_with(&format!("-{}", seen.len())), "{next}");
         let (status, p) = emu.get_path(&c.access_token, &next).await;
         assert_eq!(status, 200);
@@ -176,4 +176,40 @@ async fn injected_faults() {
     let (status, _) = emu.query(&c.access_token, q).await;
     assert_eq!(status, 401);
     assert_eq!(emu.admin_get("/stats").await["api_calls"], 0);
+}
+
+#[tokio::test]
+async fn column_metadata_as_the_sf_cli_reads_it() {
+    let emu = common::start().await;
+    let c = emu.connect().await;
+    let q = "SELECT Id, Name, Contact__r.LastName, Contact__r.Email, Progress__c FROM LMS_Enrollment__c";
+    let url = format!("{}?q={}&columns=true", emu.data("/query"), q.replace(' ', "+"));
+    let r = emu.client.get(url).bearer_auth(&c.access_token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["entityName"], "LMS_Enrollment__c");
+    assert_eq!(v["idSelected"], true);
+    let cols = v["columnMetadata"].as_array().unwrap();
+    let names: Vec<&str> = cols.iter().map(|c| c["columnName"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Id", "Name", "Contact__r", "Progress__c"]);
+    assert_eq!(cols[0]["apexType"], "Id");
+    let join = cols[2]["joinColumns"].as_array().unwrap();
+    assert_eq!(join.len(), 2);
+    assert_eq!(join[1]["displayName"], "Contact__r.Email");
+    assert_eq!(cols[3]["numberType"], true);
+    let count = format!("{}?q=SELECT+COUNT()+FROM+Account&columns=true", emu.data("/query"));
+    let v: serde_json::Value =
+        emu.client.get(count).bearer_auth(&c.access_token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["columnMetadata"][0]["aggregate"], true);
+}
+
+#[tokio::test]
+async fn doubled_slashes_in_the_path_are_tolerated() {
+    let emu = common::start().await;
+    let c = emu.connect().await;
+    let r = emu.client.get(emu.url("//services/data")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let url = format!("{}//services/data/v62.0//query?q=SELECT+Id+FROM+Account", emu.url(""));
+    let r = emu.client.get(url).bearer_auth(&c.access_token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
 }

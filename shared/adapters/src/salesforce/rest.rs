@@ -57,7 +57,8 @@ impl SalesforceClient {
             },
             300 => Err(multiple_matches(&reply.body, what)),
             404 => match error_from_response(404, &reply.body) {
-                SalesforceError::Api { code, .. } if code == "NOT_FOUND" => Ok(None),
+                // A record in the recycle bin answers ENTITY_IS_DELETED: gone too.
+                SalesforceError::Api { code, .. } if code == "NOT_FOUND" || code == "ENTITY_IS_DELETED" => Ok(None),
                 other => Err(other),
             },
             status => Err(error_from_response(status, &reply.body)),
@@ -65,7 +66,7 @@ impl SalesforceClient {
     }
 
     /// `GET …/sobjects/<sobject>/<id>?fields=…` (all fields when `fields` is
-    /// empty); `None` when no such record exists.
+    /// empty); `None` when no such record exists or it was deleted.
     pub async fn get(
         &self,
         session: &Session,

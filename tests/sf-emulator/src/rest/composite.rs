@@ -1,28 +1,28 @@
-//! `POST /services/data/vXX.X/composite`: up to 25 subrequests (at most 5 of them
-//! sObject Collections or query requests) executed in order in one transaction;
-//! counted as one API call.
+//! Composite resources, counted as one API call each:
+//! - `POST /composite`: up to 25 subrequests (at most 5 of them sObject Collections or
+//!   query requests), executed in order, `@{referenceId.path}` references resolved,
+//!   `allOrNone` in one transaction;
+//! - `POST /composite/graph`: graphs of subrequests, each graph all-or-none;
+//! - `POST /composite/batch`: up to 25 independent subrequests.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{Method, StatusCode};
 use serde::Serialize;
-use serde_json::{Map, Value as Json};
+use serde_json::{Map, Value as Json, json};
 
-use crate::errors::{ApiError, sf_json};
-use crate::rest::collections::{parse_body, upsert};
-use crate::rest::query::{query_more, run_query};
-use crate::rest::{enter, take_lock_fault, valid_version};
+use crate::errors::ApiError;
+use crate::rest::{Ctx, Req, Resp, body_or_error, classify, dispatch, parse_query, split_path, valid_version};
 use crate::state::{Org, SfState};
 
 /// Most subrequests in one composite request.
 pub const MAX_SUBREQUESTS: usize = 25;
 /// Most sObject Collections / query subrequests in one composite request.
 pub const MAX_COLLECTION_OR_QUERY: usize = 5;
+/// Most nodes in one composite graph request (all graphs together).
+pub const MAX_GRAPH_NODES: usize = 500;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SubResponse {
     pub body: Json,
     #[serde(rename = "httpHeaders")]
@@ -33,12 +33,7 @@ pub struct SubResponse {
     pub reference_id: String,
 }
 
-#[derive(Debug, Serialize)]
-struct CompositeResponse {
-    #[serde(rename = "compositeResponse")]
-    composite_response: Vec<SubResponse>,
-}
-
+#[derive(Debug, Clone)]
 struct Sub {
     method: String,
     url: String,
@@ -46,64 +41,19 @@ struct Sub {
     body: Option<Json>,
 }
 
-/// What a subrequest addresses.
-enum Target {
-    Upsert { sobject: String, field: String },
-    Query { version: String, q: Option<String>, all: bool },
-    QueryMore { version: String, locator: String },
-    Unsupported,
-}
-
-impl Target {
-    fn is_collection_or_query(&self) -> bool {
-        !matches!(self, Target::Unsupported)
+fn parse_bool(v: Option<&Json>) -> Result<bool, ApiError> {
+    match v {
+        None | Some(Json::Null) => Ok(false),
+        Some(Json::Bool(b)) => Ok(*b),
+        Some(other) => Err(ApiError::json_parser(format!(
+            "Cannot deserialize instance of boolean from {} value {other}",
+            crate::values::json_token(other)
+        ))),
     }
 }
 
-fn classify(sub: &Sub) -> Target {
-    let Ok(url) = url::Url::parse("http://composite.invalid").and_then(|b| b.join(&sub.url)) else {
-        return Target::Unsupported;
-    };
-    let segments: Vec<String> = url.path_segments().map(|s| s.map(percent_decode).collect()).unwrap_or_default();
-    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let method = sub.method.to_ascii_uppercase();
-    match (method.as_str(), segs.as_slice()) {
-        ("PATCH", ["services", "data", v, "composite", "sobjects", obj, field]) if valid_version(v) => {
-            Target::Upsert { sobject: (*obj).to_owned(), field: (*field).to_owned() }
-        }
-        ("GET", ["services", "data", v, kind]) if valid_version(v) && (*kind == "query" || *kind == "queryAll") => {
-            let q = url.query_pairs().find(|(k, _)| k == "q").map(|(_, v)| v.into_owned());
-            Target::Query { version: (*v).to_owned(), q, all: *kind == "queryAll" }
-        }
-        ("GET", ["services", "data", v, "query", locator]) if valid_version(v) => {
-            Target::QueryMore { version: (*v).to_owned(), locator: (*locator).to_owned() }
-        }
-        _ => Target::Unsupported,
-    }
-}
-
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_owned())
-}
-
-fn parse_subrequests(body: &Json) -> Result<(bool, Vec<Sub>), ApiError> {
-    let Some(map) = body.as_object() else {
-        return Err(ApiError::json_parser("Cannot deserialize instance of CompositeRequest from non-object value"));
-    };
-    let all_or_none = match map.get("allOrNone") {
-        None | Some(Json::Null) => false,
-        Some(Json::Bool(b)) => *b,
-        Some(other) => {
-            return Err(ApiError::json_parser(format!(
-                "Cannot deserialize instance of boolean from {} value {other}",
-                crate::values::json_token(other)
-            )));
-        }
-    };
-    let Some(Json::Array(list)) = map.get("compositeRequest") else {
+fn parse_subs(list: &Json) -> Result<Vec<Sub>, ApiError> {
+    let Some(list) = list.as_array() else {
         return Err(ApiError::json_parser("Missing required field: compositeRequest"));
     };
     let mut subs = Vec::with_capacity(list.len());
@@ -141,12 +91,118 @@ fn parse_subrequests(body: &Json) -> Result<(bool, Vec<Sub>), ApiError> {
         }
         subs.push(sub);
     }
-    Ok((all_or_none, subs))
+    Ok(subs)
 }
+
+/// Parses a subrequest URL into a request (`None`: not a data API URL).
+fn to_req(method: &str, url: &str, body: Option<Json>) -> Option<Req> {
+    let (path, query) = match url.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (url, None),
+    };
+    let rest = path.strip_prefix("/services/data/")?;
+    let mut segs = split_path(rest);
+    if segs.is_empty() {
+        return None;
+    }
+    let version = segs.remove(0);
+    if !valid_version(&version) {
+        return None;
+    }
+    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).ok()?;
+    Some(Req { method, version, segs, query: parse_query(query), body })
+}
+
+// ------------------------------------------------------------ references
+
+/// Evaluates `ref.path[0].field` against earlier responses.
+fn lookup<'a>(results: &'a HashMap<String, Json>, expr: &str) -> Option<&'a Json> {
+    let split = expr.find(['.', '[']).unwrap_or(expr.len());
+    let (name, mut rest) = expr.split_at(split);
+    let mut cur = results.get(name)?;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            let (key, tail) = r.split_at(end);
+            cur = cur.get(key)?;
+            rest = tail;
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            let n: usize = r[..end].trim().parse().ok()?;
+            cur = cur.get(n)?;
+            rest = &r[end + 1..];
+        } else {
+            return None;
+        }
+    }
+    Some(cur)
+}
+
+fn json_text(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Replaces every `@{...}` in `s`; a string that is exactly one reference takes the
+/// referenced value (keeping its JSON type).
+fn substitute_str(s: &str, results: &HashMap<String, Json>) -> Result<Json, String> {
+    if let Some(inner) = s.strip_prefix("@{").and_then(|r| r.strip_suffix('}')) {
+        if !inner.contains('}') {
+            return lookup(results, inner).cloned().ok_or_else(|| inner.to_owned());
+        }
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("@{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            rest = "";
+            break;
+        };
+        let expr = &after[..end];
+        let v = lookup(results, expr).ok_or_else(|| expr.to_owned())?;
+        out.push_str(&json_text(v));
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(Json::String(out))
+}
+
+fn substitute(v: &Json, results: &HashMap<String, Json>) -> Result<Json, String> {
+    Ok(match v {
+        Json::String(s) if s.contains("@{") => substitute_str(s, results)?,
+        Json::Array(a) => Json::Array(a.iter().map(|x| substitute(x, results)).collect::<Result<_, _>>()?),
+        Json::Object(m) => {
+            let mut out = Map::new();
+            for (k, x) in m {
+                out.insert(k.clone(), substitute(x, results)?);
+            }
+            Json::Object(out)
+        }
+        other => other.clone(),
+    })
+}
+
+fn bad_reference(expr: &str) -> ApiError {
+    let name = expr.split(['.', '[']).next().unwrap_or(expr);
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "PROCESSING_HALTED",
+        format!(
+            "Invalid reference specified. No value for {expr} found in {name}. Provided referenceId ('{name}') and field name ('{expr}')"
+        ),
+    )
+}
+
+// ------------------------------------------------------------ execution
 
 fn halted(reference_id: &str) -> SubResponse {
     SubResponse {
-        body: serde_json::json!([{
+        body: json!([{
             "errorCode": "PROCESSING_HALTED",
             "message": "The transaction was rolled back since another operation in the same transaction failed."
         }]),
@@ -156,135 +212,221 @@ fn halted(reference_id: &str) -> SubResponse {
     }
 }
 
-fn error_sub(e: &ApiError, reference_id: &str) -> SubResponse {
+fn sub_response(resp: Resp, reference_id: &str) -> SubResponse {
+    let mut headers = Map::new();
+    for (k, v) in resp.headers {
+        if k == "location" {
+            headers.insert("Location".into(), Json::String(v));
+        }
+    }
     SubResponse {
-        body: e.body(),
-        http_headers: Map::new(),
-        http_status_code: e.status.as_u16(),
+        body: resp.body.unwrap_or(Json::Null),
+        http_headers: headers,
+        http_status_code: resp.status.as_u16(),
         reference_id: reference_id.to_owned(),
     }
 }
 
-fn ok_sub<T: Serialize>(body: &T, reference_id: &str) -> SubResponse {
-    SubResponse {
-        body: serde_json::to_value(body).unwrap_or(Json::Null),
-        http_headers: Map::new(),
-        http_status_code: 200,
-        reference_id: reference_id.to_owned(),
-    }
-}
-
-fn execute(state: &SfState, org: &mut Org, all_or_none: bool, subs: &[Sub]) -> Vec<SubResponse> {
-    let targets: Vec<Target> = subs.iter().map(classify).collect();
-    let writes = targets.iter().any(|t| matches!(t, Target::Upsert { .. }));
-    let lock = writes && take_lock_fault(org);
+/// Runs subrequests in order; with `all_or_none` the first failure rolls everything
+/// back and every other subrequest answers `PROCESSING_HALTED`.
+fn execute(state: &SfState, org: &mut Org, ctx: &Ctx, subs: &[Sub], all_or_none: bool) -> (Vec<SubResponse>, bool) {
+    let mut sub_ctx = ctx.clone();
+    sub_ctx.nested = true;
+    let before = (org.stats.records_written, org.stats.records_failed);
     if all_or_none {
         org.store.begin();
     }
     let mut out: Vec<SubResponse> = Vec::with_capacity(subs.len());
-    let mut pending_counts: Vec<(usize, usize)> = Vec::new();
-    let mut failed = false;
-    for (sub, target) in subs.iter().zip(&targets) {
-        let kind = match target {
-            Target::Upsert { .. } => "collections_upsert",
-            Target::Query { all: false, .. } => "query",
-            Target::Query { all: true, .. } => "query_all",
-            Target::QueryMore { .. } => "query_more",
-            Target::Unsupported => "unsupported",
-        };
-        *org.stats.composite_subrequests.entry(kind.to_owned()).or_default() += 1;
-        let resp = match target {
-            Target::Upsert { sobject, field } => {
-                let body = sub.body.clone().unwrap_or(Json::Null);
-                match upsert(state, org, sobject, field, &body, lock) {
-                    Ok(results) => {
-                        let ok = results.iter().filter(|r| r.success).count();
-                        pending_counts.push((ok, results.len() - ok));
-                        ok_sub(&results, &sub.reference_id)
-                    }
-                    Err(e) => error_sub(&e, &sub.reference_id),
+    let mut results: HashMap<String, Json> = HashMap::new();
+    let mut failed_at: Option<usize> = None;
+    for (i, sub) in subs.iter().enumerate() {
+        let resolved = substitute_str(&sub.url, &results).and_then(|u| {
+            let body = sub.body.as_ref().map(|b| substitute(b, &results)).transpose()?;
+            Ok((json_text(&u), body))
+        });
+        let resp = match resolved {
+            Err(expr) => Resp::error(&bad_reference(&expr)),
+            Ok((url, body)) => match to_req(&sub.method, &url, body) {
+                None => Resp::error(&ApiError::not_found()),
+                Some(req) => {
+                    let (_, endpoint, _) = classify(&req.method, &req.segs);
+                    *org.stats.composite_subrequests.entry(endpoint.to_owned()).or_default() += 1;
+                    dispatch(state, org, &sub_ctx, &req)
                 }
-            }
-            Target::Query { version, q, .. } => match q.as_deref().filter(|q| !q.trim().is_empty()) {
-                None => error_sub(
-                    &ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", "A query string has to be specified"),
-                    &sub.reference_id,
-                ),
-                Some(q) => match run_query(state, org, q, version, None) {
-                    Ok(r) => ok_sub(&r, &sub.reference_id),
-                    Err(e) => error_sub(&e, &sub.reference_id),
-                },
             },
-            Target::QueryMore { version, locator } => match query_more(state, org, locator, version) {
-                Ok(r) => ok_sub(&r, &sub.reference_id),
-                Err(e) => error_sub(&e, &sub.reference_id),
-            },
-            Target::Unsupported => error_sub(&ApiError::not_found(), &sub.reference_id),
         };
-        let is_error = resp.http_status_code >= 400;
-        out.push(resp);
-        if is_error && all_or_none {
-            failed = true;
+        let sr = sub_response(resp, &sub.reference_id);
+        let failed = sr.http_status_code >= 400;
+        if !failed {
+            results.insert(sub.reference_id.clone(), sr.body.clone());
+        }
+        out.push(sr);
+        if failed && all_or_none {
+            failed_at = Some(i);
             break;
         }
     }
-    if all_or_none && failed {
+    if let Some(at) = failed_at {
         org.store.rollback(state.schema());
-        let mut failed_resp = out.pop();
-        let failed_at = out.len();
-        return subs
+        org.stats.records_written = before.0;
+        org.stats.records_failed = before.1;
+        let failed = out.pop();
+        let responses = subs
             .iter()
             .enumerate()
-            .map(|(i, sub)| match failed_resp.take() {
-                Some(r) if i == failed_at => r,
-                other => {
-                    failed_resp = other;
-                    halted(&sub.reference_id)
-                }
+            .map(|(i, sub)| match (&failed, i == at) {
+                (Some(f), true) => f.clone(),
+                _ => halted(&sub.reference_id),
             })
             .collect();
+        return (responses, false);
     }
     if all_or_none {
         org.store.commit();
     }
-    for (ok, bad) in pending_counts {
-        org.stats.records_written += ok as u64;
-        org.stats.records_failed += bad as u64;
-    }
-    out
+    let ok = out.iter().all(|s| s.http_status_code < 400);
+    (out, ok)
 }
 
-/// `POST /services/data/{version}/composite`.
-pub async fn composite_handler(
-    State(state): State<SfState>,
-    Path(version): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if !valid_version(&version) {
-        return ApiError::not_found().into_response();
+fn is_collection_or_query(sub: &Sub) -> bool {
+    match to_req(&sub.method, &sub.url, None) {
+        Some(req) => matches!(classify(&req.method, &req.segs).0, "collections" | "query"),
+        None => false,
     }
-    let call = match enter(&state, &headers, "composite") {
-        Ok(c) => c,
-        Err(resp) => return resp,
+}
+
+/// `POST /composite`.
+pub fn composite(state: &SfState, org: &mut Org, ctx: &Ctx, req: &Req) -> Resp {
+    let body = match body_or_error(req) {
+        Ok(b) => b,
+        Err(e) => return Resp::error(&e),
     };
-    let parsed = parse_body(&body).and_then(|json| parse_subrequests(&json));
-    let resp = match parsed {
-        Err(e) => e.into_response(),
-        Ok((all_or_none, subs)) => {
-            if subs.len() > MAX_SUBREQUESTS {
-                ApiError::composite_too_many_subrequests(subs.len()).into_response()
-            } else {
-                let heavy = subs.iter().filter(|s| classify(s).is_collection_or_query()).count();
-                if heavy > MAX_COLLECTION_OR_QUERY {
-                    ApiError::composite_too_many_collections(heavy).into_response()
-                } else {
-                    let mut org = state.org();
-                    let results = execute(&state, &mut org, all_or_none, &subs);
-                    sf_json(StatusCode::OK, &CompositeResponse { composite_response: results })
-                }
-            }
+    let Some(map) = body.as_object() else {
+        return Resp::error(&ApiError::json_parser(
+            "Cannot deserialize instance of CompositeRequest from non-object value",
+        ));
+    };
+    let all_or_none = match parse_bool(map.get("allOrNone")) {
+        Ok(b) => b,
+        Err(e) => return Resp::error(&e),
+    };
+    let subs = match map.get("compositeRequest").map(parse_subs) {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => return Resp::error(&e),
+        None => return Resp::error(&ApiError::json_parser("Missing required field: compositeRequest")),
+    };
+    if subs.len() > MAX_SUBREQUESTS {
+        return Resp::error(&ApiError::composite_too_many_subrequests(subs.len()));
+    }
+    let heavy = subs.iter().filter(|s| is_collection_or_query(s)).count();
+    if heavy > MAX_COLLECTION_OR_QUERY {
+        return Resp::error(&ApiError::composite_too_many_collections(heavy));
+    }
+    let (responses, _) = execute(state, org, ctx, &subs, all_or_none);
+    Resp::ok(&json!({ "compositeResponse": responses }))
+}
+
+/// `POST /composite/graph`.
+pub fn graph(state: &SfState, org: &mut Org, ctx: &Ctx, req: &Req) -> Resp {
+    let body = match body_or_error(req) {
+        Ok(b) => b,
+        Err(e) => return Resp::error(&e),
+    };
+    let Some(graphs) = body.get("graphs").and_then(Json::as_array) else {
+        return Resp::error(&ApiError::json_parser("Missing required field: graphs"));
+    };
+    let mut parsed = Vec::with_capacity(graphs.len());
+    let mut ids = HashSet::new();
+    let mut nodes = 0;
+    for g in graphs {
+        let Some(id) = g.get("graphId").and_then(Json::as_str).filter(|s| !s.is_empty()) else {
+            return Resp::error(&ApiError::json_parser("Missing required field: graphId"));
+        };
+        if !ids.insert(id.to_owned()) {
+            return Resp::error(&ApiError::invalid_input(format!("Duplicate graphId provided in the request: {id}")));
         }
+        let subs = match g.get("compositeRequest").map(parse_subs) {
+            Some(Ok(s)) => s,
+            Some(Err(e)) => return Resp::error(&e),
+            None => return Resp::error(&ApiError::json_parser("Missing required field: compositeRequest")),
+        };
+        nodes += subs.len();
+        parsed.push((id.to_owned(), subs));
+    }
+    if nodes > MAX_GRAPH_NODES {
+        return Resp::error(&ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "LIMIT_EXCEEDED",
+            format!("Composite graph requests cannot have more than {MAX_GRAPH_NODES} nodes. Number of nodes: {nodes}"),
+        ));
+    }
+    let out: Vec<Json> = parsed
+        .into_iter()
+        .map(|(id, subs)| {
+            let (responses, ok) = execute(state, org, ctx, &subs, true);
+            json!({"graphId": id, "graphResponse": {"compositeResponse": responses}, "isSuccessful": ok})
+        })
+        .collect();
+    Resp::ok(&json!({ "graphs": out }))
+}
+
+/// `POST /composite/batch`.
+pub fn batch(state: &SfState, org: &mut Org, ctx: &Ctx, req: &Req) -> Resp {
+    let body = match body_or_error(req) {
+        Ok(b) => b,
+        Err(e) => return Resp::error(&e),
     };
-    call.finish(resp)
+    let Some(list) = body.get("batchRequests").and_then(Json::as_array) else {
+        return Resp::error(&ApiError::json_parser("Missing required field: batchRequests"));
+    };
+    if list.len() > MAX_SUBREQUESTS {
+        return Resp::error(&ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "LIMIT_EXCEEDED",
+            format!("Batch requests cannot have more than 25 subrequests. Number of subrequests: {}", list.len()),
+        ));
+    }
+    let halt = body.get("haltOnError").and_then(Json::as_bool).unwrap_or(false);
+    let mut sub_ctx = ctx.clone();
+    sub_ctx.nested = true;
+    let mut results = Vec::with_capacity(list.len());
+    let mut has_errors = false;
+    for item in list {
+        if halt && has_errors {
+            results.push(json!({"statusCode": 412, "result": [{"errorCode": "BATCH_PROCESSING_HALTED", "message": "Batch processing halted per request"}]}));
+            continue;
+        }
+        let method = item.get("method").and_then(Json::as_str).unwrap_or("GET");
+        let url = item.get("url").and_then(Json::as_str).unwrap_or("");
+        let full = if url.starts_with("/services/data/") {
+            url.to_owned()
+        } else {
+            format!("/services/data/{}", url.trim_start_matches('/'))
+        };
+        let resp = match to_req(method, &full, item.get("richInput").cloned()) {
+            None => Resp::error(&ApiError::not_found()),
+            Some(r) => dispatch(state, org, &sub_ctx, &r),
+        };
+        if resp.status.as_u16() >= 400 {
+            has_errors = true;
+        }
+        results.push(json!({"statusCode": resp.status.as_u16(), "result": resp.body.unwrap_or(Json::Null)}));
+    }
+    Resp::ok(&json!({"hasErrors": has_errors, "results": results}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references() {
+        let mut r = HashMap::new();
+        r.insert("acc".to_owned(), json!({"id": "001X", "records": [{"Id": "003Y"}]}));
+        r.insert("col".to_owned(), json!([{"id": "a0A1"}]));
+        assert_eq!(substitute_str("@{acc.id}", &r), Ok(json!("001X")));
+        assert_eq!(substitute_str("/x/@{acc.records[0].Id}/y", &r), Ok(json!("/x/003Y/y")));
+        assert_eq!(substitute_str("@{col[0].id}", &r), Ok(json!("a0A1")));
+        assert_eq!(substitute_str("@{nope.id}", &r), Err("nope.id".to_owned()));
+    }
 }

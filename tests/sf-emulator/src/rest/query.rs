@@ -1,16 +1,14 @@
-//! `GET /services/data/vXX.X/query?q=`, `queryAll`, and `query/{locator}` paging.
+//! `GET /services/data/vXX.X/query?q=`, `queryAll` (deleted records too, with
+//! `IsDeleted`), and `query/{locator}-{offset}` paging through `nextRecordsUrl`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query as QueryParams, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::errors::{ApiError, sf_json};
+use crate::errors::ApiError;
 use crate::ids;
-use crate::rest::{enter, valid_version};
+use crate::rest::{Ctx, Req, Resp};
 use crate::soql::{self, OrderedObject};
 use crate::state::{Cursor, Org, SfState};
 
@@ -48,10 +46,11 @@ fn page(state: &SfState, org: &Org, cursor: &Cursor, offset: usize, version: &st
         .map(|idx| soql::render_row(state.schema(), &org.store, &cursor.query, *idx, version))
         .collect();
     let done = end >= cursor.rows.len();
+    let resource = if cursor.all { "queryAll" } else { "query" };
     QueryResult {
         total_size: cursor.rows.len(),
         done,
-        next_records_url: (!done).then(|| format!("/services/data/{version}/query/{}-{end}", cursor.locator)),
+        next_records_url: (!done).then(|| format!("/services/data/{version}/{resource}/{}-{end}", cursor.locator)),
         records,
     }
 }
@@ -63,19 +62,21 @@ pub fn run_query(
     q: &str,
     version: &str,
     page_size: Option<usize>,
+    all: bool,
 ) -> Result<QueryResult, ApiError> {
     let parsed = soql::parse(state.schema(), q)?;
-    let rows = soql::execute(&org.store, &parsed);
+    let rows = soql::execute(state.schema(), &org.store, &parsed, all);
     if parsed.columns.is_none() {
         return Ok(QueryResult { total_size: rows.len(), done: true, next_records_url: None, records: Vec::new() });
     }
     org.cursor_counter += 1;
-    let locator = ids::mint("01g", org.cursor_counter);
+    let locator = ids::mint("0r8", org.cursor_counter);
     let cursor = Cursor {
         locator,
         query: Arc::new(parsed),
         rows: Arc::new(rows),
         page_size: page_size.unwrap_or(org.query_page_size).max(1),
+        all,
     };
     let result = page(state, org, &cursor, 0, version);
     if !result.done {
@@ -98,78 +99,126 @@ pub fn query_more(state: &SfState, org: &mut Org, locator: &str, version: &str) 
     Ok(page(state, org, &cursor, offset, version))
 }
 
-fn respond(result: Result<QueryResult, ApiError>) -> Response {
+fn respond(result: Result<QueryResult, ApiError>) -> Resp {
     match result {
-        Ok(r) => sf_json(StatusCode::OK, &r),
-        Err(e) => e.into_response(),
+        Ok(r) => Resp::ok(&r),
+        Err(e) => Resp::error(&e),
     }
 }
 
-fn missing_q() -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", "A query string has to be specified")
+/// `GET query?q=` / `queryAll?q=` (with `columns=true`: the query's column
+/// metadata instead of its rows, as the Developer Console and the `sf` CLI
+/// ask for it).
+pub fn run(state: &SfState, org: &mut Org, ctx: &Ctx, req: &Req, all: bool) -> Resp {
+    match req.param("q").filter(|q| !q.trim().is_empty()) {
+        None => Resp::error(&ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_QUERY",
+            "A query string has to be specified",
+        )),
+        Some(q) if req.param("columns") == Some("true") => match columns(state, q) {
+            Ok(v) => Resp::ok(&v),
+            Err(e) => Resp::error(&e),
+        },
+        Some(q) => respond(run_query(state, org, q, &req.version, ctx.batch_size, all)),
+    }
 }
 
-async fn query_common(
-    state: SfState,
-    version: String,
-    params: HashMap<String, String>,
-    headers: HeaderMap,
-    kind: &str,
-) -> Response {
-    if !valid_version(&version) {
-        return ApiError::not_found().into_response();
+/// Apex type of a field, from its describe `soapType`.
+fn apex_type(describe: &serde_json::Value) -> &'static str {
+    match describe.get("soapType").and_then(|v| v.as_str()).unwrap_or("") {
+        "tns:ID" => "Id",
+        "xsd:boolean" => "Boolean",
+        "xsd:double" => "Double",
+        "xsd:int" => "Integer",
+        "xsd:long" => "Long",
+        "xsd:date" => "Date",
+        "xsd:dateTime" => "Datetime",
+        "xsd:time" => "Time",
+        "xsd:base64Binary" => "Blob",
+        _ => "String",
     }
-    let call = match enter(&state, &headers, kind) {
-        Ok(c) => c,
-        Err(resp) => return resp,
-    };
-    let result = match params.get("q").filter(|q| !q.trim().is_empty()) {
-        None => Err(missing_q()),
-        Some(q) => {
-            let mut org = state.org();
-            run_query(&state, &mut org, q, &version, batch_size(&headers))
+}
+
+fn column(o: &crate::schema::ObjectDef, f: &crate::schema::FieldDef, display: String) -> serde_json::Value {
+    let d = crate::rest::describe::field(o, f);
+    let apex = apex_type(&d);
+    let flag = |k: &str| d.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+    serde_json::json!({
+        "aggregate": false,
+        "apexType": apex,
+        "booleanType": apex == "Boolean",
+        "columnName": f.name,
+        "custom": f.custom,
+        "displayName": display,
+        "foreignKeyName": null,
+        "insertable": flag("createable"),
+        "joinColumns": [],
+        "numberType": matches!(apex, "Double" | "Integer" | "Long"),
+        "textType": apex == "String",
+        "updatable": flag("updateable"),
+    })
+}
+
+/// `query?q=…&columns=true`: `{columnMetadata, entityName, groupBy, idSelected, keyPrefix}`.
+pub fn columns(state: &SfState, q: &str) -> Result<serde_json::Value, ApiError> {
+    use crate::soql::Path;
+    let schema = state.schema();
+    let parsed = soql::parse(schema, q)?;
+    let object = &schema.objects[parsed.object];
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    let mut id_selected = false;
+    match &parsed.columns {
+        None => out.push(serde_json::json!({
+            "aggregate": true, "apexType": "Integer", "booleanType": false, "columnName": "expr0", "custom": false,
+            "displayName": "COUNT()", "foreignKeyName": null, "insertable": false, "joinColumns": [],
+            "numberType": true, "textType": false, "updatable": false,
+        })),
+        Some(paths) => {
+            for p in paths {
+                match p {
+                    Path::Direct(i) => {
+                        let f = &object.fields[*i];
+                        id_selected |= f.name == "Id";
+                        out.push(column(object, f, f.name.clone()));
+                    }
+                    Path::Parent { ref_field, parent, field } => {
+                        let rf = &object.fields[*ref_field];
+                        let rel = match &rf.ty {
+                            crate::schema::FieldType::Reference { relationship, .. } => relationship.clone(),
+                            _ => rf.name.clone(),
+                        };
+                        let po = &schema.objects[*parent];
+                        let pf = &po.fields[*field];
+                        let join = column(po, pf, format!("{rel}.{}", pf.name));
+                        // Several fields of one parent share one column.
+                        if let Some(existing) =
+                            out.iter_mut().find(|c| c["columnName"] == rel.as_str() && c["joinColumns"].is_array())
+                            && let Some(list) = existing["joinColumns"].as_array_mut()
+                        {
+                            list.push(join);
+                            continue;
+                        }
+                        out.push(serde_json::json!({
+                            "aggregate": false, "apexType": null, "booleanType": false, "columnName": rel,
+                            "custom": rf.custom, "displayName": rel, "foreignKeyName": null, "insertable": false,
+                            "joinColumns": [join], "numberType": false, "textType": false, "updatable": false,
+                        }));
+                    }
+                }
+            }
         }
-    };
-    call.finish(respond(result))
-}
-
-/// `GET /services/data/{version}/query?q=...`.
-pub async fn query_handler(
-    State(state): State<SfState>,
-    Path(version): Path<String>,
-    QueryParams(params): QueryParams<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    query_common(state, version, params, headers, "query").await
-}
-
-/// `GET /services/data/{version}/queryAll?q=...` (no deleted records exist yet, so
-/// this answers like `query`).
-pub async fn query_all_handler(
-    State(state): State<SfState>,
-    Path(version): Path<String>,
-    QueryParams(params): QueryParams<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    query_common(state, version, params, headers, "query_all").await
-}
-
-/// `GET /services/data/{version}/query/{locator}`.
-pub async fn query_more_handler(
-    State(state): State<SfState>,
-    Path((version, locator)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    if !valid_version(&version) {
-        return ApiError::not_found().into_response();
     }
-    let call = match enter(&state, &headers, "query_more") {
-        Ok(c) => c,
-        Err(resp) => return resp,
-    };
-    let result = {
-        let mut org = state.org();
-        query_more(&state, &mut org, &locator, &version)
-    };
-    call.finish(respond(result))
+    Ok(serde_json::json!({
+        "columnMetadata": out,
+        "entityName": object.name,
+        "groupBy": false,
+        "idSelected": id_selected,
+        "keyPrefix": object.key_prefix,
+    }))
+}
+
+/// `GET query/{locator}`.
+pub fn more(state: &SfState, org: &mut Org, req: &Req, locator: &str) -> Resp {
+    respond(query_more(state, org, locator, &req.version))
 }

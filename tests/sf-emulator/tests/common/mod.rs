@@ -121,3 +121,78 @@ pub fn enrollment(id: &str, learner: &str, status: &str) -> Value {
 pub fn first_error(v: &Value) -> (&str, &str) {
     (v["errors"][0]["statusCode"].as_str().unwrap_or(""), v["errors"][0]["message"].as_str().unwrap_or(""))
 }
+
+/// A response: status, headers, body (JSON, or the text as a JSON string).
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    }
+}
+
+impl Emu {
+    /// Any request; `path` is absolute (`/services/...`).
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut rb = self.client.request(m, self.url(path));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().await.unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text.clone()))
+        };
+        Resp { status, headers, body, text }
+    }
+
+    /// A request under `/services/data/{V}`.
+    pub async fn api(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Resp {
+        self.call(method, &format!("/services/data/{V}{path}"), Some(token), body).await
+    }
+
+    /// Seeds records through the admin API; returns their ids.
+    pub async fn seed(&self, sobject: &str, records: Value) -> Vec<String> {
+        let r =
+            self.client.post(self.url(&format!("/__emulator/records/{sobject}"))).json(&records).send().await.unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 201, "seeding {sobject}: {body}");
+        body.as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_owned()).collect()
+    }
+
+    pub async fn settings(&self, body: Value) -> Value {
+        self.admin("/settings", body).await
+    }
+
+    /// POST /services/oauth2/token with a form.
+    pub async fn token(&self, path_prefix: &str, form: &[(&str, &str)]) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url(&format!("{path_prefix}/services/oauth2/token")))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+}
+
+/// A client that does not follow redirects (to read authorize's 302).
+pub fn no_redirect_client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
