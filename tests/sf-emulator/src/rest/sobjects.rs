@@ -281,30 +281,34 @@ fn multiple_choices(req: &Req, def: &ObjectDef, org: &Org, object: usize, rows: 
     Resp::json(StatusCode::MULTIPLE_CHOICES, &urls)
 }
 
+/// The object, its definition and the rows whose key `field` equals `value`
+/// (`Id` finds the one record with that id): the by-external-id routes.
+fn rows_by_key<'s>(
+    state: &'s SfState,
+    org: &Org,
+    obj: &str,
+    field: &str,
+    value: &str,
+) -> Result<(usize, &'s ObjectDef, Vec<usize>), Resp> {
+    let (object, def) = object_or_404(state, obj)?;
+    let kf = key_field(def, field)?;
+    let rows = if kf == def.system.id {
+        vec![locate(state, org, object, def, value)?]
+    } else {
+        matches(org, def, object, kf, value)?
+    };
+    Ok((object, def, rows))
+}
+
 /// `GET /sobjects/{T}/{field}/{value}`.
 pub fn get_by_external_id(state: &SfState, org: &mut Org, req: &Req, obj: &str, field: &str, value: &str) -> Resp {
-    let (object, def) = match object_or_404(state, obj) {
+    let (object, def, rows) = match rows_by_key(state, org, obj, field, value) {
         Ok(x) => x,
-        Err(r) => return r,
-    };
-    let kf = match key_field(def, field) {
-        Ok(k) => k,
         Err(r) => return r,
     };
     let only = match selected_fields(def, req) {
         Ok(o) => o,
         Err(r) => return r,
-    };
-    let rows = if kf == def.system.id {
-        match locate(state, org, object, def, value) {
-            Ok(i) => vec![i],
-            Err(r) => return r,
-        }
-    } else {
-        match matches(org, def, object, kf, value) {
-            Ok(r) => r,
-            Err(r) => return r,
-        }
     };
     match rows.as_slice() {
         [] => Resp::error(&ApiError::not_found()),
@@ -383,24 +387,9 @@ pub fn delete_by_external_id(
     field: &str,
     value: &str,
 ) -> Resp {
-    let (object, def) = match object_or_404(state, obj) {
+    let (object, def, rows) = match rows_by_key(state, org, obj, field, value) {
         Ok(x) => x,
         Err(r) => return r,
-    };
-    let kf = match key_field(def, field) {
-        Ok(k) => k,
-        Err(r) => return r,
-    };
-    let rows = if kf == def.system.id {
-        match locate(state, org, object, def, value) {
-            Ok(i) => vec![i],
-            Err(r) => return r,
-        }
-    } else {
-        match matches(org, def, object, kf, value) {
-            Ok(r) => r,
-            Err(r) => return r,
-        }
     };
     match rows.as_slice() {
         [] => Resp::error(&ApiError::not_found()),
