@@ -4,13 +4,14 @@
 //! API, with every route, queue mapping and schedule read from
 //! `infra/template.yaml`.
 
+pub mod commands;
 pub mod events;
 pub mod gateway;
 pub mod lambda;
 pub mod pollers;
 pub mod process;
 pub mod provision;
-pub mod schedule;
+pub use learnlink_core::schedule;
 pub mod scheduler;
 pub mod serve;
 pub mod stack;

@@ -3,8 +3,8 @@
 
 use clap::{Args, Parser, Subcommand};
 use learnlink_local::serve::{ServeConfig, run};
-use learnlink_local::stack::{self, Ports, Stack, StackConfig};
-use std::collections::BTreeMap;
+use learnlink_local::commands::{self, UpOptions};
+use learnlink_local::stack::{self, Ports};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -94,64 +94,31 @@ struct ServeArgs {
     pollers: u32,
 }
 
-fn print_endpoints(env: &BTreeMap<String, String>) {
-    for k in
-        ["AWS_ENDPOINT_URL", "SALESFORCE_URL", "LMS_URL", "LEARNLINK_API_URL", "WEBHOOK_URL", "LEARNLINK_RUNTIME_URL"]
-    {
-        println!("  {k:<22} {}", env.get(k).map(String::as_str).unwrap_or("?"));
-    }
-}
-
-fn absolute(p: PathBuf) -> PathBuf {
-    if p.is_absolute() { p } else { std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p) }
-}
-
 fn up(a: UpArgs) -> anyhow::Result<()> {
-    let state_dir = absolute(a.state_dir);
-    if stack::running(&state_dir) {
-        println!("The local stack is already running:");
-        print_endpoints(&stack::read_env(&state_dir)?);
-        return Ok(());
-    }
-    let cfg = StackConfig {
-        state_dir: state_dir.clone(),
-        template: absolute(a.stack.template),
+    commands::up(UpOptions {
+        state_dir: a.state_dir,
+        template: a.stack.template,
         stack_name: a.stack.stack_name,
         region: a.stack.region,
-        parameters: a.stack.params.into_iter().collect(),
+        parameters: a.stack.params,
         ports: Ports { moto: a.moto_port, salesforce: a.salesforce_port, lms: a.lms_port, gateway: a.gateway_port },
-        bin_dir: absolute(a.bin_dir),
-        venv: absolute(a.venv),
-        admin_token: format!("ll-admin-{}", uuid::Uuid::new_v4().simple()),
-        lms_api_key: "lms-local-key".into(),
-        attached: false,
-        function_env: Vec::new(),
-    };
-    let s = Stack::up(&cfg)?;
-    println!("The local stack is up (logs in {}):", state_dir.join("logs").display());
-    print_endpoints(&stack::read_env(&state_dir)?);
-    println!("  endpoints written to {}", state_dir.join("stack.env").display());
-    s.detach();
-    Ok(())
+        bin_dir: a.bin_dir,
+        venv: a.venv,
+    })
+    .map(|_| ())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Up(a) => up(a),
-        Cmd::Down { state_dir } => stack::down(&absolute(state_dir)).map(|n| {
-            if n == 0 {
-                println!("The local stack is not running.");
-            } else {
-                println!("Stopped {n} process(es) of the local stack.");
-            }
-        }),
+        Cmd::Down { state_dir } => commands::down(&state_dir).map(|_| ()),
         Cmd::Status { state_dir } => {
-            let state_dir = absolute(state_dir);
+            let state_dir = commands::absolute(state_dir);
             if stack::running(&state_dir) {
                 stack::read_env(&state_dir).map(|env| {
                     println!("The local stack is running:");
-                    print_endpoints(&env);
+                    commands::print_endpoints(&env);
                 })
             } else {
                 println!("The local stack is not running (`make up` starts it).");

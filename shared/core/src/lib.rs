@@ -4,6 +4,7 @@
 //! exhaustively and cheaply.
 
 pub mod budget;
+pub mod config;
 pub mod connection;
 pub mod csv;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod job;
 pub mod model;
 pub mod ports;
 pub mod salesforce;
+pub mod schedule;
 pub mod soql;
 pub mod sync;
 pub mod tenant;

@@ -27,6 +27,11 @@ pub struct ScheduleError {
     pub why: String,
 }
 
+/// Parse an expression, with the reason as a sentence on failure.
+pub fn parse(expr: &str) -> Result<Schedule, String> {
+    Schedule::parse(expr).map_err(|e| e.to_string())
+}
+
 impl Schedule {
     pub fn parse(expr: &str) -> Result<Schedule, ScheduleError> {
         let err = |why: &str| ScheduleError { expr: expr.to_string(), why: why.to_string() };

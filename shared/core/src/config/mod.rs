@@ -1,0 +1,82 @@
+//! The tenant configuration (SPEC §7, §8): one versioned JSON document per
+//! tenant, validated against `tenant-config.schema.json` (the same schema the
+//! OpenAPI document carries), plus checks a schema cannot express. Every
+//! violation is reported with its JSON pointer; nothing is stored unless the
+//! document is valid.
+
+mod diff;
+mod model;
+
+pub use diff::{Change, ChangeOp, diff};
+pub use model::*;
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+/// The JSON Schema of the document.
+pub const SCHEMA: &str = include_str!("tenant-config.schema.json");
+
+/// One problem with a document.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Violation {
+    /// JSON pointer into the document (`""` for the whole document).
+    pub path: String,
+    pub message: String,
+}
+
+impl Violation {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Violation { path: path.into(), message: message.into() }
+    }
+}
+
+static VALIDATOR: LazyLock<Result<jsonschema::Validator, String>> = LazyLock::new(|| {
+    let schema: Value = serde_json::from_str(SCHEMA).map_err(|e| format!("the embedded schema is not JSON: {e}"))?;
+    jsonschema::validator_for(&schema).map_err(|e| format!("the embedded schema is invalid: {e}"))
+});
+
+/// Validate a document: the schema first (every violation), then the rules
+/// the schema cannot say. On success, the typed configuration.
+pub fn validate(doc: &Value) -> Result<TenantConfig, Vec<Violation>> {
+    let validator = match &*VALIDATOR {
+        Ok(v) => v,
+        Err(e) => return Err(vec![Violation::new("", e.clone())]),
+    };
+    let mut violations: Vec<Violation> = validator
+        .iter_errors(doc)
+        .map(|e| Violation::new(e.instance_path().to_string(), e.to_string()))
+        .collect();
+    if !violations.is_empty() {
+        violations.sort_by(|a, b| a.path.cmp(&b.path).then(a.message.cmp(&b.message)));
+        violations.dedup();
+        return Err(violations);
+    }
+    let config: TenantConfig = match serde_json::from_value(doc.clone()) {
+        Ok(c) => c,
+        Err(e) => return Err(vec![Violation::new("", format!("the document does not fit the configuration model: {e}"))]),
+    };
+    let semantic = config.check();
+    if semantic.is_empty() { Ok(config) } else { Err(semantic) }
+}
+
+/// Take the write-only webhook secrets out of a document: the document to
+/// store, and the secrets by source name (only sources that carried some).
+pub fn strip_secrets(doc: &Value) -> (Value, BTreeMap<String, Vec<String>>) {
+    let mut doc = doc.clone();
+    let mut secrets = BTreeMap::new();
+    if let Some(sources) = doc.pointer_mut("/webhooks/sources").and_then(Value::as_array_mut) {
+        for s in sources {
+            let name = s.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+            if let Some(obj) = s.as_object_mut()
+                && let Some(Value::Array(list)) = obj.remove("secrets")
+            {
+                secrets.insert(name, list.iter().filter_map(|v| v.as_str().map(str::to_string)).collect());
+            }
+        }
+    }
+    (doc, secrets)
+}
+
+#[cfg(test)]
+mod tests;
