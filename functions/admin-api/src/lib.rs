@@ -1,32 +1,80 @@
-//! admin-api (SPEC §8): the JSON HTTP API behind the `learnlink` CLI.
+//! admin-api (SPEC §7, §8): the JSON HTTP API behind the `learnlink` CLI,
+//! described by `infra/openapi.yaml`.
 //!
-//! This slice serves tenants (`GET /admin/tenants`, `GET|PUT
-//! /admin/tenants/{id}`); configuration versions, logs, review, DLQ and
-//! backfill routes arrive with the admin API work. Authentication: API
-//! Gateway's IAM authorizer in AWS, a bearer token on the local stack. Every
-//! error is `{"error": {"code", "message"}}`.
+//! Tenants and their versioned configuration (validate, versions, diff),
+//! connection status, the activity log (JSON or CSV) and run summaries.
+//! Authentication: API Gateway's IAM authorizer in AWS, a bearer token on
+//! the local stack. Every error is `{"error": {"code", "message"}}` (422s add
+//! `violations`, each with a JSON pointer).
+
+mod activity;
+mod config;
+mod tenants;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use learnlink_adapters::lambda::{AdminAuth, body_bytes, error_response, json_response};
 use learnlink_core::PortError;
+use learnlink_core::config::Violation;
 use learnlink_core::model::TenantId;
-use learnlink_core::ports::{SecretStore, TenantStore};
-use learnlink_core::tenant::{SalesforceEnvironment, SecretNames, Tenant, WebhookSecrets, WebhookSource};
-use learnlink_core::webhook::Dialect;
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use learnlink_core::ports::{ActivityLog, ConfigStore, QueueStats, SecretStore, StoredConfig};
+use learnlink_core::tenant::SecretNames;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 pub struct Deps {
-    pub tenants: Arc<dyn TenantStore>,
+    pub configs: Arc<dyn ConfigStore>,
     pub secrets: Arc<dyn SecretStore>,
+    pub activity: Arc<dyn ActivityLog>,
+    pub queues: Arc<dyn QueueStats>,
+    pub dead_letter_queues: Vec<String>,
     pub names: SecretNames,
     pub auth: AdminAuth,
 }
+
+/// An answer that is not a success: status, stable code, one sentence.
+pub(crate) struct Fail {
+    status: u16,
+    code: &'static str,
+    message: String,
+    violations: Vec<Violation>,
+}
+
+impl Fail {
+    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Fail {
+        Fail { status, code, message: message.into(), violations: Vec::new() }
+    }
+    fn bad_request(code: &'static str, message: impl Into<String>) -> Fail {
+        Fail::new(400, code, message)
+    }
+    fn unknown_tenant(id: &str) -> Fail {
+        Fail::new(404, "unknown_tenant", format!("no tenant named {id:?}"))
+    }
+    fn invalid(code: &'static str, violations: Vec<Violation>) -> Fail {
+        let message = format!("the document has {} violation(s); nothing was stored", violations.len());
+        Fail { status: 422, code, message, violations }
+    }
+    fn response(&self) -> ApiGatewayV2httpResponse {
+        if self.violations.is_empty() {
+            return error_response(self.status, self.code, &self.message);
+        }
+        json_response(
+            self.status,
+            &json!({"error": {"code": self.code, "message": self.message, "violations": self.violations}}),
+        )
+    }
+}
+
+impl From<PortError> for Fail {
+    fn from(e: PortError) -> Fail {
+        tracing::error!(class = %e.class, error = %e.chain(), "admin request failed");
+        Fail::new(503, "unavailable", "a store learnlink depends on failed; retry later")
+    }
+}
+
+pub(crate) type Answer = Result<ApiGatewayV2httpResponse, Fail>;
 
 fn authorized(deps: &Deps, req: &ApiGatewayV2httpRequest) -> bool {
     match &deps.auth {
@@ -45,158 +93,73 @@ fn authorized(deps: &Deps, req: &ApiGatewayV2httpRequest) -> bool {
     }
 }
 
-fn unavailable(e: &PortError) -> ApiGatewayV2httpResponse {
-    tracing::error!(error = %e.chain(), "admin request failed");
-    error_response(503, "unavailable", "a store learnlink depends on failed; retry later")
-}
-
 pub async fn handle(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateTime) -> ApiGatewayV2httpResponse {
     if !authorized(deps, req) {
         return error_response(401, "unauthorized", "a valid admin credential is required");
     }
+    match route(deps, req, now).await {
+        Ok(r) => r,
+        Err(f) => f.response(),
+    }
+}
+
+async fn route(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateTime) -> Answer {
     let method = req.request_context.http.method.as_str();
     let path = req.raw_path.as_deref().unwrap_or("");
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
-        ("GET", ["admin", "tenants"]) => match deps.tenants.list_tenants().await {
-            Ok(ts) => json_response(200, &json!({"tenants": ts})),
-            Err(e) => unavailable(&e),
+        ("GET", ["admin", "tenants"]) => tenants::list(deps).await,
+        ("POST", ["admin", "tenants"]) => tenants::create(deps, req, now).await,
+        ("GET", ["admin", "tenants", t]) => tenants::get(deps, t).await,
+        ("GET", ["admin", "tenants", t, "status"]) => tenants::status(deps, t).await,
+        ("GET", ["admin", "tenants", t, "config"]) => config::get(deps, t, req).await,
+        ("PUT", ["admin", "tenants", t, "config"]) => config::put(deps, t, req, now).await,
+        ("POST", ["admin", "tenants", t, "config", "validate"]) => config::validate(deps, t, req).await,
+        ("GET", ["admin", "tenants", t, "config", "versions"]) => config::versions(deps, t).await,
+        ("GET", ["admin", "tenants", t, "config", "diff"]) => config::diff(deps, t, req).await,
+        ("GET", ["admin", "tenants", t, "activity"]) => activity::list(deps, t, req).await,
+        ("GET", ["admin", "tenants", t, "runs"]) => activity::runs(deps, t, req).await,
+        _ => Err(Fail::new(404, "not_found", format!("no admin route {method} {path}"))),
+    }
+}
+
+/// The tenant's current configuration, or 404.
+pub(crate) async fn current(deps: &Deps, raw: &str) -> Result<StoredConfig, Fail> {
+    let id = TenantId::parse(raw).map_err(|_| Fail::unknown_tenant(raw))?;
+    deps.configs.current_config(&id).await?.ok_or_else(|| Fail::unknown_tenant(raw))
+}
+
+/// The JSON body, or 400 naming the problem.
+pub(crate) fn json_body(req: &ApiGatewayV2httpRequest) -> Result<Value, Fail> {
+    let bytes = body_bytes(req).map_err(|why| Fail::bad_request("malformed_body", why))?;
+    if bytes.is_empty() {
+        return Err(Fail::bad_request("malformed_body", "the request needs a JSON body"));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Fail::bad_request("malformed_body", format!("the body is not JSON: {e}")))
+}
+
+/// A query parameter.
+pub(crate) fn param<'a>(req: &'a ApiGatewayV2httpRequest, name: &str) -> Option<&'a str> {
+    req.query_string_parameters.first(name)
+}
+
+/// A positive integer query parameter, or 400 naming it.
+pub(crate) fn int_param(req: &ApiGatewayV2httpRequest, name: &str, min: u64, max: u64) -> Result<Option<u64>, Fail> {
+    match param(req, name) {
+        None => Ok(None),
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(Fail::bad_request(
+                "invalid_parameter",
+                format!("{name} must be a whole number from {min} to {max}"),
+            )),
         },
-        ("GET", ["admin", "tenants", id]) => {
-            let Ok(id) = TenantId::parse(id) else { return unknown_tenant(id) };
-            match deps.tenants.get_tenant(&id).await {
-                Ok(Some(t)) => json_response(200, &json!({"tenant": t})),
-                Ok(None) => unknown_tenant(id.as_str()),
-                Err(e) => unavailable(&e),
-            }
-        }
-        ("PUT", ["admin", "tenants", id]) => put_tenant(deps, id, req, now).await,
-        (_, ["admin", "tenants", ..]) => {
-            error_response(405, "method_not_allowed", &format!("{method} is not supported on {path}"))
-        }
-        _ => error_response(404, "not_found", &format!("no admin route {method} {path}")),
     }
 }
 
-fn unknown_tenant(id: &str) -> ApiGatewayV2httpResponse {
-    error_response(404, "unknown_tenant", &format!("no tenant named {id:?}"))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TenantInput {
-    name: String,
-    salesforce: SalesforceEnvironment,
-    salesforce_client_id: String,
-    #[serde(default)]
-    sources: Vec<WebhookSource>,
-    /// Source name → 1 or 2 active secrets. Write-only: never returned.
-    #[serde(default)]
-    webhook_secrets: BTreeMap<String, Vec<String>>,
-}
-
-/// Every violation, as `(path, message)`.
-fn validate(id: &str, t: &TenantInput) -> Vec<(String, String)> {
-    let mut v = Vec::new();
-    if let Err(e) = TenantId::parse(id) {
-        v.push(("/id".to_string(), e.to_string()));
-    }
-    if t.name.trim().is_empty() {
-        v.push(("/name".into(), "must not be blank".into()));
-    }
-    if t.salesforce_client_id.trim().is_empty() {
-        v.push(("/salesforce_client_id".into(), "must not be blank".into()));
-    }
-    if let SalesforceEnvironment::MyDomain(url) = &t.salesforce
-        && !(url.starts_with("https://") || url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost"))
-    {
-        v.push(("/salesforce/my_domain".into(), "must be an https:// URL".into()));
-    }
-    let mut seen = std::collections::HashSet::new();
-    for (i, s) in t.sources.iter().enumerate() {
-        let ok = (1..=32).contains(&s.name.len())
-            && s.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !ok {
-            v.push((format!("/sources/{i}/name"), "use 1-32 lowercase letters, digits or '-'".into()));
-        }
-        if !seen.insert(s.name.as_str()) {
-            v.push((format!("/sources/{i}/name"), format!("duplicate source name {:?}", s.name)));
-        }
-        let n = t.webhook_secrets.get(&s.name).map_or(0, Vec::len);
-        if s.dialect == Dialect::Canonical && !(1..=2).contains(&n) {
-            v.push((
-                format!("/webhook_secrets/{}", s.name),
-                format!("a signed source needs 1 or 2 active secrets, got {n}"),
-            ));
-        }
-    }
-    for (name, secrets) in &t.webhook_secrets {
-        if !t.sources.iter().any(|s| &s.name == name) {
-            v.push((format!("/webhook_secrets/{name}"), "names no source".into()));
-        }
-        for (j, s) in secrets.iter().enumerate() {
-            if s.len() < 16 {
-                v.push((format!("/webhook_secrets/{name}/{j}"), "must be at least 16 characters".into()));
-            }
-        }
-    }
-    v
-}
-
-async fn put_tenant(
-    deps: &Deps,
-    id: &str,
-    req: &ApiGatewayV2httpRequest,
-    now: OffsetDateTime,
-) -> ApiGatewayV2httpResponse {
-    let body = match body_bytes(req) {
-        Ok(b) => b,
-        Err(why) => return error_response(400, "malformed_body", &why),
-    };
-    let de = &mut serde_json::Deserializer::from_slice(&body);
-    let input: TenantInput = match serde_path_to_error::deserialize(de) {
-        Ok(t) => t,
-        Err(e) => {
-            let path = e.path().to_string();
-            return json_response(
-                422,
-                &json!({"error": {"code": "invalid_tenant", "message": "the tenant document is invalid",
-                        "violations": [{"path": format!("/{}", path.replace('.', "/")).replace("//", "/"), "message": e.into_inner().to_string()}]}}),
-            );
-        }
-    };
-    let violations = validate(id, &input);
-    if !violations.is_empty() {
-        let list: Vec<Value> = violations.iter().map(|(p, m)| json!({"path": p, "message": m})).collect();
-        return json_response(
-            422,
-            &json!({"error": {"code": "invalid_tenant", "message": format!("the tenant document has {} violation(s)", list.len()), "violations": list}}),
-        );
-    }
-    let Ok(tid) = TenantId::parse(id) else { return unknown_tenant(id) };
-    let existing = match deps.tenants.get_tenant(&tid).await {
-        Ok(t) => t,
-        Err(e) => return unavailable(&e),
-    };
-    let tenant = Tenant {
-        id: tid.clone(),
-        name: input.name,
-        salesforce: input.salesforce,
-        salesforce_client_id: input.salesforce_client_id,
-        sources: input.sources,
-        created_at: existing.as_ref().map_or(now, |t| t.created_at),
-    };
-    // Secrets first: a tenant is never visible without its webhook secrets.
-    let secrets = WebhookSecrets { sources: input.webhook_secrets };
-    let doc = SecretString::from(serde_json::to_string(&secrets).unwrap_or_default());
-    if let Err(e) = deps.secrets.put_secret(&deps.names.webhook_secrets(&tid), &doc).await {
-        return unavailable(&e);
-    }
-    if let Err(e) = deps.tenants.put_tenant(&tenant).await {
-        return unavailable(&e);
-    }
-    tracing::info!(tenant = %tid, created = existing.is_none(), "tenant stored");
-    json_response(if existing.is_some() { 200 } else { 201 }, &json!({"tenant": tenant}))
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 #[cfg(test)]

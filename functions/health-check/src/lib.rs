@@ -4,10 +4,10 @@
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use learnlink_adapters::lambda::{error_response, json_response, path_param};
 use learnlink_core::PortError;
-use learnlink_core::health::{Health, Observations, assess};
+use learnlink_core::health::{Health, Probe};
 use learnlink_core::model::TenantId;
 use learnlink_core::ports::{QueueStats, SecretStore, TenantStore};
-use learnlink_core::tenant::SecretNames;
+use learnlink_core::tenant::{SecretNames, Tenant};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -29,25 +29,27 @@ pub enum HandlerError {
     BadRequestEvent(#[from] serde_json::Error),
 }
 
-pub async fn observe(deps: &Deps, tenant: &TenantId) -> Result<Health, PortError> {
-    let has_tokens = deps.secrets.get_secret(&deps.names.salesforce_tokens(tenant)).await?.is_some();
-    let mut dlq_depth = 0;
-    for q in &deps.dead_letter_queues {
-        dlq_depth += deps.queues.depth(q).await?;
+pub async fn observe(deps: &Deps, tenant: &Tenant) -> Result<Health, PortError> {
+    Probe {
+        secrets: deps.secrets.as_ref(),
+        queues: deps.queues.as_ref(),
+        names: &deps.names,
+        dead_letter_queues: &deps.dead_letter_queues,
     }
-    Ok(assess(tenant.as_str(), &Observations { has_tokens, dlq_depth }))
+    .check(tenant)
+    .await
 }
 
 pub async fn http(deps: &Deps, req: &ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
     let raw = path_param(req, "tenant").unwrap_or("");
     let not_found = || error_response(404, "unknown_tenant", &format!("no tenant named {raw:?}"));
     let Ok(id) = TenantId::parse(raw) else { return not_found() };
-    match deps.tenants.get_tenant(&id).await {
-        Ok(Some(_)) => {}
+    let tenant = match deps.tenants.get_tenant(&id).await {
+        Ok(Some(t)) => t,
         Ok(None) => return not_found(),
         Err(e) => return unavailable(&e),
-    }
-    match observe(deps, &id).await {
+    };
+    match observe(deps, &tenant).await {
         Ok(h) => json_response(200, &json!(h)),
         Err(e) => unavailable(&e),
     }
@@ -62,7 +64,7 @@ fn unavailable(e: &PortError) -> ApiGatewayV2httpResponse {
 pub async fn sweep(deps: &Deps) -> Result<Value, PortError> {
     let mut out = Vec::new();
     for t in deps.tenants.list_tenants().await? {
-        let h = observe(deps, &t.id).await?;
+        let h = observe(deps, &t).await?;
         tracing::info!(tenant = %t.id, status = ?h.status, cause = ?h.cause, dlq_depth = h.dlq_depth, "tenant health");
         out.push(h);
     }
@@ -86,22 +88,15 @@ mod tests {
     use learnlink_adapters::dynamo::memory::MemoryState;
     use learnlink_adapters::secrets::memory::MemorySecrets;
     use learnlink_adapters::sqs::memory::MemoryQueueStats;
-    use learnlink_core::tenant::{SalesforceEnvironment, Tenant};
     use secrecy::SecretString;
 
     async fn deps(dlq: u64) -> Deps {
         let state = Arc::new(MemoryState::new());
-        state
-            .put_tenant(&Tenant {
-                id: TenantId::parse("acme").unwrap(),
-                name: "Acme".into(),
-                salesforce: SalesforceEnvironment::Production,
-                salesforce_client_id: "c".into(),
-                sources: vec![],
-                created_at: time::OffsetDateTime::UNIX_EPOCH,
-            })
-            .await
-            .unwrap();
+        state.seed_config(
+            &TenantId::parse("acme").unwrap(),
+            json!({"name": "Acme", "salesforce": {"environment": "production", "client_id": "c"}}),
+            time::OffsetDateTime::UNIX_EPOCH,
+        );
         let secrets = Arc::new(MemorySecrets::new());
         secrets.put_secret("learnlink/acme/salesforce", &SecretString::from("{}")).await.unwrap();
         let queues = Arc::new(MemoryQueueStats::default());

@@ -7,10 +7,11 @@
 //! everything else is acknowledged.
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use learnlink_core::activity::{ActivityEntry, Direction, Outcome, RunSummary};
 use learnlink_core::connection::Connections;
 use learnlink_core::job::{self, SyncJob};
 use learnlink_core::model::TenantId;
-use learnlink_core::ports::{SalesforceApi, SecretStore, TenantStore};
+use learnlink_core::ports::{ActivityLog, SalesforceApi, SecretStore, TenantStore};
 use learnlink_core::salesforce::{RecordOutcome, SalesforceError};
 use learnlink_core::sync::{self, CompositeCall};
 use learnlink_core::tenant::SecretNames;
@@ -23,6 +24,7 @@ pub struct Deps {
     pub tenants: Arc<dyn TenantStore>,
     pub secrets: Arc<dyn SecretStore>,
     pub salesforce: Arc<dyn SalesforceApi>,
+    pub activity: Arc<dyn ActivityLog>,
     pub names: SecretNames,
 }
 
@@ -150,8 +152,47 @@ async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[(usize, LmsEven
             message: "not sent: the org's API limit was reached earlier in this batch".into(),
         }));
     }
+    let started = time::OffsetDateTime::now_utc();
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let learner_of = |item: usize| {
+        items.iter().find(|(i, _)| *i == item).map(|(_, e)| match &e.payload {
+            learnlink_core::webhook::EventPayload::Enrollment(e) => e.learner_id.clone(),
+            learnlink_core::webhook::EventPayload::Certification(c) => c.learner_id.clone(),
+        })
+    };
+    let mut entries = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for s in sync::settle(&calls, results) {
+        // One entry per record outcome (several messages may carry one record).
+        let entry =
+            |outcome: Outcome, salesforce_id: Option<String>, reason: Option<String>, message: Option<String>| {
+                ActivityEntry {
+                    at: time::OffsetDateTime::now_utc(),
+                    job: format!("webhook:{run_id}"),
+                    direction: Direction::LmsToSalesforce,
+                    object: s.sobject.to_string(),
+                    lms_id: s.external_id.clone(),
+                    learner_id: learner_of(s.item),
+                    salesforce_id,
+                    outcome,
+                    reason,
+                    message,
+                }
+            };
+        let first = seen.insert((s.sobject, s.external_id.clone()));
+        match &s.outcome {
+            RecordOutcome::Created { id } if first => {
+                entries.push(entry(Outcome::Created, Some(id.clone()), None, None))
+            }
+            RecordOutcome::Updated { id } if first => {
+                entries.push(entry(Outcome::Updated, Some(id.clone()), None, None))
+            }
+            RecordOutcome::Failed(f) if first && !f.class.redeliver() => {
+                entries.push(entry(Outcome::Failed, None, Some(f.code.clone()), Some(f.message.clone())))
+            }
+            _ => {}
+        }
         let o = match &s.outcome {
             RecordOutcome::Created { id } | RecordOutcome::Updated { id } => {
                 let created = matches!(s.outcome, RecordOutcome::Created { .. });
@@ -172,7 +213,39 @@ async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[(usize, LmsEven
         };
         out.push((s.item, o));
     }
+    record_activity(deps, tenant_id, &run_id, started, &entries).await;
     out
+}
+
+/// The activity log and the run summary. A failure here is logged and does
+/// not fail the messages: their records were written.
+async fn record_activity(
+    deps: &Deps,
+    tenant: &TenantId,
+    run_id: &str,
+    started: time::OffsetDateTime,
+    entries: &[ActivityEntry],
+) {
+    if entries.is_empty() {
+        return;
+    }
+    let count = |o: Outcome| entries.iter().filter(|e| e.outcome == o).count() as u64;
+    let run = RunSummary {
+        run_id: run_id.to_string(),
+        job: "webhook".into(),
+        started_at: started,
+        finished_at: time::OffsetDateTime::now_utc(),
+        created: count(Outcome::Created),
+        updated: count(Outcome::Updated),
+        skipped: count(Outcome::Skipped),
+        failed: count(Outcome::Failed),
+    };
+    if let Err(e) = deps.activity.record(tenant, entries).await {
+        tracing::error!(tenant = %tenant, error = %e.chain(), entries = entries.len(), "could not write the activity log");
+    }
+    if let Err(e) = deps.activity.record_run(tenant, &run).await {
+        tracing::error!(tenant = %tenant, error = %e.chain(), "could not record the run summary");
+    }
 }
 
 #[cfg(test)]

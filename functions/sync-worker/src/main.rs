@@ -13,8 +13,10 @@ async fn main() -> Result<(), Error> {
     init_tracing();
     let cfg = FunctionConfig::from_env()?;
     let aws = learnlink_adapters::aws::load().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&aws);
     let deps = sync_worker::Deps {
-        tenants: Arc::new(DynamoState::new(aws_sdk_dynamodb::Client::new(&aws), &cfg.state_table)),
+        tenants: Arc::new(DynamoState::new(ddb.clone(), &cfg.state_table)),
+        activity: Arc::new(learnlink_adapters::dynamo::activity::DynamoActivity::new(ddb, &cfg.activity_table)),
         secrets: Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws))),
         salesforce: Arc::new(SalesforceClient::new()?),
         names: cfg.secret_names.clone(),

@@ -1,11 +1,10 @@
 use super::*;
 use aws_lambda_events::sqs::SqsMessage;
-use learnlink_adapters::dynamo::memory::MemoryState;
+use learnlink_adapters::dynamo::memory::{MemoryActivity, MemoryState};
 use learnlink_adapters::salesforce::memory::{MemorySalesforce, Script};
 use learnlink_adapters::secrets::memory::MemorySecrets;
 use learnlink_core::model::{Enrollment, EnrollmentStatus};
 use learnlink_core::salesforce::TokenSet;
-use learnlink_core::tenant::{SalesforceEnvironment, Tenant};
 use learnlink_core::webhook::{EventKind, EventPayload};
 use secrecy::{ExposeSecret, SecretString};
 use time::macros::datetime;
@@ -13,6 +12,7 @@ use time::macros::datetime;
 struct World {
     sf: Arc<MemorySalesforce>,
     secrets: Arc<MemorySecrets>,
+    activity: Arc<MemoryActivity>,
     deps: Deps,
 }
 
@@ -20,17 +20,11 @@ async fn world() -> World {
     let state = Arc::new(MemoryState::new());
     let secrets = Arc::new(MemorySecrets::new());
     let sf = Arc::new(MemorySalesforce::new());
-    state
-        .put_tenant(&Tenant {
-            id: TenantId::parse("acme").unwrap(),
-            name: "Acme".into(),
-            salesforce: SalesforceEnvironment::Production,
-            salesforce_client_id: "cid".into(),
-            sources: vec![],
-            created_at: datetime!(2026-11-01 0:00 UTC),
-        })
-        .await
-        .unwrap();
+    state.seed_config(
+        &TenantId::parse("acme").unwrap(),
+        serde_json::json!({"name": "Acme", "salesforce": {"environment": "production", "client_id": "cid"}}),
+        datetime!(2026-11-01 0:00 UTC),
+    );
     sf.issue_tokens("access-0", "refresh-0");
     sf.add_contact("L1");
     let tokens = TokenSet {
@@ -43,8 +37,15 @@ async fn world() -> World {
         env: None,
     };
     secrets.put_secret("learnlink/acme/salesforce", &tokens.to_secret_json()).await.unwrap();
-    let deps = Deps { tenants: state, secrets: secrets.clone(), salesforce: sf.clone(), names: SecretNames::default() };
-    World { sf, secrets, deps }
+    let activity = Arc::new(MemoryActivity::new());
+    let deps = Deps {
+        tenants: state,
+        secrets: secrets.clone(),
+        salesforce: sf.clone(),
+        activity: activity.clone(),
+        names: SecretNames::default(),
+    };
+    World { sf, secrets, activity, deps }
 }
 
 fn job(tenant: &str, enrollment: &str, learner: &str, minute: i64, status: EnrollmentStatus) -> String {
@@ -129,6 +130,14 @@ async fn permanent_record_errors_are_acknowledged_not_retried() {
     let outcomes = process(&w.deps, &batch).await;
     assert!(matches!(&outcomes[0], MessageOutcome::Rejected { code, .. } if code == "INVALID_FIELD"));
     assert_eq!(outcomes[1], MessageOutcome::Done);
+    // One activity entry per record outcome, with Salesforce's code.
+    let log = w.activity.all(&TenantId::parse("acme").unwrap());
+    assert_eq!(log.len(), 2);
+    let failed = log.iter().find(|e| e.lms_id == "E1").unwrap();
+    assert_eq!(failed.outcome, learnlink_core::activity::Outcome::Failed);
+    assert_eq!(failed.reason.as_deref(), Some("INVALID_FIELD"));
+    assert_eq!(failed.learner_id.as_deref(), Some("L-unknown"));
+    assert!(log.iter().any(|e| e.lms_id == "E2" && e.outcome == learnlink_core::activity::Outcome::Created));
     assert!(handle(&w.deps, batch).await.batch_item_failures.is_empty());
 }
 

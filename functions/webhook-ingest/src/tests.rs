@@ -3,8 +3,6 @@ use learnlink_adapters::dynamo::memory::MemoryState;
 use learnlink_adapters::secrets::memory::MemorySecrets;
 use learnlink_adapters::sqs::memory::MemoryQueue;
 use learnlink_core::ErrorClass;
-use learnlink_core::tenant::{SalesforceEnvironment, WebhookSource};
-use learnlink_core::webhook::Dialect;
 use learnlink_core::webhook::canonical::sign;
 use secrecy::SecretString;
 use time::macros::datetime;
@@ -21,15 +19,12 @@ async fn world() -> World {
     let state = Arc::new(MemoryState::new());
     let secrets = Arc::new(MemorySecrets::new());
     let queue = Arc::new(MemoryQueue::new());
-    let tenant = Tenant {
-        id: TenantId::parse("acme").unwrap(),
-        name: "Acme".into(),
-        salesforce: SalesforceEnvironment::Production,
-        salesforce_client_id: "cid".into(),
-        sources: vec![WebhookSource { name: "lms".into(), dialect: Dialect::Canonical }],
-        created_at: NOW,
-    };
-    state.put_tenant(&tenant).await.unwrap();
+    state.seed_config(
+        &TenantId::parse("acme").unwrap(),
+        json!({"name": "Acme", "salesforce": {"environment": "production", "client_id": "cid"},
+               "webhooks": {"sources": [{"name": "lms", "dialect": "canonical"}]}}),
+        NOW,
+    );
     secrets
         .put_secret("learnlink/acme/webhooks", &SecretString::from(r#"{"sources":{"lms":["whsec"]}}"#))
         .await

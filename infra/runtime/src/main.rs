@@ -2,8 +2,8 @@
 //! runtime itself (`serve`, started by `up`).
 
 use clap::{Args, Parser, Subcommand};
-use learnlink_local::serve::{ServeConfig, run};
 use learnlink_local::commands::{self, UpOptions};
+use learnlink_local::serve::{ServeConfig, run};
 use learnlink_local::stack::{self, Ports};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -3,6 +3,7 @@
 //! everything is a function of its inputs (time included), so it is tested
 //! exhaustively and cheaply.
 
+pub mod activity;
 pub mod budget;
 pub mod config;
 pub mod connection;

@@ -12,11 +12,24 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
+/// The runtime view of tenants (what the functions need to do their work),
+/// read from the current configuration.
 #[async_trait]
 pub trait TenantStore: Send + Sync {
     async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, PortError>;
-    async fn put_tenant(&self, tenant: &Tenant) -> Result<(), PortError>;
     async fn list_tenants(&self) -> Result<Vec<Tenant>, PortError>;
+}
+
+/// Every configuration store is a tenant store.
+#[async_trait]
+impl<T: ConfigStore> TenantStore for T {
+    async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, PortError> {
+        self.current_config(id).await?.map(|c| Tenant::from_stored(&c)).transpose()
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, PortError> {
+        self.list_configs().await?.iter().map(Tenant::from_stored).collect()
+    }
 }
 
 #[async_trait]
@@ -80,4 +93,62 @@ pub trait SalesforceApi: Send + Sync {
 pub trait QueueStats: Send + Sync {
     /// Messages in the queue, visible or in flight.
     async fn depth(&self, queue_url: &str) -> Result<u64, PortError>;
+}
+
+/// One stored version of a tenant's configuration document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredConfig {
+    pub tenant: TenantId,
+    pub version: u64,
+    pub created_at: OffsetDateTime,
+    pub changed_at: OffsetDateTime,
+    /// The document as stored (valid, without secrets).
+    pub doc: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PutConfigError {
+    /// Creating a tenant that exists, or updating from a version that is no
+    /// longer the current one.
+    #[error("the configuration changed concurrently (current version: {current:?})")]
+    Conflict { current: Option<u64> },
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Versioned configuration documents: every change is a new version; the
+/// current one is read in one request.
+#[async_trait]
+pub trait ConfigStore: Send + Sync {
+    async fn current_config(&self, tenant: &TenantId) -> Result<Option<StoredConfig>, PortError>;
+    async fn config_version(&self, tenant: &TenantId, version: u64) -> Result<Option<StoredConfig>, PortError>;
+    /// `(version, changed_at)`, newest first.
+    async fn config_versions(&self, tenant: &TenantId) -> Result<Vec<(u64, OffsetDateTime)>, PortError>;
+    /// Store `doc` as the next version. `expected = None` creates the tenant
+    /// (conflict if it exists); `Some(v)` requires `v` to be current.
+    async fn put_config(
+        &self,
+        tenant: &TenantId,
+        expected: Option<u64>,
+        doc: &serde_json::Value,
+        now: OffsetDateTime,
+    ) -> Result<StoredConfig, PutConfigError>;
+    /// The current configuration of every tenant.
+    async fn list_configs(&self) -> Result<Vec<StoredConfig>, PortError>;
+}
+
+#[async_trait]
+pub trait ActivityLog: Send + Sync {
+    async fn record(&self, tenant: &TenantId, entries: &[crate::activity::ActivityEntry]) -> Result<(), PortError>;
+    /// Newest first; `cursor` continues a previous page.
+    async fn query(
+        &self,
+        tenant: &TenantId,
+        filter: &crate::activity::ActivityFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<crate::activity::ActivityPage, PortError>;
+    async fn record_run(&self, tenant: &TenantId, run: &crate::activity::RunSummary) -> Result<(), PortError>;
+    /// Newest first.
+    async fn runs(&self, tenant: &TenantId, limit: usize) -> Result<Vec<crate::activity::RunSummary>, PortError>;
 }

@@ -36,6 +36,8 @@ pub struct WebhookSource {
     pub dialect: Dialect,
 }
 
+/// A tenant as the functions see it: a projection of its current
+/// configuration (see `crate::config` for the whole document).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tenant {
     pub id: TenantId,
@@ -44,11 +46,47 @@ pub struct Tenant {
     /// The connected app's consumer key used for token refresh.
     pub salesforce_client_id: String,
     pub sources: Vec<WebhookSource>,
+    #[serde(default)]
+    pub paused: bool,
+    /// The configuration version this view comes from.
+    #[serde(default)]
+    pub version: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
 impl Tenant {
+    /// The view of a stored configuration document.
+    pub fn from_stored(c: &crate::ports::StoredConfig) -> Result<Tenant, crate::PortError> {
+        let config: crate::config::TenantConfig = serde_json::from_value(c.doc.clone()).map_err(|e| {
+            crate::PortError::permanent(format!("the stored configuration of tenant {} is invalid: {e}", c.tenant))
+        })?;
+        Ok(Tenant::from_config(c.tenant.clone(), &config, c.version, c.created_at))
+    }
+
+    pub fn from_config(
+        id: TenantId,
+        config: &crate::config::TenantConfig,
+        version: u64,
+        created_at: OffsetDateTime,
+    ) -> Tenant {
+        Tenant {
+            id,
+            name: config.name.clone(),
+            salesforce: config.salesforce.environment.clone(),
+            salesforce_client_id: config.salesforce.client_id.clone(),
+            sources: config
+                .webhooks
+                .sources
+                .iter()
+                .map(|s| WebhookSource { name: s.name.clone(), dialect: s.dialect })
+                .collect(),
+            paused: config.paused,
+            version,
+            created_at,
+        }
+    }
+
     pub fn source(&self, name: &str) -> Option<&WebhookSource> {
         self.sources.iter().find(|s| s.name == name)
     }

@@ -121,27 +121,45 @@ impl Env {
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
     }
 
-    /// `PUT /admin/tenants/{id}` with one canonical webhook source `lms`.
-    pub async fn create_tenant(&self, id: &str, webhook_secret: &str) -> anyhow::Result<()> {
-        let body = json!({
+    /// A tenant configuration with one canonical webhook source `lms`.
+    pub fn tenant_config(&self, id: &str, webhook_secret: &str) -> Value {
+        json!({
             "name": format!("Tenant {id}"),
-            "salesforce": {"my_domain": self.endpoints.salesforce_url},
-            "salesforce_client_id": "learnlink-local",
-            "sources": [{"name": "lms", "dialect": "canonical"}],
-            "webhook_secrets": {"lms": [webhook_secret]},
-        });
+            "salesforce": {"environment": {"my_domain": self.endpoints.salesforce_url}, "client_id": "learnlink-local"},
+            "webhooks": {"sources": [{"name": "lms", "dialect": "canonical", "secrets": [webhook_secret]}]},
+        })
+    }
+
+    /// `POST /admin/tenants` with [`Env::tenant_config`].
+    pub async fn create_tenant(&self, id: &str, webhook_secret: &str) -> anyhow::Result<()> {
+        let body = json!({"id": id, "config": self.tenant_config(id, webhook_secret)});
         let (status, v) = self
             .json(
                 self.http
-                    .put(format!("{}/admin/tenants/{id}", self.endpoints.api_url))
+                    .post(format!("{}/admin/tenants", self.endpoints.api_url))
                     .bearer_auth(&self.admin_token)
                     .json(&body),
             )
             .await?;
-        if !(200..300).contains(&status) {
+        if status != 201 {
             bail!("creating tenant {id}: {status} {v}");
         }
         Ok(())
+    }
+
+    /// An admin API call with the admin token: `(status, JSON body)`.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut req =
+            self.http.request(method, format!("{}{path}", self.endpoints.api_url)).bearer_auth(&self.admin_token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        self.json(req).await
     }
 
     /// Store a Salesforce token set for the tenant. The OAuth connect flow

@@ -2,9 +2,13 @@
 //!
 //! Keys: `pk` / `sk` strings; `gsi1pk` / `gsi1sk` for listings; `expires_at`
 //! (epoch seconds) is the table's TTL attribute.
-//! - tenant:      pk `TENANT#<id>`, sk `TENANT`, gsi1pk `TENANTS`, gsi1sk `<id>`, `doc` = JSON
+//! - tenant:      pk `TENANT#<id>`, sk `TENANT` (the current configuration), gsi1pk `TENANTS`,
+//!   gsi1sk `<id>`; `doc` (JSON), `version`, `created_at`, `changed_at` (epoch ms)
+//! - version:     pk `TENANT#<id>`, sk `CONFIG#<version, 12 digits>` — every version ever stored;
+//!   written in one transaction with the current item (optimistic on `version`)
 //! - dedupe mark: pk `DEDUPE#<key>`, sk `DEDUPE`, `state` pending|done, `at`, `expires_at`
 
+pub mod activity;
 pub mod memory;
 
 use crate::aws::classify_sdk;
@@ -13,8 +17,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use learnlink_core::PortError;
 use learnlink_core::model::TenantId;
-use learnlink_core::ports::{Claim, DedupeStore, TenantStore};
-use learnlink_core::tenant::Tenant;
+use learnlink_core::ports::{Claim, ConfigStore, DedupeStore, PutConfigError, StoredConfig};
+use std::collections::HashMap;
 use time::OffsetDateTime;
 
 const PERMANENT: &[&str] = &["ValidationException", "ResourceNotFoundException", "AccessDeniedException"];
@@ -44,17 +48,53 @@ impl DynamoState {
     }
 }
 
-fn tenant_from_item(item: &std::collections::HashMap<String, AttributeValue>) -> Result<Tenant, PortError> {
-    let doc = item
-        .get("doc")
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_s<'a>(item: &'a HashMap<String, AttributeValue>, k: &str) -> Result<&'a str, PortError> {
+    item.get(k)
         .and_then(|v| v.as_s().ok())
-        .ok_or_else(|| PortError::permanent("a tenant item has no `doc` attribute"))?;
-    serde_json::from_str(doc).map_err(|e| PortError::permanent(format!("a stored tenant document is invalid: {e}")))
+        .map(String::as_str)
+        .ok_or_else(|| PortError::permanent(format!("a stored item has no `{k}`")))
+}
+
+fn get_n(item: &HashMap<String, AttributeValue>, k: &str) -> Result<i64, PortError> {
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| PortError::permanent(format!("a stored item has no numeric `{k}`")))
+}
+
+fn ts(secs_ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(secs_ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn stored_from_item(item: &HashMap<String, AttributeValue>) -> Result<StoredConfig, PortError> {
+    let id = get_s(item, "tenant")?;
+    let tenant = TenantId::parse(id).map_err(|e| PortError::permanent(e.to_string()))?;
+    let doc = serde_json::from_str(get_s(item, "doc")?)
+        .map_err(|e| PortError::permanent(format!("the stored configuration of {id} is not JSON: {e}")))?;
+    Ok(StoredConfig {
+        tenant,
+        version: get_n(item, "version")? as u64,
+        created_at: ts(get_n(item, "created_at")?),
+        changed_at: ts(get_n(item, "changed_at")?),
+        doc,
+    })
+}
+
+fn version_sk(v: u64) -> String {
+    format!("CONFIG#{v:012}")
 }
 
 #[async_trait]
-impl TenantStore for DynamoState {
-    async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, PortError> {
+impl ConfigStore for DynamoState {
+    async fn current_config(&self, id: &TenantId) -> Result<Option<StoredConfig>, PortError> {
         let out = self
             .client
             .get_item()
@@ -65,29 +105,115 @@ impl TenantStore for DynamoState {
             .send()
             .await
             .map_err(|e| Self::err("reading tenant", e))?;
-        out.item.as_ref().map(tenant_from_item).transpose()
+        out.item.as_ref().map(stored_from_item).transpose()
     }
 
-    async fn put_tenant(&self, tenant: &Tenant) -> Result<(), PortError> {
-        let doc =
-            serde_json::to_string(tenant).map_err(|e| PortError::permanent(format!("serializing tenant: {e}")))?;
-        self.client
-            .put_item()
+    async fn config_version(&self, id: &TenantId, version: u64) -> Result<Option<StoredConfig>, PortError> {
+        let out = self
+            .client
+            .get_item()
             .table_name(&self.table)
-            .item("pk", s(format!("TENANT#{}", tenant.id)))
-            .item("sk", s("TENANT"))
-            .item("gsi1pk", s("TENANTS"))
-            .item("gsi1sk", s(tenant.id.as_str()))
-            .item("doc", s(doc))
+            .key("pk", s(format!("TENANT#{id}")))
+            .key("sk", s(version_sk(version)))
             .send()
             .await
-            .map_err(|e| Self::err("storing tenant", e))?;
-        Ok(())
+            .map_err(|e| Self::err("reading a configuration version", e))?;
+        out.item.as_ref().map(stored_from_item).transpose()
     }
 
-    async fn list_tenants(&self) -> Result<Vec<Tenant>, PortError> {
+    async fn config_versions(&self, id: &TenantId) -> Result<Vec<(u64, OffsetDateTime)>, PortError> {
         let mut out = Vec::new();
-        let mut start: Option<std::collections::HashMap<String, AttributeValue>> = None;
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let resp = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :p AND begins_with(sk, :c)")
+                .expression_attribute_values(":p", s(format!("TENANT#{id}")))
+                .expression_attribute_values(":c", s("CONFIG#"))
+                .projection_expression("version, changed_at")
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| Self::err("listing configuration versions", e))?;
+            for item in resp.items() {
+                out.push((get_n(item, "version")? as u64, ts(get_n(item, "changed_at")?)));
+            }
+            match resp.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn put_config(
+        &self,
+        id: &TenantId,
+        expected: Option<u64>,
+        doc: &serde_json::Value,
+        now: OffsetDateTime,
+    ) -> Result<StoredConfig, PutConfigError> {
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+        let created_at = match expected {
+            None => now,
+            Some(_) => match self.current_config(id).await? {
+                Some(c) => c.created_at,
+                None => return Err(PutConfigError::Conflict { current: None }),
+            },
+        };
+        let version = expected.unwrap_or(0) + 1;
+        let text = serde_json::to_string(doc).map_err(|e| PortError::permanent(format!("serializing: {e}")))?;
+        let item = |sk: String| {
+            Put::builder()
+                .table_name(&self.table)
+                .item("pk", s(format!("TENANT#{id}")))
+                .item("sk", s(sk))
+                .item("tenant", s(id.as_str()))
+                .item("version", n(version))
+                .item("created_at", n(ms(created_at)))
+                .item("changed_at", n(ms(now)))
+                .item("doc", s(text.clone()))
+        };
+        let current = match expected {
+            None => item("TENANT".into()).condition_expression("attribute_not_exists(pk)"),
+            Some(v) => item("TENANT".into())
+                .condition_expression("#v = :expected")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":expected", n(v)),
+        }
+        .item("gsi1pk", s("TENANTS"))
+        .item("gsi1sk", s(id.as_str()));
+        let history = item(version_sk(version)).condition_expression("attribute_not_exists(pk)");
+        let build = |p: aws_sdk_dynamodb::types::builders::PutBuilder| {
+            p.build().map_err(|e| PutConfigError::Port(PortError::permanent(format!("building a write: {e}"))))
+        };
+        let res = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(build(current)?).build())
+            .transact_items(TransactWriteItem::builder().put(build(history)?).build())
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(StoredConfig { tenant: id.clone(), version, created_at, changed_at: now, doc: doc.clone() }),
+            Err(e) => {
+                let cancelled = e.as_service_error().is_some_and(|se| se.is_transaction_canceled_exception());
+                if cancelled {
+                    let current = self.current_config(id).await.ok().flatten().map(|c| c.version);
+                    Err(PutConfigError::Conflict { current })
+                } else {
+                    Err(PutConfigError::Port(Self::err("storing the configuration", e)))
+                }
+            }
+        }
+    }
+
+    async fn list_configs(&self) -> Result<Vec<StoredConfig>, PortError> {
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
             let resp = self
                 .client
@@ -101,7 +227,7 @@ impl TenantStore for DynamoState {
                 .await
                 .map_err(|e| Self::err("listing tenants", e))?;
             for item in resp.items() {
-                out.push(tenant_from_item(item)?);
+                out.push(stored_from_item(item)?);
             }
             match resp.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),

@@ -55,13 +55,22 @@ fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<Change>) {
                 let p = format!("{path}/{i}");
                 match (x.get(i), y.get(i)) {
                     (Some(va), Some(vb)) => walk(&p, va, vb, out),
-                    (Some(va), None) => out.push(Change { path: p, op: ChangeOp::Removed, from: Some(va.clone()), to: None }),
-                    (None, Some(vb)) => out.push(Change { path: p, op: ChangeOp::Added, from: None, to: Some(vb.clone()) }),
+                    (Some(va), None) => {
+                        out.push(Change { path: p, op: ChangeOp::Removed, from: Some(va.clone()), to: None })
+                    }
+                    (None, Some(vb)) => {
+                        out.push(Change { path: p, op: ChangeOp::Added, from: None, to: Some(vb.clone()) })
+                    }
                     (None, None) => {}
                 }
             }
         }
         _ if a == b => {}
-        _ => out.push(Change { path: path.to_string(), op: ChangeOp::Changed, from: Some(a.clone()), to: Some(b.clone()) }),
+        _ => out.push(Change {
+            path: path.to_string(),
+            op: ChangeOp::Changed,
+            from: Some(a.clone()),
+            to: Some(b.clone()),
+        }),
     }
 }

@@ -43,10 +43,8 @@ pub fn validate(doc: &Value) -> Result<TenantConfig, Vec<Violation>> {
         Ok(v) => v,
         Err(e) => return Err(vec![Violation::new("", e.clone())]),
     };
-    let mut violations: Vec<Violation> = validator
-        .iter_errors(doc)
-        .map(|e| Violation::new(e.instance_path().to_string(), e.to_string()))
-        .collect();
+    let mut violations: Vec<Violation> =
+        validator.iter_errors(doc).map(|e| Violation::new(e.instance_path().to_string(), e.to_string())).collect();
     if !violations.is_empty() {
         violations.sort_by(|a, b| a.path.cmp(&b.path).then(a.message.cmp(&b.message)));
         violations.dedup();
@@ -54,7 +52,9 @@ pub fn validate(doc: &Value) -> Result<TenantConfig, Vec<Violation>> {
     }
     let config: TenantConfig = match serde_json::from_value(doc.clone()) {
         Ok(c) => c,
-        Err(e) => return Err(vec![Violation::new("", format!("the document does not fit the configuration model: {e}"))]),
+        Err(e) => {
+            return Err(vec![Violation::new("", format!("the document does not fit the configuration model: {e}"))]);
+        }
     };
     let semantic = config.check();
     if semantic.is_empty() { Ok(config) } else { Err(semantic) }

@@ -317,7 +317,10 @@ impl TenantConfig {
         let mut seen = std::collections::HashSet::new();
         for (i, s) in self.webhooks.sources.iter().enumerate() {
             if !seen.insert(s.name.as_str()) {
-                v.push(Violation::new(format!("/webhooks/sources/{i}/name"), format!("duplicate source name {:?}", s.name)));
+                v.push(Violation::new(
+                    format!("/webhooks/sources/{i}/name"),
+                    format!("duplicate source name {:?}", s.name),
+                ));
             }
         }
         if let Some(p) = &self.sync.account_placement {

@@ -76,7 +76,8 @@ fn every_violation_is_named_with_its_path() {
 #[test]
 fn rules_beyond_the_schema() {
     let mut doc = full();
-    doc["webhooks"]["sources"] = json!([{"name": "lms", "dialect": "canonical"}, {"name": "lms", "dialect": "canonical"}]);
+    doc["webhooks"]["sources"] =
+        json!([{"name": "lms", "dialect": "canonical"}, {"name": "lms", "dialect": "canonical"}]);
     doc["sync"]["account_placement"] = json!({"rule": "default_account"});
     doc["sync"]["domain_filter"] = json!({"mode": "deny", "domains": []});
     doc["import"]["schedule"] = json!("cron(0 3 * * * *)");
