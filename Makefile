@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 VENV        := .venv
-PY_PINS     := moto[server]==5.2.5 cfn-lint==1.58.0 aws-sam-cli==1.170.0 cargo-lambda==1.9.2
+PY_PINS     := moto[server]==5.2.5 cfn-lint==1.58.0 aws-sam-cli==1.170.0 cargo-lambda==1.9.2 schemathesis==4.32.5
 STAMP       := $(VENV)/.installed-$(shell echo '$(PY_PINS)' | md5sum | cut -c1-12)
 NPM_STAMP   := tests/conformance/node_modules/.installed
 BIN         := target/debug
