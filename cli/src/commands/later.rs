@@ -1,0 +1,60 @@
+//! The command groups later work fills: their shape is in `--help`; running
+//! them says what they will do and exits 69.
+
+use crate::cli::{BackfillCmd, Command, DlqCmd, ExportCmd, ImportCmd, ReviewCmd};
+use crate::error::{Failure, exit};
+
+/// The command and what it will do.
+pub fn describe(c: &Command) -> (&'static str, &'static str) {
+    match c {
+        Command::Connect(_) => (
+            "connect",
+            "it will connect the tenant to Salesforce through the OAuth flow (PKCE) and keep the tokens in Secrets Manager.",
+        ),
+        Command::Backfill(BackfillCmd::Start { .. }) => (
+            "backfill start",
+            "it will backfill the LMS history since a date into Salesforce, resumable and with progress.",
+        ),
+        Command::Backfill(BackfillCmd::Status { .. }) => {
+            ("backfill status", "it will show a backfill's progress: shards done, records written and failures.")
+        }
+        Command::Backfill(BackfillCmd::Cancel { .. }) => {
+            ("backfill cancel", "it will cancel the tenant's running backfill, keeping what was written.")
+        }
+        Command::Import(ImportCmd::Preview { .. }) => (
+            "import preview",
+            "it will show what the next scheduled import would create, update and deactivate in the LMS.",
+        ),
+        Command::Import(ImportCmd::Run { .. }) => (
+            "import run",
+            "it will run the import of learners, departments and groups from Salesforce or an HRIS into the LMS now.",
+        ),
+        Command::Review(ReviewCmd::List { .. }) => {
+            ("review list", "it will list the learners whose Contact match is ambiguous and needs a person's choice.")
+        }
+        Command::Review(ReviewCmd::Resolve { .. }) => {
+            ("review resolve", "it will link a learner to the Salesforce Contact you choose.")
+        }
+        Command::Dlq(DlqCmd::List { .. }) => (
+            "dlq list",
+            "it will list the messages in the tenant's dead-letter queue with the errors that put them there.",
+        ),
+        Command::Dlq(DlqCmd::Replay { .. }) => {
+            ("dlq replay", "it will send dead-lettered messages back to the sync queue.")
+        }
+        Command::Export(ExportCmd::Enrollments { .. }) => {
+            ("export enrollments", "it will export the tenant's enrollments since a date as CSV.")
+        }
+        _ => ("", ""),
+    }
+}
+
+/// The failure of a command that is not available yet (exit 69).
+pub fn not_available(c: &Command) -> Failure {
+    let (name, what) = describe(c);
+    Failure::new(
+        exit::NOT_AVAILABLE,
+        "not_available",
+        format!("`learnlink {name}` is not available in this version yet: {what}"),
+    )
+}

@@ -1,0 +1,712 @@
+//! The real `learnlink` binary against an in-process mock of the admin API:
+//! human and `--json` output, exit codes, and that no secret is ever printed
+//! (every run checks stdout and stderr for the token and the webhook secret).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::{Value, json};
+use support::*;
+
+const ESC: &str = "\u{1b}[";
+
+// ---- the command line itself ------------------------------------------------------
+
+#[test]
+fn help_shows_every_command_and_the_exit_codes_but_never_the_token() {
+    let dir = scratch();
+    let r = run_in(dir.path(), &[("LEARNLINK_ADMIN_TOKEN", TOKEN)], &["--help"]);
+    r.code(0);
+    for cmd in [
+        "up", "down", "tenant", "connect", "status", "config", "backfill", "import", "logs", "runs", "review", "dlq",
+        "export",
+    ] {
+        assert!(r.stdout.contains(&format!("\n  {cmd} ")), "{cmd} missing:\n{}", r.stdout);
+    }
+    for code in [
+        "Exit codes:",
+        "  0  ok",
+        "  3  not found",
+        "  4  invalid input",
+        "  5  unauthorized",
+        "  6  conflict",
+        "  7  the API is unreachable",
+        " 69  ",
+    ] {
+        assert!(r.stdout.contains(code), "{code:?} missing:\n{}", r.stdout);
+    }
+    let r = run_in(dir.path(), &[("LEARNLINK_ADMIN_TOKEN", TOKEN)], &["config", "set", "--help"]);
+    r.code(0);
+    assert!(r.stdout.contains("--unset") && r.stdout.contains("sync.create_contacts"));
+    let r = run_in(dir.path(), &[], &["backfill", "start", "--help"]);
+    r.code(0);
+    assert!(r.stdout.contains("--since <DATE>") && r.stdout.contains("--until <DATE>"));
+    let r = run_in(dir.path(), &[], &["dlq", "replay", "--help"]);
+    assert!(r.stdout.contains("--all") && r.stdout.contains("[MESSAGE-ID]..."));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = scratch();
+    run_in(dir.path(), &[], &["tenant", "create", "x"]).code(2);
+    run_in(dir.path(), &[], &["logs", "acme", "--since", "yesterday"]).code(2);
+    run_in(dir.path(), &[], &["logs", "acme", "--limit", "5000"]).code(2);
+    run_in(dir.path(), &[], &["config", "set", "acme", "a.b"]).code(2);
+    run_in(dir.path(), &[], &["nonsense"]).code(2);
+    run_in(dir.path(), &[], &["status", "--api-url", "ftp://x"]).code(2);
+}
+
+#[test]
+fn groups_not_yet_available_exit_69_and_say_what_they_will_do() {
+    let dir = scratch();
+    let cases: [&[&str]; 11] = [
+        &["connect", "acme"],
+        &["backfill", "start", "acme", "--since", "2024-01-01"],
+        &["backfill", "status", "acme"],
+        &["backfill", "cancel", "acme"],
+        &["import", "preview", "acme"],
+        &["import", "run", "acme", "--dry-run"],
+        &["review", "list", "acme"],
+        &["review", "resolve", "acme", "u-1", "003000000000001"],
+        &["dlq", "list", "acme"],
+        &["dlq", "replay", "acme", "--all"],
+        &["export", "enrollments", "acme", "--since", "7d"],
+    ];
+    for args in cases {
+        let r = run_in(dir.path(), &[], args);
+        r.code(69);
+        let name = args.iter().take_while(|a| **a != "acme").copied().collect::<Vec<_>>().join(" ");
+        assert!(
+            r.stderr.starts_with(&format!("`learnlink {name}` is not available in this version yet: it will ")),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(r.stdout.is_empty());
+    }
+    let r = run_in(dir.path(), &[], &["connect", "acme", "--json"]);
+    r.code(69);
+    assert_eq!(r.err_json()["error"]["code"], "not_available");
+}
+
+// ---- finding the API ------------------------------------------------------------
+
+#[test]
+fn without_an_api_the_cli_says_so_and_exits_7() {
+    let dir = scratch();
+    let r = run_in(dir.path(), &[], &["tenant", "list"]);
+    r.code(7);
+    assert_eq!(r.stderr.lines().next(), Some("error: no learnlink API found: run `make up` or set LEARNLINK_API_URL"));
+    let r = run_in(dir.path(), &[], &["tenant", "list", "--json"]);
+    r.code(7);
+    assert_eq!(r.err_json()["error"]["code"], "no_api");
+    let r = run_in(dir.path(), &[("LEARNLINK_STACK_ENV", "/nonexistent/stack.env")], &["status"]);
+    r.code(7);
+    assert!(r.stderr.contains("/nonexistent/stack.env does not exist"));
+}
+
+#[test]
+fn the_stack_env_is_found_by_walking_up_and_its_token_is_used() {
+    let mock = start();
+    let dir = scratch();
+    std::fs::create_dir_all(dir.path().join(".learnlink")).unwrap();
+    std::fs::write(
+        dir.path().join(".learnlink/stack.env"),
+        format!("# written by `learnlink-local up`\nLEARNLINK_API_URL={}\nLEARNLINK_ADMIN_TOKEN={TOKEN}\n", mock.url),
+    )
+    .unwrap();
+    let sub = dir.path().join("a/b/c");
+    std::fs::create_dir_all(&sub).unwrap();
+    let r = run_in(&sub, &[], &["tenant", "list"]);
+    r.code(0);
+    assert!(r.stdout.contains("acme") && r.stdout.contains("Acme Corp"), "{}", r.stdout);
+
+    // Named explicitly, from anywhere.
+    let other = scratch();
+    let path = dir.path().join(".learnlink/stack.env");
+    let r = run_in(other.path(), &[("LEARNLINK_STACK_ENV", path.to_str().unwrap())], &["status", "acme"]);
+    r.code(0);
+
+    // An --api-url elsewhere does not receive the stack's token: 401.
+    let elsewhere = start();
+    let r = run_in(&sub, &[], &["tenant", "list", "--api-url", &elsewhere.url]);
+    r.code(5);
+}
+
+#[test]
+fn a_wrong_token_is_exit_5_and_never_printed_even_when_the_server_echoes_it() {
+    let mock = start();
+    let dir = scratch();
+    let wrong = "wrong-token-that-must-stay-secret";
+    let r = run_in(dir.path(), &[("LEARNLINK_API_URL", &mock.url)], &["tenant", "list", "--token", wrong]);
+    r.code(5);
+    assert!(r.stderr.starts_with("error: a valid admin credential is required"), "{}", r.stderr);
+    assert!(r.stderr.contains("hint:") && r.stderr.contains("LEARNLINK_ADMIN_TOKEN"));
+    assert!(!r.stderr.contains(wrong) && !r.stdout.contains(wrong), "{}", r.stderr);
+    let r = run_in(
+        dir.path(),
+        &[("LEARNLINK_API_URL", &mock.url), ("LEARNLINK_ADMIN_TOKEN", wrong)],
+        &["tenant", "list", "--json"],
+    );
+    r.code(5);
+    assert_eq!(r.err_json()["error"]["code"], "unauthorized");
+    assert!(!r.stderr.contains(wrong));
+    // No token at all.
+    run_in(dir.path(), &[("LEARNLINK_API_URL", &mock.url)], &["tenant", "list"]).code(5);
+}
+
+#[test]
+fn an_unreachable_or_unavailable_api_is_exit_7() {
+    let dir = scratch();
+    let url = refused_url();
+    let r = run_in(dir.path(), &[("LEARNLINK_API_URL", &url), ("LEARNLINK_ADMIN_TOKEN", TOKEN)], &["tenant", "list"]);
+    r.code(7);
+    assert!(r.stderr.starts_with(&format!("error: the learnlink API at {url} refused the connection")), "{}", r.stderr);
+    assert!(r.stderr.contains("hint: check --api-url"));
+    let r = run_in(dir.path(), &[("LEARNLINK_API_URL", &url), ("LEARNLINK_ADMIN_TOKEN", TOKEN)], &["status", "--json"]);
+    r.code(7);
+    assert_eq!(r.err_json()["error"]["code"], "unreachable");
+
+    let mock = start();
+    mock.add_down_tenant();
+    let r = run(&mock, &["status", "down"]);
+    r.code(7);
+    assert!(r.stderr.starts_with("error: a store learnlink depends on failed; retry later"), "{}", r.stderr);
+    let r = run(&mock, &["config", "get", "down", "--json"]);
+    r.code(7);
+    assert_eq!(
+        r.err_json(),
+        json!({"error": {"code": "unavailable", "message": "a store learnlink depends on failed; retry later"}})
+    );
+}
+
+// ---- tenants ----------------------------------------------------------------------
+
+#[test]
+fn tenant_create_from_flags_stores_secrets_without_printing_them() {
+    let mock = start();
+    let r = run(
+        &mock,
+        &[
+            "tenant",
+            "create",
+            "gamma",
+            "--name",
+            "Gamma GmbH",
+            "--salesforce",
+            "https://gamma.my.salesforce.com",
+            "--client-id",
+            "3MVG9gamma",
+            "--source",
+            "lms",
+            "--webhook-secret",
+            &format!("lms={WEBHOOK_SECRET}"),
+        ],
+    );
+    r.code(0);
+    assert!(r.stdout.contains("Created tenant gamma (Gamma GmbH): configuration version 1."), "{}", r.stdout);
+    assert!(r.stdout.contains("Webhook secrets stored in Secrets Manager (lms: 1)."), "{}", r.stdout);
+    let (v, doc) = mock.current("gamma");
+    assert_eq!(v, 1);
+    assert_eq!(doc["salesforce"]["environment"], json!({"my_domain": "https://gamma.my.salesforce.com"}));
+    assert_eq!(doc["webhooks"]["sources"], json!([{"name": "lms", "dialect": "canonical"}]));
+    assert_eq!(mock.secrets("gamma")["lms"], vec![WEBHOOK_SECRET.to_string()]);
+
+    // Again: the tenant exists (409 → 6), with a hint.
+    let r = run(&mock, &["tenant", "create", "gamma", "--name", "G", "--salesforce", "sandbox", "--client-id", "x"]);
+    r.code(6);
+    assert!(r.stderr.starts_with("error: a tenant named \"gamma\" exists already"), "{}", r.stderr);
+    assert!(r.stderr.contains("hint: `learnlink config import gamma <file>`"));
+    let r = run(
+        &mock,
+        &["tenant", "create", "gamma", "--name", "G", "--salesforce", "sandbox", "--client-id", "x", "--json"],
+    );
+    r.code(6);
+    assert_eq!(r.err_json()["error"]["code"], "tenant_exists");
+}
+
+#[test]
+fn tenant_create_from_a_file_with_flags_over_it_and_json_output() {
+    let mock = start();
+    let dir = scratch();
+    let secret_file = file(&dir, "secret.txt", &format!("{WEBHOOK_SECRET}\n"));
+    let cfg = file(
+        &dir,
+        "delta.json",
+        &json!({"name": "Old name", "salesforce": {"environment": "production", "client_id": "3MVG9delta"}, "sync": {"create_contacts": true}}).to_string(),
+    );
+    let r = run(
+        &mock,
+        &[
+            "tenant",
+            "create",
+            "delta",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--name",
+            "Delta",
+            "--webhook-secret",
+            &format!("hr=@{}", secret_file.display()),
+            "--json",
+        ],
+    );
+    r.code(0);
+    let doc = r.json();
+    assert_eq!(doc["tenant"], "delta");
+    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["config"]["name"], "Delta");
+    assert_eq!(doc["config"]["sync"]["create_contacts"], true);
+    assert_eq!(doc["webhook_secrets"], json!({"hr": 1}));
+    assert_eq!(mock.secrets("delta")["hr"], vec![WEBHOOK_SECRET.to_string()]);
+}
+
+#[test]
+fn an_invalid_tenant_lists_every_violation_and_exits_4() {
+    let mock = start();
+    let dir = scratch();
+    let cfg = file(
+        &dir,
+        "bad.json",
+        &json!({"name": "", "salesforce": {"environment": "production", "client_id": "x"}, "sync": {"domain_filter": {"mode": "sometimes"}}, "webhooks": {"sources": [{"name": "lms", "dialect": "canonical"}]}}).to_string(),
+    );
+    let r = run(&mock, &["tenant", "create", "bad-one", "--config", cfg.to_str().unwrap()]);
+    r.code(4);
+    let first = r.stderr.lines().next().unwrap();
+    assert!(
+        first.starts_with("error: the document has ") && first.ends_with("violation(s); nothing was stored"),
+        "{}",
+        r.stderr
+    );
+    for path in ["/config/name", "/config/sync/domain_filter/mode", "/config/webhooks/sources/0/secrets"] {
+        assert!(r.stderr.contains(path), "{path} missing:\n{}", r.stderr);
+    }
+    assert!(r.stderr.contains("path") && r.stderr.contains("violation"), "the violations table header:\n{}", r.stderr);
+    assert!(r.stderr.contains("hint: fix every violation"));
+    assert!(r.stdout.is_empty());
+
+    let r = run(&mock, &["tenant", "create", "bad-one", "--config", cfg.to_str().unwrap(), "--json"]);
+    r.code(4);
+    let e = r.err_json();
+    assert_eq!(e["error"]["code"], "invalid_tenant");
+    let paths: Vec<&str> =
+        e["error"]["violations"].as_array().unwrap().iter().map(|v| v["path"].as_str().unwrap()).collect();
+    assert!(paths.contains(&"/config/name") && paths.len() >= 3, "{paths:?}");
+    assert!(r.stdout.is_empty());
+}
+
+#[test]
+fn tenant_list_and_show_as_tables_and_json() {
+    let mock = start();
+    let r = run(&mock, &["tenant", "list"]);
+    r.code(0);
+    let header = r.stdout.lines().find(|l| l.contains("id")).unwrap();
+    for col in ["id", "name", "version", "paused", "updated"] {
+        assert!(header.contains(col), "{header}");
+    }
+    let acme = r.stdout.lines().find(|l| l.contains("acme")).unwrap();
+    assert!(
+        acme.contains("Acme Corp")
+            && acme.contains(" 2 ")
+            && acme.contains("no")
+            && acme.contains("2026-11-02 09:00:00"),
+        "{acme}"
+    );
+    let beta = r.stdout.lines().find(|l| l.contains("beta")).unwrap();
+    assert!(beta.contains("yes"), "{beta}");
+    assert!(!r.stdout.contains(ESC), "no colours when stdout is not a terminal");
+
+    let r = run(&mock, &["tenant", "list", "--json"]);
+    r.code(0);
+    let j = r.json();
+    let ids: Vec<&str> = j["tenants"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["acme", "beta", "racy"]);
+
+    let r = run(&mock, &["tenant", "show", "acme", "--json"]);
+    r.code(0);
+    assert_eq!(r.json()["version"], 2);
+    run(&mock, &["tenant", "show", "nope"]).code(3);
+}
+
+// ---- configuration ----------------------------------------------------------------
+
+#[test]
+fn config_get_prints_the_document_a_version_or_one_value() {
+    let mock = start();
+    let r = run(&mock, &["config", "get", "acme"]);
+    r.code(0);
+    assert_eq!(r.json(), support::acme_v2());
+    assert!(
+        r.stderr.contains("# acme: configuration version 2") && r.stderr.contains("webhook secrets: lms: 1"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&mock, &["config", "get", "acme", "-q"]);
+    assert!(r.stderr.is_empty());
+
+    let r = run(&mock, &["config", "get", "acme", "--version", "1", "--json"]);
+    r.code(0);
+    let d = r.json();
+    assert_eq!(
+        (d["tenant"].clone(), d["version"].clone(), d["config"].clone()),
+        (json!("acme"), json!(1), support::acme_v1())
+    );
+
+    let r = run(&mock, &["config", "get", "acme", "--path", "sync.create_contacts"]);
+    r.code(0);
+    assert_eq!(r.stdout, "false\n");
+    let r = run(&mock, &["config", "get", "acme", "--path", "/name"]);
+    assert_eq!(r.stdout, "Acme Corp\n");
+    let r = run(&mock, &["config", "get", "acme", "--path", "/name", "--json"]);
+    assert_eq!(r.stdout, "\"Acme Corp\"\n");
+    let r = run(&mock, &["config", "get", "acme", "--path", "webhooks.sources[0]"]);
+    assert_eq!(r.json(), json!({"name": "lms", "dialect": "canonical"}));
+
+    let r = run(&mock, &["config", "get", "acme", "--path", "sync.nothing_here"]);
+    r.code(3);
+    assert!(r.stderr.starts_with("error: acme's configuration (version 2) has nothing at /sync/nothing_here"));
+    let r = run(&mock, &["config", "get", "acme", "--version", "9"]);
+    r.code(3);
+    assert!(r.stderr.starts_with("error: tenant \"acme\" has no configuration version 9"), "{}", r.stderr);
+    let r = run(&mock, &["config", "get", "nope", "--json"]);
+    r.code(3);
+    assert_eq!(r.err_json()["error"]["code"], "unknown_tenant");
+    assert!(r.stdout.is_empty());
+    run(&mock, &["config", "get", "acme", "--path", "a..b"]).code(4);
+}
+
+#[test]
+fn config_set_puts_with_if_match_and_prints_what_changed() {
+    let mock = start();
+    let r = run(&mock, &["config", "set", "acme", "sync.create_contacts", "true"]);
+    r.code(0);
+    assert!(r.stdout.contains("~ /sync/create_contacts: false → true"), "{}", r.stdout);
+    assert!(r.stdout.contains("acme: configuration version 3 (was 2)."), "{}", r.stdout);
+    assert!(mock.log().iter().any(|l| l == "PUT /admin/tenants/acme/config [if-match: 2]"), "{:?}", mock.log());
+    assert_eq!(mock.current("acme").1["sync"]["create_contacts"], true);
+
+    // The same value again: nothing is stored.
+    let puts = mock.log().iter().filter(|l| l.starts_with("PUT")).count();
+    let r = run(&mock, &["config", "set", "acme", "/sync/create_contacts", "true"]);
+    r.code(0);
+    assert!(r.stdout.contains("No change: /sync/create_contacts is already true (version 3)."), "{}", r.stdout);
+    assert_eq!(mock.log().iter().filter(|l| l.starts_with("PUT")).count(), puts);
+
+    // Text, JSON values, array elements, unset; --json prints the API's document.
+    run(&mock, &["config", "set", "acme", "import.schedule", "rate(2 hours)"]).code(0);
+    assert_eq!(mock.current("acme").1["import"]["schedule"], "rate(2 hours)");
+    let r = run(
+        &mock,
+        &["config", "set", "acme", "sync.domain_filter", r#"{"mode":"allow","domains":["acme.com"]}"#, "--json"],
+    );
+    r.code(0);
+    assert_eq!(r.json()["config"]["sync"]["domain_filter"]["domains"], json!(["acme.com"]));
+    assert_eq!(r.json()["version"], 5);
+    run(&mock, &["config", "set", "acme", "sync.domain_filter.domains[1]", "example.org"]).code(0);
+    assert_eq!(mock.current("acme").1["sync"]["domain_filter"]["domains"], json!(["acme.com", "example.org"]));
+    let r = run(&mock, &["config", "set", "acme", "import", "--unset"]);
+    r.code(0);
+    assert!(r.stdout.contains("- /import (was {\"schedule\":\"rate(2 hours)\"})"), "{}", r.stdout);
+    assert!(mock.current("acme").1.get("import").is_none());
+    let r = run(&mock, &["config", "set", "acme", "import", "--unset"]);
+    r.code(3);
+    assert!(r.stderr.starts_with("error: nothing is set at /import"));
+
+    // An invalid value: the API's 422 with its violations.
+    let r = run(&mock, &["config", "set", "acme", "sync.create_contacts", "maybe"]);
+    r.code(4);
+    assert!(r.stderr.contains("/sync/create_contacts"), "{}", r.stderr);
+    // A path that cannot be set.
+    let r = run(&mock, &["config", "set", "acme", "name.first", "x"]);
+    r.code(4);
+    assert!(r.stderr.contains("/name is a string"));
+}
+
+#[test]
+fn config_set_on_a_configuration_changed_meanwhile_is_a_conflict() {
+    let mock = start();
+    let r = run(&mock, &["config", "set", "racy", "name", "Racy 2"]);
+    r.code(6);
+    assert!(r.stderr.starts_with("error: the configuration of \"racy\" changed: you edited version 1"), "{}", r.stderr);
+    assert!(r.stderr.contains("hint: someone else changed racy's configuration since version 1"));
+    let r = run(&mock, &["config", "set", "racy", "name", "Racy 2", "--json"]);
+    r.code(6);
+    assert_eq!(r.err_json()["error"]["code"], "version_conflict");
+}
+
+#[test]
+fn config_validate_accepts_a_good_file_and_lists_the_violations_of_a_bad_one() {
+    let mock = start();
+    let dir = scratch();
+    let good = file(&dir, "good.json", &support::acme_v2().to_string());
+    let r = run(&mock, &["config", "validate", "acme", good.to_str().unwrap()]);
+    r.code(0);
+    assert!(r.stdout.contains("is a valid configuration for acme"));
+    let r = run(&mock, &["config", "validate", "acme", good.to_str().unwrap(), "--json"]);
+    assert_eq!(r.json(), json!({"valid": true}));
+
+    let bad =
+        file(&dir, "bad.json", &json!({"name": "Acme", "salesforce": {"environment": "moon"}, "extra": 1}).to_string());
+    let r = run(&mock, &["config", "validate", "acme", bad.to_str().unwrap()]);
+    r.code(4);
+    for p in ["/salesforce", "(document)"] {
+        assert!(r.stderr.contains(p), "{p}:\n{}", r.stderr);
+    }
+    assert!(r.stderr.contains("hint: fix the"));
+    let r = run(&mock, &["config", "validate", "acme", bad.to_str().unwrap(), "--json"]);
+    r.code(4);
+    assert!(r.err_json()["error"]["violations"].as_array().unwrap().len() >= 2);
+
+    let broken = file(&dir, "broken.json", "{ not json");
+    let r = run(&mock, &["config", "validate", "acme", broken.to_str().unwrap()]);
+    r.code(4);
+    assert!(r.stderr.contains("is not JSON"));
+    run(&mock, &["config", "validate", "acme", "/nonexistent.json"]).code(4);
+}
+
+#[test]
+fn config_export_and_import_round_trip_and_secrets_never_come_back() {
+    let mock = start();
+    let dir = scratch();
+    let out = dir.path().join("acme.json");
+    let r = run(&mock, &["config", "export", "acme", "-o", out.to_str().unwrap()]);
+    r.code(0);
+    assert!(r.stdout.is_empty());
+    assert!(r.stderr.contains("Wrote acme's configuration (version 2)"));
+    let exported: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(exported, support::acme_v2());
+    let r = run(&mock, &["config", "export", "acme", "--version", "1"]);
+    assert_eq!(r.json(), support::acme_v1());
+
+    // Import with a secret and a change: the diff is shown, the secret is not.
+    let mut next = exported.clone();
+    next["sync"]["create_contacts"] = json!(true);
+    next["webhooks"]["sources"][0]["secrets"] = json!([WEBHOOK_SECRET]);
+    let f = file(&dir, "next.json", &next.to_string());
+    let r = run(&mock, &["config", "import", "acme", f.to_str().unwrap(), "--if-version", "2"]);
+    r.code(0);
+    assert!(r.stdout.contains("~ /sync/create_contacts: false → true"), "{}", r.stdout);
+    assert!(r.stdout.contains("as acme's configuration version 3."), "{}", r.stdout);
+    assert!(r.stdout.contains("Webhook secrets: lms: 1"));
+    assert_eq!(mock.secrets("acme")["lms"], vec![WEBHOOK_SECRET.to_string()]);
+    assert!(mock.current("acme").1["webhooks"]["sources"][0].get("secrets").is_none());
+    let r = run(&mock, &["config", "export", "acme"]);
+    assert!(!r.stdout.contains("secrets"));
+
+    // A stale --if-version: conflict.
+    let r = run(&mock, &["config", "import", "acme", f.to_str().unwrap(), "--if-version", "2"]);
+    r.code(6);
+    assert!(r.stderr.contains("hint: acme's configuration is no longer version 2"));
+    // A document as `config get --json` prints it is accepted as well.
+    let got = run(&mock, &["config", "get", "acme", "--json"]);
+    let f = file(&dir, "doc.json", &got.stdout);
+    let r = run(&mock, &["config", "import", "acme", f.to_str().unwrap(), "--json"]);
+    r.code(0);
+    assert_eq!(r.json()["version"], 4);
+    run(&mock, &["config", "export", "nope"]).code(3);
+}
+
+#[test]
+fn config_diff_between_versions_and_against_a_local_file() {
+    let mock = start();
+    let r = run(&mock, &["config", "diff", "acme"]);
+    r.code(0);
+    assert!(r.stdout.contains("acme: version 1 → version 2"));
+    assert!(r.stdout.contains("+ /sync/matching_field = \"Email\""), "{}", r.stdout);
+    assert!(r.stdout.contains("+ /import = {\"schedule\":\"rate(1 day)\"}"), "{}", r.stdout);
+    let r = run(&mock, &["config", "diff", "acme", "--from", "2", "--to", "1", "--json"]);
+    r.code(0);
+    let d = r.json();
+    assert_eq!((d["from"].clone(), d["to"].clone()), (json!(2), json!(1)));
+    assert!(d["changes"].as_array().unwrap().iter().any(|c| c["op"] == "removed" && c["path"] == "/import"));
+    run(&mock, &["config", "diff", "acme", "--from", "7"]).code(3);
+
+    let dir = scratch();
+    let mut local = support::acme_v2();
+    local["name"] = json!("Acme Inc");
+    local["webhooks"]["sources"][0]["secrets"] = json!([WEBHOOK_SECRET]);
+    let f = file(&dir, "local.json", &local.to_string());
+    let r = run(&mock, &["config", "diff", "acme", "--file", f.to_str().unwrap()]);
+    r.code(0);
+    assert!(r.stdout.contains("~ /name: \"Acme Corp\" → \"Acme Inc\""), "{}", r.stdout);
+    assert_eq!(r.stdout.lines().filter(|l| l.trim_start().starts_with(['+', '-', '~'])).count(), 1, "{}", r.stdout);
+    assert!(r.stderr.contains("carries webhook secrets for lms"));
+    let r = run(&mock, &["config", "diff", "acme", "--file", f.to_str().unwrap(), "--from", "1", "--json"]);
+    r.code(0);
+    let d = r.json();
+    assert_eq!(d["from"], 1);
+    assert!(d["changes"].as_array().unwrap().iter().any(|c| c["path"] == "/import" && c["op"] == "added"));
+    let r = run(&mock, &["config", "diff", "acme", "--file", f.to_str().unwrap(), "--to", "2"]);
+    r.code(2);
+}
+
+#[test]
+fn config_versions_newest_first() {
+    let mock = start();
+    let r = run(&mock, &["config", "versions", "acme"]);
+    r.code(0);
+    let v2 = r.stdout.find("2 (current)").unwrap();
+    let v1 = r.stdout.find("2026-11-01 09:00:00").unwrap();
+    assert!(v2 < v1, "{}", r.stdout);
+    let r = run(&mock, &["config", "versions", "acme", "--json"]);
+    assert_eq!(r.json()["versions"][0]["version"], 2);
+}
+
+// ---- status, logs, runs ---------------------------------------------------------
+
+#[test]
+fn status_of_one_tenant_with_colours_only_when_wanted() {
+    let mock = start();
+    let r = run(&mock, &["status", "acme"]);
+    r.code(0);
+    assert!(r.stdout.starts_with("acme  CONNECTED\n  Salesforce answers and the sync is caught up."), "{}", r.stdout);
+    assert!(!r.stdout.contains(ESC));
+
+    let dir = scratch();
+    let env = [("LEARNLINK_API_URL", mock.url.as_str()), ("LEARNLINK_ADMIN_TOKEN", TOKEN), ("CLICOLOR_FORCE", "1")];
+    let r = run_in(dir.path(), &env, &["status", "acme"]);
+    assert!(r.stdout.contains("\u{1b}[32mCONNECTED\u{1b}[39m"), "{:?}", r.stdout);
+    let r = run_in(dir.path(), &env, &["status", "racy"]);
+    assert!(r.stdout.contains("\u{1b}[31mDISCONNECTED"), "{:?}", r.stdout);
+    let r = run_in(dir.path(), &env, &["status", "beta"]);
+    assert!(r.stdout.contains("\u{1b}[34mPAUSED"), "{:?}", r.stdout);
+    let r = run_in(dir.path(), &env, &["status", "acme", "--no-color"]);
+    assert!(!r.stdout.contains(ESC));
+    let mut no_color = env.to_vec();
+    no_color.push(("NO_COLOR", "1"));
+    let r = run_in(dir.path(), &no_color, &["status", "acme"]);
+    assert!(!r.stdout.contains(ESC));
+
+    let r = run(&mock, &["status", "racy"]);
+    assert!(r.stdout.contains("remedy: Run `learnlink connect` for this tenant."));
+    assert!(r.stdout.contains("dead-letter queue: 2 message(s)"));
+    assert!(r.stdout.contains("cause: no_token"));
+    let r = run(&mock, &["status", "racy", "-q"]);
+    assert_eq!(r.stdout, "DISCONNECTED\n");
+    let r = run(&mock, &["status", "acme", "--json"]);
+    assert_eq!(r.json()["status"], "CONNECTED");
+    run(&mock, &["status", "nope"]).code(3);
+}
+
+#[test]
+fn status_of_every_tenant_in_a_table() {
+    let mock = start();
+    let r = run(&mock, &["status"]);
+    r.code(0);
+    for (t, s) in [("acme", "CONNECTED"), ("beta", "PAUSED"), ("racy", "DISCONNECTED")] {
+        let line = r.stdout.lines().find(|l| l.contains(t)).unwrap_or_else(|| panic!("{t}:\n{}", r.stdout));
+        assert!(line.contains(s), "{line}");
+    }
+    let r = run(&mock, &["status", "--json"]);
+    let statuses: Vec<String> =
+        r.json()["statuses"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap().to_string()).collect();
+    assert_eq!(statuses, ["CONNECTED", "PAUSED", "DISCONNECTED"]);
+
+    // One tenant's status failing: the table still shows the others, and the exit code says why.
+    mock.add_down_tenant();
+    let r = run(&mock, &["status"]);
+    r.code(7);
+    assert!(
+        r.stdout.contains("acme") && r.stdout.contains("error: a store learnlink depends on failed"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.starts_with("error: the status of down could not be read"), "{}", r.stderr);
+}
+
+#[test]
+fn logs_one_page_every_page_filters_and_csv() {
+    let mock = start();
+    let r = run(&mock, &["logs", "acme"]);
+    r.code(0);
+    assert_eq!(r.stdout.lines().filter(|l| l.contains("enr-")).count(), 10, "{}", r.stdout);
+    assert!(r.stdout.contains("LMS → SF") && r.stdout.contains("FIELD_CUSTOM_VALIDATION_EXCEPTION: Status is invalid"));
+    assert!(r.stderr.contains("More entries: add --all, or --cursor off-10"), "{}", r.stderr);
+
+    let r = run(&mock, &["logs", "acme", "--cursor", "off-20", "--json"]);
+    r.code(0);
+    let page = r.json();
+    assert_eq!(page["entries"].as_array().unwrap().len(), 5);
+    assert_eq!(page["next_cursor"], Value::Null);
+
+    let r = run(&mock, &["logs", "acme", "--all", "--limit", "4", "--json"]);
+    r.code(0);
+    let all = r.json();
+    assert_eq!(all["entries"].as_array().unwrap().len(), 25);
+    assert_eq!(all["next_cursor"], Value::Null);
+    assert_eq!(mock.log().iter().filter(|l| l.starts_with("GET /admin/tenants/acme/activity")).count(), 1 + 1 + 7);
+
+    let r = run(&mock, &["logs", "acme", "--all"]);
+    r.code(0);
+    assert_eq!(r.stdout.lines().filter(|l| l.contains("enr-")).count(), 25);
+    assert!(r.stderr.contains("25 entries in 3 page(s)."), "{}", r.stderr);
+
+    let r = run(&mock, &["logs", "acme", "--outcome", "failed", "--learner", "u-2", "--json"]);
+    let entries = r.json()["entries"].as_array().unwrap().clone();
+    assert!(!entries.is_empty() && entries.iter().all(|e| e["outcome"] == "failed" && e["learner_id"] == "u-2"));
+
+    // Ages become RFC 3339 times for the API.
+    run(&mock, &["logs", "acme", "--since", "2h", "--until", "now"]).code(0);
+    let q = mock.log().into_iter().rfind(|l| l.contains("since=")).unwrap();
+    assert!(q.contains("since=20") && q.contains("Z&until=20"), "{q}");
+    let r = run(&mock, &["logs", "acme", "--since", "2026-11-20T11:00:00Z", "--json"]);
+    assert_eq!(r.json()["entries"].as_array().unwrap().len(), 9);
+    let r = run(&mock, &["logs", "acme", "--since", "1d", "--until", "2d"]);
+    r.code(4);
+    assert!(r.stderr.contains("--since") && r.stderr.contains("is after --until"));
+    run(&mock, &["logs", "acme", "--cursor", "bogus"]).code(4);
+    run(&mock, &["logs", "nope"]).code(3);
+}
+
+#[test]
+fn logs_as_csv_one_page_from_the_api_or_every_page_with_the_same_header() {
+    let mock = start();
+    let header = "at,job,direction,object,lms_id,learner_id,salesforce_id,outcome,reason,message";
+    let r = run(&mock, &["logs", "acme", "--csv"]);
+    r.code(0);
+    assert_eq!(r.stdout.lines().next(), Some(header));
+    assert_eq!(r.stdout.lines().count(), 11);
+    assert!(mock.log().iter().any(|l| l.contains("format=csv")));
+
+    let r = run(&mock, &["logs", "acme", "--csv", "--all", "--limit", "10"]);
+    r.code(0);
+    assert_eq!(r.stdout.lines().next(), Some(header));
+    assert_eq!(r.stdout.lines().count(), 26);
+    assert!(r.stdout.contains("\"Status is invalid, \"\"Done\"\" expected\""), "{}", r.stdout);
+    // Client-side CSV across pages is exactly the API's CSV of the same entries.
+    let one = run(&mock, &["logs", "acme", "--csv", "--limit", "25"]);
+    assert_eq!(one.stdout, r.stdout);
+
+    let dir = scratch();
+    let out = dir.path().join("week.csv");
+    let r = run(&mock, &["logs", "acme", "--csv", "--all", "-o", out.to_str().unwrap()]);
+    r.code(0);
+    assert!(r.stdout.is_empty());
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 26);
+}
+
+#[test]
+fn runs_in_a_table_and_as_json() {
+    let mock = start();
+    let r = run(&mock, &["runs", "acme", "--limit", "5"]);
+    r.code(0);
+    let r2 = r.stdout.lines().find(|l| l.contains("r2")).unwrap();
+    for cell in ["webhook", "2026-11-20 12:00:00", "1m 05s", "12", "3"] {
+        assert!(r2.contains(cell), "{cell}: {r2}");
+    }
+    let r = run(&mock, &["runs", "acme", "--json"]);
+    assert_eq!(r.json()["runs"][1]["run_id"], "r1");
+    run(&mock, &["runs", "nope"]).code(3);
+}
+
+// ---- the local stack ------------------------------------------------------------
+
+#[test]
+fn down_without_a_running_stack_says_so() {
+    let dir = scratch();
+    let state = dir.path().join("state");
+    let r = run_in(dir.path(), &[], &["down", "--state-dir", state.to_str().unwrap()]);
+    r.code(0);
+    assert!(r.stdout.contains("The local stack is not running."));
+    let r = run_in(dir.path(), &[], &["down"]);
+    r.code(1);
+    assert!(r.stderr.contains("not inside a learnlink checkout"));
+}

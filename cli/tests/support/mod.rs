@@ -1,0 +1,575 @@
+//! An in-process mock of the admin API (infra/openapi.yaml) on 127.0.0.1:0,
+//! with the same shapes, codes and rules as functions/admin-api, and a
+//! runner for the real `learnlink` binary.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use learnlink_core::activity::{ActivityEntry, ActivityFilter, Direction, Outcome, to_csv};
+use learnlink_core::config::{Violation, diff, strip_secrets, validate};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use time::macros::datetime;
+
+/// The admin token of the mock: it must never appear in any output.
+pub const TOKEN: &str = "ll-admin-test-9f8e7d6c5b4a3928";
+/// A webhook secret used in the tests: it must never appear in any output either.
+pub const WEBHOOK_SECRET: &str = "whsec-0123456789abcdef-SECRET";
+
+pub struct StoredTenant {
+    pub versions: Vec<(Value, OffsetDateTime)>,
+    pub secrets: BTreeMap<String, Vec<String>>,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Default)]
+pub struct MockState {
+    pub tenants: BTreeMap<String, StoredTenant>,
+    /// Every request: "METHOD path?query [if-match: N]".
+    pub log: Vec<String>,
+    pub activity: HashMap<String, Vec<ActivityEntry>>,
+}
+
+type Shared = Arc<Mutex<MockState>>;
+type Secrets = BTreeMap<String, Vec<String>>;
+
+pub struct Mock {
+    pub url: String,
+    pub state: Shared,
+}
+
+impl Mock {
+    pub fn log(&self) -> Vec<String> {
+        self.state.lock().unwrap().log.clone()
+    }
+    pub fn current(&self, tenant: &str) -> (u64, Value) {
+        let s = self.state.lock().unwrap();
+        let t = &s.tenants[tenant];
+        (t.versions.len() as u64, t.versions.last().unwrap().0.clone())
+    }
+    /// A tenant whose every route answers 503 (a store is down).
+    pub fn add_down_tenant(&self) {
+        let t0 = datetime!(2026-11-01 09:00 UTC);
+        let down = json!({"name": "Down", "salesforce": {"environment": "production", "client_id": "3MVG9down"}});
+        let t = StoredTenant { versions: vec![(down, t0)], secrets: BTreeMap::new(), created_at: t0 };
+        self.state.lock().unwrap().tenants.insert("down".into(), t);
+    }
+    pub fn secrets(&self, tenant: &str) -> BTreeMap<String, Vec<String>> {
+        self.state.lock().unwrap().tenants[tenant].secrets.clone()
+    }
+}
+
+pub fn acme_v1() -> Value {
+    json!({
+        "name": "Acme Corp",
+        "salesforce": {"environment": "sandbox", "client_id": "3MVG9acme"},
+        "webhooks": {"sources": [{"name": "lms", "dialect": "canonical"}]},
+        "sync": {"create_contacts": false}
+    })
+}
+
+pub fn acme_v2() -> Value {
+    json!({
+        "name": "Acme Corp",
+        "salesforce": {"environment": "sandbox", "client_id": "3MVG9acme"},
+        "webhooks": {"sources": [{"name": "lms", "dialect": "canonical"}]},
+        "sync": {"create_contacts": false, "matching_field": "Email"},
+        "import": {"schedule": "rate(1 day)"}
+    })
+}
+
+fn entries() -> Vec<ActivityEntry> {
+    let outcomes = [Outcome::Created, Outcome::Updated, Outcome::Failed, Outcome::Skipped, Outcome::Linked];
+    (0..25)
+        .map(|i: i64| {
+            let outcome = outcomes[(i as usize) % outcomes.len()];
+            ActivityEntry {
+                at: datetime!(2026-11-20 12:00 UTC) - time::Duration::minutes(i * 7),
+                job: format!("webhook:r{}", i / 10),
+                direction: Direction::LmsToSalesforce,
+                object: "LMS_Enrollment__c".into(),
+                lms_id: format!("enr-{i:03}"),
+                learner_id: Some(format!("u-{}", i % 4)),
+                salesforce_id: (outcome != Outcome::Failed).then(|| format!("a01000000000{i:03}AAA")),
+                outcome,
+                reason: (outcome == Outcome::Failed).then(|| "FIELD_CUSTOM_VALIDATION_EXCEPTION".into()),
+                message: (outcome == Outcome::Failed).then(|| "Status is invalid, \"Done\" expected".into()),
+            }
+        })
+        .collect()
+}
+
+fn seed() -> MockState {
+    let t0 = datetime!(2026-11-01 09:00 UTC);
+    let mut s = MockState::default();
+    let lms_secret = BTreeMap::from([("lms".to_string(), vec!["0123456789abcdef-acme".to_string()])]);
+    s.tenants.insert(
+        "acme".into(),
+        StoredTenant {
+            versions: vec![(acme_v1(), t0), (acme_v2(), t0 + time::Duration::days(1))],
+            secrets: lms_secret.clone(),
+            created_at: t0,
+        },
+    );
+    let beta = json!({"name": "Beta Ltd", "paused": true, "salesforce": {"environment": "production", "client_id": "3MVG9beta"}});
+    s.tenants
+        .insert("beta".into(), StoredTenant { versions: vec![(beta, t0)], secrets: BTreeMap::new(), created_at: t0 });
+    let racy = json!({"name": "Racy", "salesforce": {"environment": "production", "client_id": "3MVG9racy"}});
+    s.tenants
+        .insert("racy".into(), StoredTenant { versions: vec![(racy, t0)], secrets: BTreeMap::new(), created_at: t0 });
+    s.activity.insert("acme".into(), entries());
+    s
+}
+
+fn ts(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap()
+}
+
+fn err(status: u16, code: &str, message: &str) -> Response {
+    let s = StatusCode::from_u16(status).unwrap();
+    (s, axum::Json(json!({"error": {"code": code, "message": message}}))).into_response()
+}
+
+fn invalid(code: &str, violations: Vec<Violation>) -> Response {
+    let message = format!("the document has {} violation(s); nothing was stored", violations.len());
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        axum::Json(json!({"error": {"code": code, "message": message, "violations": violations}})),
+    )
+        .into_response()
+}
+
+fn ok(status: u16, v: Value) -> Response {
+    (StatusCode::from_u16(status).unwrap(), axum::Json(v)).into_response()
+}
+
+fn counts(doc: &Value, secrets: &BTreeMap<String, Vec<String>>) -> BTreeMap<String, usize> {
+    doc.pointer("/webhooks/sources")
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .filter_map(|s| s.get("name").and_then(Value::as_str))
+                .map(|n| (n.to_string(), secrets.get(n).map_or(0, Vec::len)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn document(id: &str, t: &StoredTenant, version: u64) -> Value {
+    let (doc, at) = &t.versions[(version - 1) as usize];
+    json!({"tenant": id, "version": version, "changed_at": ts(*at), "config": doc, "webhook_secrets": counts(doc, &t.secrets)})
+}
+
+/// Validate as the admin API does: the schema, the rules, and a secret for every signed source.
+fn check(body: &Value, existing: &BTreeMap<String, Vec<String>>) -> Result<(Value, Secrets), Vec<Violation>> {
+    let mut violations = validate(body).err().unwrap_or_default();
+    let (doc, secrets) = strip_secrets(body);
+    if let Some(list) = doc.pointer("/webhooks/sources").and_then(Value::as_array) {
+        for (i, s) in list.iter().enumerate() {
+            let name = s.get("name").and_then(Value::as_str).unwrap_or_default();
+            if secrets.get(name).is_none_or(Vec::is_empty) && existing.get(name).is_none_or(Vec::is_empty) {
+                violations.push(Violation {
+                    path: format!("/webhooks/sources/{i}/secrets"),
+                    message: format!("source {name:?} is signed and has no secret yet: give 1 or 2"),
+                });
+            }
+        }
+    }
+    if violations.is_empty() { Ok((doc, secrets)) } else { Err(violations) }
+}
+
+async fn auth(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let line = format!(
+        "{} {}{}",
+        req.method(),
+        req.uri().path(),
+        req.headers()
+            .get(header::IF_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| format!(" [if-match: {v}]"))
+            .unwrap_or_default()
+    );
+    let line = match req.uri().query() {
+        Some(q) => line.replacen(req.uri().path(), &format!("{}?{q}", req.uri().path()), 1),
+        None => line,
+    };
+    state.lock().unwrap().log.push(line);
+    let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    if given != format!("Bearer {TOKEN}") {
+        // A careless server that echoes what it was given: the CLI must still never print a token.
+        return err(401, "unauthorized", &format!("a valid admin credential is required (got {given:?})"));
+    }
+    if req.uri().path().starts_with("/admin/tenants/down") {
+        return err(503, "unavailable", "a store learnlink depends on failed; retry later");
+    }
+    next.run(req).await
+}
+
+async fn list_tenants(State(state): State<Shared>) -> Response {
+    let s = state.lock().unwrap();
+    let list: Vec<Value> = s.tenants.iter().map(|(id, t)| summary(id, t)).collect();
+    ok(200, json!({"tenants": list}))
+}
+
+fn summary(id: &str, t: &StoredTenant) -> Value {
+    let (doc, at) = t.versions.last().unwrap();
+    json!({
+        "id": id,
+        "name": doc.get("name").and_then(Value::as_str).unwrap_or_default(),
+        "version": t.versions.len(),
+        "paused": doc.get("paused").and_then(Value::as_bool).unwrap_or(false),
+        "created_at": ts(t.created_at),
+        "updated_at": ts(*at),
+    })
+}
+
+fn unknown(id: &str) -> Response {
+    err(404, "unknown_tenant", &format!("no tenant named {id:?}"))
+}
+
+fn body_json(body: &Bytes) -> Result<Value, Response> {
+    serde_json::from_slice(body).map_err(|e| err(400, "malformed_body", &format!("the body is not JSON: {e}")))
+}
+
+async fn create_tenant(State(state): State<Shared>, body: Bytes) -> Response {
+    let body = match body_json(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let id = body.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+    let config = body.get("config").cloned().unwrap_or(Value::Null);
+    let mut violations = Vec::new();
+    let id_ok = id.len() >= 2
+        && id.len() <= 63
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !id.starts_with('-');
+    if !id_ok {
+        violations.push(Violation { path: "/id".into(), message: format!("{id:?} is not a tenant id") });
+    }
+    let checked = check(&config, &BTreeMap::new());
+    if let Err(vs) = &checked {
+        violations
+            .extend(vs.iter().map(|v| Violation { path: format!("/config{}", v.path), message: v.message.clone() }));
+    }
+    let Ok((doc, secrets)) = checked.map_err(|_| ()).and_then(|c| if violations.is_empty() { Ok(c) } else { Err(()) })
+    else {
+        return invalid("invalid_tenant", violations);
+    };
+    let mut s = state.lock().unwrap();
+    if s.tenants.contains_key(&id) {
+        return err(409, "tenant_exists", &format!("a tenant named {id:?} exists already"));
+    }
+    let now = OffsetDateTime::now_utc();
+    let t = StoredTenant { versions: vec![(doc, now)], secrets, created_at: now };
+    let d = document(&id, &t, 1);
+    s.tenants.insert(id, t);
+    ok(201, d)
+}
+
+async fn get_tenant(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+    let s = state.lock().unwrap();
+    match s.tenants.get(&id) {
+        Some(t) => ok(200, summary(&id, t)),
+        None => unknown(&id),
+    }
+}
+
+fn int(q: &HashMap<String, String>, name: &str, max: u64) -> Result<Option<u64>, Response> {
+    match q.get(name) {
+        None => Ok(None),
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(err(400, "invalid_parameter", &format!("{name} must be a whole number from 1 to {max}"))),
+        },
+    }
+}
+
+async fn get_config(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let s = state.lock().unwrap();
+    let Some(t) = s.tenants.get(&id) else { return unknown(&id) };
+    let version = match int(&q, "version", u64::MAX) {
+        Ok(v) => v.unwrap_or(t.versions.len() as u64),
+        Err(r) => return r,
+    };
+    if version > t.versions.len() as u64 {
+        return err(404, "unknown_version", &format!("tenant {id:?} has no configuration version {version}"));
+    }
+    ok(200, document(&id, t, version))
+}
+
+async fn put_config(State(state): State<Shared>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let mut s = state.lock().unwrap();
+    let Some(t) = s.tenants.get_mut(&id) else { return unknown(&id) };
+    let current = t.versions.len() as u64;
+    let expected =
+        match headers.get(header::IF_MATCH).map(|v| v.to_str().unwrap_or("").trim_matches('"').parse::<u64>()) {
+            None => current,
+            Some(Ok(v)) => v,
+            Some(Err(_)) => return err(400, "invalid_parameter", "If-Match must be a configuration version number"),
+        };
+    let body = match body_json(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (doc, secrets) = match check(&body, &t.secrets) {
+        Ok(c) => c,
+        Err(vs) => return invalid("invalid_config", vs),
+    };
+    if id == "racy" || expected != current {
+        let now = if id == "racy" { current + 1 } else { current };
+        return err(
+            409,
+            "version_conflict",
+            &format!(
+                "the configuration of {id:?} changed: you edited version {expected}, the current one is version {now}"
+            ),
+        );
+    }
+    for (k, v) in secrets {
+        t.secrets.insert(k, v);
+    }
+    t.versions.push((doc, OffsetDateTime::now_utc()));
+    let v = t.versions.len() as u64;
+    ok(200, document(&id, t, v))
+}
+
+async fn validate_config(State(state): State<Shared>, Path(id): Path<String>, body: Bytes) -> Response {
+    let s = state.lock().unwrap();
+    let Some(t) = s.tenants.get(&id) else { return unknown(&id) };
+    let body = match body_json(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match check(&body, &t.secrets) {
+        Ok(_) => ok(200, json!({"valid": true})),
+        Err(vs) => invalid("invalid_config", vs),
+    }
+}
+
+async fn versions(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+    let s = state.lock().unwrap();
+    let Some(t) = s.tenants.get(&id) else { return unknown(&id) };
+    let list: Vec<Value> = t
+        .versions
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, (_, at))| json!({"version": i + 1, "changed_at": ts(*at)}))
+        .collect();
+    ok(200, json!({"tenant": id, "versions": list}))
+}
+
+async fn config_diff(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let s = state.lock().unwrap();
+    let Some(t) = s.tenants.get(&id) else { return unknown(&id) };
+    let latest = t.versions.len() as u64;
+    let to = match int(&q, "to", u64::MAX) {
+        Ok(v) => v.unwrap_or(latest),
+        Err(r) => return r,
+    };
+    let from = match int(&q, "from", u64::MAX) {
+        Ok(v) => v.unwrap_or(to.saturating_sub(1)),
+        Err(r) => return r,
+    };
+    let load = |v: u64| -> Option<Value> {
+        if v == 0 { Some(json!({})) } else { t.versions.get((v - 1) as usize).map(|(d, _)| d.clone()) }
+    };
+    let (Some(a), Some(b)) = (load(from), load(to)) else {
+        return err(404, "unknown_version", &format!("tenant {id:?} has no such configuration version"));
+    };
+    ok(200, json!({"tenant": id, "from": from, "to": to, "changes": diff(&a, &b)}))
+}
+
+async fn status(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+    let s = state.lock().unwrap();
+    let Some(t) = s.tenants.get(&id) else { return unknown(&id) };
+    let doc = &t.versions.last().unwrap().0;
+    let h = if doc.get("paused").and_then(Value::as_bool).unwrap_or(false) {
+        json!({"tenant": id, "status": "PAUSED", "sentence": "An admin paused this tenant: work is kept, nothing is written.", "remedy": "Set paused to false to resume.", "dlq_depth": 0})
+    } else if id == "acme" {
+        json!({"tenant": id, "status": "CONNECTED", "sentence": "Salesforce answers and the sync is caught up.", "dlq_depth": 0})
+    } else {
+        json!({"tenant": id, "status": "DISCONNECTED", "cause": "no_token", "sentence": "learnlink has no Salesforce token for this tenant.", "remedy": "Run `learnlink connect` for this tenant.", "dlq_depth": 2})
+    };
+    ok(200, h)
+}
+
+async fn activity(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let s = state.lock().unwrap();
+    if !s.tenants.contains_key(&id) {
+        return unknown(&id);
+    }
+    let time = |name: &str| -> Result<Option<OffsetDateTime>, Response> {
+        match q.get(name) {
+            None => Ok(None),
+            Some(v) => OffsetDateTime::parse(v, &Rfc3339)
+                .map(Some)
+                .map_err(|_| err(400, "invalid_parameter", &format!("{name} must be an RFC 3339 date-time"))),
+        }
+    };
+    let outcome = match q.get("outcome") {
+        None => None,
+        Some(o) => match Outcome::parse(o) {
+            Some(o) => Some(o),
+            None => return err(400, "invalid_parameter", "outcome must be one of created, updated, …"),
+        },
+    };
+    let (since, until) = match (time("since"), time("until")) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let filter = ActivityFilter { outcome, learner: q.get("learner").cloned(), since, until };
+    let limit = match int(&q, "limit", 1000) {
+        Ok(l) => l.unwrap_or(10) as usize,
+        Err(r) => return r,
+    };
+    let start = match q.get("cursor") {
+        None => 0,
+        Some(c) => match c.strip_prefix("off-").and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) => n,
+            None => return err(400, "invalid_cursor", "the cursor is not one this API gave"),
+        },
+    };
+    let all: Vec<ActivityEntry> =
+        s.activity.get(&id).cloned().unwrap_or_default().into_iter().filter(|e| filter.matches(e)).collect();
+    let page: Vec<ActivityEntry> = all.iter().skip(start).take(limit).cloned().collect();
+    let next = (start + limit < all.len()).then(|| format!("off-{}", start + limit));
+    if q.get("format").map(String::as_str) == Some("csv") {
+        return ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], to_csv(&page)).into_response();
+    }
+    ok(200, json!({"tenant": id, "entries": page, "next_cursor": next}))
+}
+
+async fn runs(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+    let s = state.lock().unwrap();
+    if !s.tenants.contains_key(&id) {
+        return unknown(&id);
+    }
+    ok(
+        200,
+        json!({"tenant": id, "runs": [
+            {"run_id": "r2", "job": "webhook", "started_at": "2026-11-20T12:00:00Z", "finished_at": "2026-11-20T12:01:05Z", "created": 12, "updated": 3, "skipped": 1, "failed": 2},
+            {"run_id": "r1", "job": "webhook", "started_at": "2026-11-20T11:00:00Z", "finished_at": "2026-11-20T11:00:09Z", "created": 4, "updated": 0, "skipped": 0, "failed": 0}
+        ]}),
+    )
+}
+
+/// Start the mock on 127.0.0.1:0 (it lives as long as the test process).
+pub fn start() -> Mock {
+    let state: Shared = Arc::new(Mutex::new(seed()));
+    let app = Router::new()
+        .route("/admin/tenants", get(list_tenants).post(create_tenant))
+        .route("/admin/tenants/{id}", get(get_tenant))
+        .route("/admin/tenants/{id}/config", get(get_config).put(put_config))
+        .route("/admin/tenants/{id}/config/validate", post(validate_config))
+        .route("/admin/tenants/{id}/config/versions", get(versions))
+        .route("/admin/tenants/{id}/config/diff", get(config_diff))
+        .route("/admin/tenants/{id}/status", get(status))
+        .route("/admin/tenants/{id}/activity", get(activity))
+        .route("/admin/tenants/{id}/runs", get(runs))
+        .fallback(|| async { err(404, "not_found", "no admin route") })
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state.clone());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(l, app).await.unwrap();
+        });
+    });
+    Mock { url, state }
+}
+
+/// An address where nothing listens.
+pub fn refused_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}")
+}
+
+/// What a run of the binary gave.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+    pub fn err_json(&self) -> Value {
+        serde_json::from_str(&self.stderr).unwrap_or_else(|e| panic!("stderr is not JSON ({e}): {}", self.stderr))
+    }
+    #[track_caller]
+    pub fn code(&self, expected: i32) -> &Run {
+        assert_eq!(self.code, expected, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+/// A run of `learnlink`: a clean environment (plus `env`), in `dir`.
+pub fn run_in(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_learnlink"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    for secret in [TOKEN, WEBHOOK_SECRET] {
+        assert!(!run.stdout.contains(secret), "a secret on stdout of {args:?}:\n{}", run.stdout);
+        assert!(!run.stderr.contains(secret), "a secret on stderr of {args:?}:\n{}", run.stderr);
+    }
+    run
+}
+
+/// A scratch directory with nothing above it that looks like a stack.
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// A run against the mock, with the token in the environment.
+pub fn run(mock: &Mock, args: &[&str]) -> Run {
+    let dir = scratch();
+    run_in(dir.path(), &[("LEARNLINK_API_URL", &mock.url), ("LEARNLINK_ADMIN_TOKEN", TOKEN)], args)
+}
+
+/// A file in a scratch directory.
+pub fn file(dir: &tempfile::TempDir, name: &str, content: &str) -> PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, content).unwrap();
+    p
+}
