@@ -1,6 +1,6 @@
 //! `make demo`: job 1 on the local stack, end to end, with counts.
 //!
-//! A tenant is created through the admin API, connected to the Salesforce
+//! A tenant is created with the `learnlink` CLI, connected to the Salesforce
 //! emulator, and the LMS emulator sends signed webhooks for its enrollments
 //! (with duplicates and reordering, as real LMSs do). The demo watches the
 //! records arrive in Salesforce and prints a summary.
@@ -27,6 +27,20 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Run the `learnlink` CLI (next to this binary) as an admin would, in the
+/// project root so it finds `.learnlink/stack.env`; its output goes to ours.
+fn cli(args: &[&str]) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let bin = exe.parent().map(|d| d.join("learnlink")).ok_or_else(|| anyhow::anyhow!("no directory for the CLI"))?;
+    let status = std::process::Command::new(&bin)
+        .args(args)
+        .current_dir(learnlink_e2e::root())
+        .status()
+        .map_err(|e| anyhow::anyhow!("running {}: {e} (build it: cargo build --bins)", bin.display()))?;
+    anyhow::ensure!(status.success(), "learnlink {} failed ({status})", args.first().unwrap_or(&""));
+    Ok(())
+}
+
 fn step(n: u32, text: &str) {
     println!("\n[{n}] {text}");
 }
@@ -38,8 +52,27 @@ async fn run() -> anyhow::Result<bool> {
     let secret = format!("whsec-{}", uuid::Uuid::new_v4().simple());
     let total = (LEARNERS * PER_LEARNER) as usize;
 
-    step(1, &format!("Create tenant {tenant} through the admin API ({})", env.endpoints.api_url));
-    env.create_tenant(&tenant, &secret).await?;
+    step(1, &format!("Create tenant {tenant} with the CLI (admin API at {})", env.endpoints.api_url));
+    println!(
+        "    $ learnlink tenant create {tenant} --name \"Demo Academy\" --salesforce {} --client-id learnlink-local --source lms --webhook-secret lms=…",
+        env.endpoints.salesforce_url
+    );
+    let secret_arg = format!("lms={secret}");
+    cli(&[
+        "tenant",
+        "create",
+        &tenant,
+        "--name",
+        "Demo Academy",
+        "--salesforce",
+        &env.endpoints.salesforce_url,
+        "--client-id",
+        "learnlink-local",
+        "--source",
+        "lms",
+        "--webhook-secret",
+        &secret_arg,
+    ])?;
     println!("    webhook URL: {}/{tenant}/lms (canonical dialect, HMAC-signed)", env.endpoints.webhook_url);
 
     step(2, "Connect the tenant to the Salesforce emulator");
@@ -126,6 +159,15 @@ async fn run() -> anyhow::Result<bool> {
     println!("    Salesforce API calls (all)       {}", stats["api_calls"]);
     println!("    failed records                   {}", stats["records_failed"]);
     println!("    time from first webhook to last  {:.1} s", elapsed.as_secs_f64());
+    step(7, "What the admin sees");
+    for args in [
+        vec!["status", tenant.as_str()],
+        vec!["runs", tenant.as_str(), "--limit", "3"],
+        vec!["logs", tenant.as_str(), "--limit", "5"],
+    ] {
+        println!("    $ learnlink {}", args.join(" "));
+        cli(&args)?;
+    }
     let ok = records.len() == total;
     println!(
         "\n{}",
