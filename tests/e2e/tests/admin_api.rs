@@ -30,7 +30,8 @@ async fn bad_input_gets_stable_codes_and_stores_nothing() {
     invalid["name"] = json!("");
     invalid["sync"] = json!({"account_placement": {"rule": "default_account"}, "matching_field": "9x"});
     invalid["backfill"] = json!({"shard_size": 1});
-    let cases: Vec<(&str, Method, &str, Option<Value>, u16, &str)> = vec![
+    type Case<'a> = (&'a str, Method, &'a str, Option<Value>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         ("unknown tenant", Method::GET, "/admin/tenants/nobody/config", None, 404, "unknown_tenant"),
         ("unknown version", Method::GET, "/admin/tenants/acme/config?version=7", None, 404, "unknown_version"),
         ("unknown route", Method::GET, "/admin/nothing", None, 404, "not_found"),
