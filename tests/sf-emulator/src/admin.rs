@@ -59,6 +59,7 @@ pub fn router() -> Router<SfState> {
         .route("/faults", post(faults).get(list_faults).delete(clear_faults))
         .route("/limits", post(limits))
         .route("/settings", post(set_settings).get(get_settings))
+        .route("/clock", post(advance_clock).get(get_clock))
         .route("/automation", get(automation).delete(clear_automation))
         .route("/org", get(org_info))
         .route("/integration-user", post(integration_user))
@@ -320,6 +321,27 @@ async fn set_settings(State(state): State<SfState>, body: Bytes) -> Response {
         }
         Err(e) => admin_error(StatusCode::BAD_REQUEST, format!("invalid settings: {e}")),
     }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Advance {
+    /// Move the clock forward by this much (token idle TTLs, session
+    /// timeouts and the daily API counter all follow it).
+    advance_ms: i64,
+}
+
+async fn advance_clock(AxumJson(body): AxumJson<Advance>) -> Response {
+    if body.advance_ms < 0 {
+        return admin_error(StatusCode::BAD_REQUEST, "the clock only moves forward");
+    }
+    let offset = crate::values::advance_clock_ms(body.advance_ms);
+    AxumJson(serde_json::json!({"offset_ms": offset, "now_ms": crate::values::now_ms()})).into_response()
+}
+
+async fn get_clock() -> Response {
+    AxumJson(serde_json::json!({"offset_ms": crate::values::clock_offset_ms(), "now_ms": crate::values::now_ms()}))
+        .into_response()
 }
 
 async fn get_settings(State(state): State<SfState>) -> Response {

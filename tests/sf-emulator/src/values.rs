@@ -141,10 +141,23 @@ pub fn format_date(days: i32) -> String {
         .unwrap_or_default()
 }
 
-/// Current time in milliseconds.
+/// How far the emulator's clock runs ahead of the real one (ms): tests move
+/// time forward to reach idle TTLs and day boundaries without waiting.
+static CLOCK_OFFSET_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+pub fn clock_offset_ms() -> i64 {
+    CLOCK_OFFSET_MS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Move the emulator's clock forward (never backward); returns the new offset.
+pub fn advance_clock_ms(by: i64) -> i64 {
+    CLOCK_OFFSET_MS.fetch_add(by.max(0), std::sync::atomic::Ordering::Relaxed) + by.max(0)
+}
+
+/// Current time in milliseconds (on the emulator's clock).
 pub fn now_ms() -> i64 {
     let n = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-    i64::try_from(n).unwrap_or(i64::MAX)
+    i64::try_from(n).unwrap_or(i64::MAX).saturating_add(clock_offset_ms())
 }
 
 /// Parses a datetime as Salesforce accepts it: `2026-05-12T10:00:00Z`,

@@ -128,3 +128,23 @@ async fn versions_list_is_public() {
     assert_eq!(last["url"], "/services/data/v66.0");
     assert_eq!(last["version"], "66.0");
 }
+
+#[tokio::test]
+async fn the_clock_moves_idle_refresh_tokens_past_their_ttl() {
+    let emu = common::start().await;
+    emu.admin("/settings", serde_json::json!({"refresh_idle_ttl_ms": 10 * 86_400_000u64})).await;
+    let c = emu.connect().await;
+    // 8 days idle: still good, and the refresh resets the idle clock.
+    emu.admin("/clock", serde_json::json!({"advance_ms": 8 * 86_400_000u64})).await;
+    let (s, v) = emu
+        .token("", &[("grant_type", "refresh_token"), ("refresh_token", &c.refresh_token), ("client_id", "x")])
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let rt = v["refresh_token"].as_str().unwrap().to_string();
+    // 11 more days idle: expired.
+    emu.admin("/clock", serde_json::json!({"advance_ms": 11 * 86_400_000u64})).await;
+    let (s, v) = emu.token("", &[("grant_type", "refresh_token"), ("refresh_token", &rt), ("client_id", "x")]).await;
+    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_grant")), "{v}");
+    let clock = emu.admin_get("/clock").await;
+    assert_eq!(clock["offset_ms"], 19 * 86_400_000u64);
+}
