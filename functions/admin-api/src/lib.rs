@@ -16,7 +16,9 @@ use learnlink_adapters::lambda::{AdminAuth, body_bytes, error_response, json_res
 use learnlink_core::PortError;
 use learnlink_core::config::Violation;
 use learnlink_core::model::TenantId;
-use learnlink_core::ports::{ActivityLog, ConfigStore, QueueStats, SecretStore, StoredConfig};
+use learnlink_core::ports::{
+    ActivityLog, ConfigStore, ConnectionStore, JobQueue, ParkStore, QueueStats, SecretStore, StoredConfig,
+};
 use learnlink_core::tenant::SecretNames;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -28,6 +30,10 @@ pub struct Deps {
     pub configs: Arc<dyn ConfigStore>,
     pub secrets: Arc<dyn SecretStore>,
     pub activity: Arc<dyn ActivityLog>,
+    pub connections: Arc<dyn ConnectionStore>,
+    pub parking: Arc<dyn ParkStore>,
+    pub sync_queue: Arc<dyn JobQueue>,
+    pub keepalive: time::Duration,
     pub queues: Arc<dyn QueueStats>,
     pub dead_letter_queues: Vec<String>,
     pub names: SecretNames,
@@ -111,7 +117,7 @@ async fn route(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateTime) 
         ("GET", ["admin", "tenants"]) => tenants::list(deps).await,
         ("POST", ["admin", "tenants"]) => tenants::create(deps, req, now).await,
         ("GET", ["admin", "tenants", t]) => tenants::get(deps, t).await,
-        ("GET", ["admin", "tenants", t, "status"]) => tenants::status(deps, t).await,
+        ("GET", ["admin", "tenants", t, "status"]) => tenants::status(deps, t, now).await,
         ("GET", ["admin", "tenants", t, "config"]) => config::get(deps, t, req).await,
         ("PUT", ["admin", "tenants", t, "config"]) => config::put(deps, t, req, now).await,
         ("POST", ["admin", "tenants", t, "config", "validate"]) => config::validate(deps, t, req).await,

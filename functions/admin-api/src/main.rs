@@ -15,11 +15,18 @@ async fn main() -> Result<(), Error> {
     let cfg = FunctionConfig::from_env()?;
     let aws = learnlink_adapters::aws::load().await;
     let ddb = aws_sdk_dynamodb::Client::new(&aws);
+    let state = Arc::new(DynamoState::new(ddb.clone(), &cfg.state_table));
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let keepalive_days: i64 = std::env::var("KEEPALIVE_DAYS").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
     let deps = admin_api::Deps {
-        configs: Arc::new(DynamoState::new(ddb.clone(), &cfg.state_table)),
+        configs: state.clone(),
+        connections: state.clone(),
+        parking: state,
+        sync_queue: Arc::new(learnlink_adapters::sqs::SqsJobQueue::new(sqs.clone(), &cfg.sync_queue_url)),
+        keepalive: time::Duration::days(keepalive_days),
         secrets: Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws))),
         activity: Arc::new(DynamoActivity::new(ddb, &cfg.activity_table)),
-        queues: Arc::new(SqsQueueStats::new(aws_sdk_sqs::Client::new(&aws))),
+        queues: Arc::new(SqsQueueStats::new(sqs)),
         dead_letter_queues: vec![cfg.sync_dlq_url.clone(), cfg.backfill_dlq_url.clone()],
         names: cfg.secret_names.clone(),
         auth: cfg.admin_auth.clone(),

@@ -84,16 +84,19 @@ pub(crate) async fn create(deps: &Deps, req: &ApiGatewayV2httpRequest, now: Offs
     Ok(json_response(201, &document(&stored, &counts)))
 }
 
-pub(crate) async fn status(deps: &Deps, raw: &str) -> Answer {
+pub(crate) async fn status(deps: &Deps, raw: &str, now: OffsetDateTime) -> Answer {
     let stored = current(deps, raw).await?;
     let tenant = Tenant::from_stored(&stored)?;
     let health = Probe {
         secrets: deps.secrets.as_ref(),
         queues: deps.queues.as_ref(),
+        connections: deps.connections.as_ref(),
+        parking: deps.parking.as_ref(),
         names: &deps.names,
         dead_letter_queues: &deps.dead_letter_queues,
+        keepalive: deps.keepalive,
     }
-    .check(&tenant)
+    .check(&tenant, now)
     .await?;
     Ok(json_response(200, &json!(health)))
 }

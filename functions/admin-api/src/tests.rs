@@ -18,8 +18,13 @@ struct World {
 fn world() -> World {
     let secrets = Arc::new(MemorySecrets::new());
     let activity = Arc::new(MemoryActivity::new());
+    let state = Arc::new(MemoryState::new());
     let deps = Deps {
-        configs: Arc::new(MemoryState::new()),
+        configs: state.clone(),
+        connections: state.clone(),
+        parking: state,
+        sync_queue: Arc::new(learnlink_adapters::sqs::memory::MemoryQueue::new()),
+        keepalive: time::Duration::days(7),
         secrets: secrets.clone(),
         activity: activity.clone(),
         queues: Arc::new(MemoryQueueStats::default()),

@@ -1,22 +1,45 @@
-//! health-check (SPEC §3.5): `GET /health/{tenant}` and a sweep over every
-//! tenant on its EventBridge schedule (every 5 minutes).
+//! health-check (SPEC §3.5): `GET /health/{tenant}`, and on its EventBridge
+//! schedule (every 5 minutes) a sweep over every tenant that
+//! - refreshes any connection not refreshed for `keepalive` (default 7 days),
+//!   so an idle-expiry policy of the org never expires it;
+//! - probes the org (`/limits`, which also gives the API usage): a revoked
+//!   token is found within one cycle, an outage is counted per day (DEGRADED,
+//!   never DISCONNECTED);
+//! - replays work parked while the tenant could not be written;
+//! - logs every tenant's status with its sentence and remedy.
+//!
+//! The scheduled event's `time` is the sweep's "now".
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use learnlink_adapters::lambda::{error_response, json_response, path_param};
-use learnlink_core::PortError;
+use learnlink_core::connection::{LinkStatus, Links, TokenProvider, drain_parked, update_connection};
 use learnlink_core::health::{Health, Probe};
 use learnlink_core::model::TenantId;
-use learnlink_core::ports::{QueueStats, SecretStore, TenantStore};
+use learnlink_core::ports::{
+    ConnectionStore, JobQueue, ParkStore, QueueStats, SalesforceApi, SecretStore, TenantStore,
+};
+use learnlink_core::salesforce::SalesforceError;
 use learnlink_core::tenant::{SecretNames, Tenant};
+use learnlink_core::{Classify, PortError};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// Parked jobs replayed per tenant per sweep.
+pub const DRAIN_PER_SWEEP: usize = 5_000;
 
 pub struct Deps {
     pub tenants: Arc<dyn TenantStore>,
     pub secrets: Arc<dyn SecretStore>,
     pub queues: Arc<dyn QueueStats>,
+    pub connections: Arc<dyn ConnectionStore>,
+    pub parking: Arc<dyn ParkStore>,
+    pub salesforce: Arc<dyn SalesforceApi>,
+    pub sync_queue: Arc<dyn JobQueue>,
     pub names: SecretNames,
     pub dead_letter_queues: Vec<String>,
+    pub keepalive: time::Duration,
+    pub tokens: TokenProvider,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,18 +52,31 @@ pub enum HandlerError {
     BadRequestEvent(#[from] serde_json::Error),
 }
 
-pub async fn observe(deps: &Deps, tenant: &Tenant) -> Result<Health, PortError> {
-    Probe {
-        secrets: deps.secrets.as_ref(),
-        queues: deps.queues.as_ref(),
-        names: &deps.names,
-        dead_letter_queues: &deps.dead_letter_queues,
+impl Deps {
+    fn links(&self) -> Links<'_> {
+        Links {
+            secrets: self.secrets.as_ref(),
+            salesforce: self.salesforce.as_ref(),
+            connections: self.connections.as_ref(),
+            names: &self.names,
+            sleeper: &learnlink_adapters::TokioSleeper,
+        }
     }
-    .check(tenant)
-    .await
+
+    fn probe(&self) -> Probe<'_> {
+        Probe {
+            secrets: self.secrets.as_ref(),
+            queues: self.queues.as_ref(),
+            connections: self.connections.as_ref(),
+            parking: self.parking.as_ref(),
+            names: &self.names,
+            dead_letter_queues: &self.dead_letter_queues,
+            keepalive: self.keepalive,
+        }
+    }
 }
 
-pub async fn http(deps: &Deps, req: &ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+pub async fn http(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateTime) -> ApiGatewayV2httpResponse {
     let raw = path_param(req, "tenant").unwrap_or("");
     let not_found = || error_response(404, "unknown_tenant", &format!("no tenant named {raw:?}"));
     let Ok(id) = TenantId::parse(raw) else { return not_found() };
@@ -49,7 +85,7 @@ pub async fn http(deps: &Deps, req: &ApiGatewayV2httpRequest) -> ApiGatewayV2htt
         Ok(None) => return not_found(),
         Err(e) => return unavailable(&e),
     };
-    match observe(deps, &tenant).await {
+    match deps.probe().check(&tenant, now).await {
         Ok(h) => json_response(200, &json!(h)),
         Err(e) => unavailable(&e),
     }
@@ -60,12 +96,83 @@ fn unavailable(e: &PortError) -> ApiGatewayV2httpResponse {
     error_response(503, "unavailable", "the health of this tenant cannot be read right now; retry later")
 }
 
-/// The scheduled sweep: every tenant's health, logged; the summary returned.
-pub async fn sweep(deps: &Deps) -> Result<Value, PortError> {
-    let mut out = Vec::new();
+/// Keep-alive and probe of one connected tenant.
+async fn exercise(deps: &Deps, tenant: &Tenant, now: OffsetDateTime) -> Result<(), PortError> {
+    let links = deps.links();
+    let state = deps.connections.connection(&tenant.id).await?.unwrap_or_default();
+    if state.status == LinkStatus::Disconnected {
+        return Ok(()); // only a relink helps; nothing to try
+    }
+    let mut session = match deps.tokens.session(&links, tenant).await {
+        Ok(s) => s,
+        Err(e) if e.parks_work() => return Ok(()),
+        Err(e) => return Err(PortError::new(e.class(), learnlink_core::error::error_chain(&e))),
+    };
+    let due = state.last_refresh_at.is_none_or(|t| now - t >= deps.keepalive);
+    if due {
+        match deps.tokens.refreshed(&links, tenant, &session, || now).await {
+            Ok(s) => {
+                tracing::info!(tenant = %tenant.id, "keep-alive refresh done");
+                session = s;
+            }
+            Err(e) if e.parks_work() => return Ok(()),
+            Err(e) => {
+                tracing::warn!(tenant = %tenant.id, error = %learnlink_core::error::error_chain(&e), "keep-alive refresh failed");
+                return Ok(()); // counted by the provider
+            }
+        }
+    }
+    let mut probe = deps.salesforce.limits(&session.session()).await;
+    if matches!(probe, Err(SalesforceError::SessionExpired)) {
+        match deps.tokens.refreshed(&links, tenant, &session, || now).await {
+            Ok(s) => probe = deps.salesforce.limits(&s.session()).await,
+            Err(e) if e.parks_work() => return Ok(()),
+            Err(_) => return Ok(()), // counted by the provider
+        }
+    }
+    match probe {
+        Ok(limits) => {
+            let usage = learnlink_core::budget::ApiUsage::from_limit(&limits.daily_api_requests);
+            update_connection(deps.connections.as_ref(), &tenant.id, |s| {
+                s.api_usage = Some(usage);
+                s.last_probe_at = Some(now);
+            })
+            .await?;
+        }
+        Err(e) => {
+            let text = learnlink_core::error::error_chain(&e);
+            tracing::warn!(tenant = %tenant.id, class = %e.class(), error = %text, "Salesforce probe failed");
+            update_connection(deps.connections.as_ref(), &tenant.id, |s| {
+                s.record_failure(now, text.clone());
+                s.last_probe_at = Some(now);
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The scheduled sweep over every tenant.
+pub async fn sweep(deps: &Deps, now: OffsetDateTime) -> Result<Value, PortError> {
+    let mut out: Vec<Health> = Vec::new();
     for t in deps.tenants.list_tenants().await? {
-        let h = observe(deps, &t).await?;
-        tracing::info!(tenant = %t.id, status = ?h.status, cause = ?h.cause, dlq_depth = h.dlq_depth, "tenant health");
+        if !t.paused
+            && let Err(e) = exercise(deps, &t, now).await
+        {
+            tracing::warn!(tenant = %t.id, error = %e.chain(), "could not exercise the connection");
+        }
+        let state = deps.connections.connection(&t.id).await?.unwrap_or_default();
+        if !t.paused && state.status == LinkStatus::Connected {
+            match drain_parked(deps.parking.as_ref(), deps.sync_queue.as_ref(), &t.id, DRAIN_PER_SWEEP).await {
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(tenant = %t.id, error = %e.chain(), "replaying parked work failed; next sweep continues")
+                }
+            }
+        }
+        let h = deps.probe().check(&t, now).await?;
+        tracing::info!(tenant = %t.id, status = ?h.status, cause = ?h.cause, sentence = %h.sentence, parked = h.parked,
+            failures_today = h.failures_today, dlq_depth = h.dlq_depth, "tenant health");
         out.push(h);
     }
     Ok(json!({"tenants": out}))
@@ -74,63 +181,18 @@ pub async fn sweep(deps: &Deps) -> Result<Value, PortError> {
 pub async fn handle(deps: &Deps, event: Value) -> Result<Value, HandlerError> {
     if event.get("requestContext").is_some() {
         let req: ApiGatewayV2httpRequest = serde_json::from_value(event)?;
-        return Ok(serde_json::to_value(http(deps, &req).await)?);
+        return Ok(serde_json::to_value(http(deps, &req, OffsetDateTime::now_utc()).await)?);
     }
     if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
-        return Ok(sweep(deps).await?);
+        let now = event
+            .get("time")
+            .and_then(Value::as_str)
+            .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_else(OffsetDateTime::now_utc);
+        return Ok(sweep(deps, now).await?);
     }
     Err(HandlerError::UnknownEvent("neither an HTTP API request nor a scheduled event".into()))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use learnlink_adapters::dynamo::memory::MemoryState;
-    use learnlink_adapters::secrets::memory::MemorySecrets;
-    use learnlink_adapters::sqs::memory::MemoryQueueStats;
-    use secrecy::SecretString;
-
-    async fn deps(dlq: u64) -> Deps {
-        let state = Arc::new(MemoryState::new());
-        state.seed_config(
-            &TenantId::parse("acme").unwrap(),
-            json!({"name": "Acme", "salesforce": {"environment": "production", "client_id": "c"}}),
-            time::OffsetDateTime::UNIX_EPOCH,
-        );
-        let secrets = Arc::new(MemorySecrets::new());
-        secrets.put_secret("learnlink/acme/salesforce", &SecretString::from("{}")).await.unwrap();
-        let queues = Arc::new(MemoryQueueStats::default());
-        queues.depths.lock().unwrap().insert("dlq".into(), dlq);
-        Deps { tenants: state, secrets, queues, names: SecretNames::default(), dead_letter_queues: vec!["dlq".into()] }
-    }
-
-    fn http_event(tenant: &str) -> Value {
-        json!({"version": "2.0", "routeKey": "GET /health/{tenant}", "rawPath": format!("/health/{tenant}"),
-               "headers": {}, "pathParameters": {"tenant": tenant},
-               "requestContext": {"http": {"method": "GET", "path": format!("/health/{tenant}"), "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
-                                  "routeKey": "GET /health/{tenant}", "stage": "$default", "timeEpoch": 0},
-               "isBase64Encoded": false})
-    }
-
-    #[tokio::test]
-    async fn http_answers_status_and_404() {
-        let d = deps(2).await;
-        let r = handle(&d, http_event("acme")).await.unwrap();
-        assert_eq!(r["statusCode"], 200);
-        let body: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
-        assert_eq!(body["status"], "DEGRADED");
-        let r = handle(&d, http_event("nobody")).await.unwrap();
-        assert_eq!(r["statusCode"], 404);
-    }
-
-    #[tokio::test]
-    async fn schedule_sweeps_every_tenant() {
-        let d = deps(0).await;
-        let ev = json!({"version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events",
-                        "account": "123456789012", "time": "2026-11-23T10:00:00Z", "region": "us-east-1",
-                        "resources": ["arn:aws:events:us-east-1:123456789012:rule/health"], "detail": {}});
-        let r = handle(&d, ev).await.unwrap();
-        assert_eq!(r["tenants"][0]["status"], "CONNECTED");
-        assert!(handle(&d, json!({"foo": 1})).await.is_err());
-    }
-}
+mod tests;

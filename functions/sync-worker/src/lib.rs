@@ -8,10 +8,10 @@
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use learnlink_core::activity::{ActivityEntry, Direction, Outcome, RunSummary};
-use learnlink_core::connection::Connections;
+use learnlink_core::connection::{Links, TokenProvider};
 use learnlink_core::job::{self, SyncJob};
 use learnlink_core::model::TenantId;
-use learnlink_core::ports::{ActivityLog, SalesforceApi, SecretStore, TenantStore};
+use learnlink_core::ports::{ActivityLog, ConnectionStore, ParkStore, SalesforceApi, SecretStore, TenantStore};
 use learnlink_core::salesforce::{RecordOutcome, SalesforceError};
 use learnlink_core::sync::{self, CompositeCall};
 use learnlink_core::tenant::SecretNames;
@@ -25,7 +25,23 @@ pub struct Deps {
     pub secrets: Arc<dyn SecretStore>,
     pub salesforce: Arc<dyn SalesforceApi>,
     pub activity: Arc<dyn ActivityLog>,
+    pub connections: Arc<dyn ConnectionStore>,
+    pub parking: Arc<dyn ParkStore>,
     pub names: SecretNames,
+    /// This instance's token cache and lease identity.
+    pub tokens: TokenProvider,
+}
+
+impl Deps {
+    fn links(&self) -> Links<'_> {
+        Links {
+            secrets: self.secrets.as_ref(),
+            salesforce: self.salesforce.as_ref(),
+            connections: self.connections.as_ref(),
+            names: &self.names,
+            sleeper: &learnlink_adapters::TokioSleeper,
+        }
+    }
 }
 
 /// What became of one message.
@@ -78,12 +94,20 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
 pub async fn process(deps: &Deps, event: &SqsEvent) -> Vec<MessageOutcome> {
     let mut outcomes: Vec<MessageOutcome> = vec![MessageOutcome::Done; event.records.len()];
     // Decode; poison messages fail (and reach the DLQ after maxReceiveCount).
-    let mut by_tenant: BTreeMap<TenantId, Vec<(usize, LmsEvent)>> = BTreeMap::new();
+    let mut by_tenant: BTreeMap<TenantId, Vec<Item>> = BTreeMap::new();
     for (i, rec) in event.records.iter().enumerate() {
         let id = rec.message_id.as_deref().unwrap_or("?");
         let receive_count = rec.attributes.get("ApproximateReceiveCount").map(String::as_str).unwrap_or("?");
         match job::decode(rec.body.as_deref().unwrap_or("")) {
-            Ok(SyncJob::LmsEvent { tenant, event, .. }) => by_tenant.entry(tenant).or_default().push((i, event)),
+            Ok(SyncJob::LmsEvent { tenant, source, event }) => {
+                let key = format!("{source}#{}", event.id);
+                by_tenant.entry(tenant).or_default().push(Item {
+                    index: i,
+                    event,
+                    key,
+                    body: rec.body.clone().unwrap_or_default(),
+                })
+            }
             Err(e) => {
                 tracing::error!(message_id = id, receive_count, error = %e, "poison message: it cannot be decoded and stays for the DLQ");
                 outcomes[i] = MessageOutcome::Failed { class: ErrorClass::Permanent, reason: e.to_string() };
@@ -98,34 +122,67 @@ pub async fn process(deps: &Deps, event: &SqsEvent) -> Vec<MessageOutcome> {
     outcomes
 }
 
-async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[(usize, LmsEvent)]) -> Vec<(usize, MessageOutcome)> {
+/// One decoded message of a batch.
+struct Item {
+    index: usize,
+    event: LmsEvent,
+    /// The parking key (source and event id): parking twice keeps one job.
+    key: String,
+    /// The message as it came, parked verbatim.
+    body: String,
+}
+
+/// Keep a tenant's messages while it cannot be written to (not connected,
+/// disconnected, paused); they are acknowledged once parked and replayed on
+/// relink or resume.
+async fn park(deps: &Deps, tenant: &TenantId, items: &[Item], why: &str) -> Vec<(usize, MessageOutcome)> {
+    let jobs: Vec<(String, String)> = items.iter().map(|it| (it.key.clone(), it.body.clone())).collect();
+    match deps.parking.park(tenant, &jobs).await {
+        Ok(()) => {
+            tracing::info!(tenant = %tenant, messages = items.len(), reason = why, "messages parked");
+            items.iter().map(|it| (it.index, MessageOutcome::Done)).collect()
+        }
+        Err(e) => {
+            tracing::error!(tenant = %tenant, error = %e.chain(), "could not park messages; they return to the queue");
+            items.iter().map(|it| (it.index, MessageOutcome::Failed { class: e.class, reason: e.chain() })).collect()
+        }
+    }
+}
+
+async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(usize, MessageOutcome)> {
     let fail_all = |class: ErrorClass, reason: String| -> Vec<(usize, MessageOutcome)> {
         tracing::warn!(tenant = %tenant_id, class = %class, reason = %reason, messages = items.len(), "tenant's messages returned to the queue");
-        items.iter().map(|(i, _)| (*i, MessageOutcome::Failed { class, reason: reason.clone() })).collect()
+        items.iter().map(|it| (it.index, MessageOutcome::Failed { class, reason: reason.clone() })).collect()
     };
     let tenant = match deps.tenants.get_tenant(tenant_id).await {
         Ok(Some(t)) => t,
         Ok(None) => return fail_all(ErrorClass::Permanent, format!("unknown tenant {tenant_id}")),
         Err(e) => return fail_all(e.class, e.chain()),
     };
-    let conns =
-        Connections { secrets: deps.secrets.as_ref(), salesforce: deps.salesforce.as_ref(), names: &deps.names };
-    let mut tokens = match conns.current(&tenant).await {
+    if tenant.paused {
+        return park(deps, tenant_id, items, "paused by an admin").await;
+    }
+    let links = deps.links();
+    let mut tokens = match deps.tokens.session(&links, &tenant).await {
         Ok(t) => t,
+        Err(e) if e.parks_work() => return park(deps, tenant_id, items, &e.to_string()).await,
         Err(e) => return fail_all(e.class(), learnlink_core::error::error_chain(&e)),
     };
-    let calls: Vec<CompositeCall> = sync::plan(items.iter().map(|(i, e)| (*i, e)));
+    let calls: Vec<CompositeCall> = sync::plan(items.iter().map(|it| (it.index, &it.event)));
     let mut results = Vec::with_capacity(calls.len());
     let mut refreshed = false;
     for call in &calls {
         let mut res = deps.salesforce.composite_upsert(&tokens.session(), call).await;
         if matches!(res, Err(SalesforceError::SessionExpired)) && !refreshed {
             refreshed = true;
-            match conns.refreshed(&tenant, &tokens).await {
+            match deps.tokens.refreshed(&links, &tenant, &tokens, time::OffsetDateTime::now_utc).await {
                 Ok(t) => {
                     tokens = t;
                     res = deps.salesforce.composite_upsert(&tokens.session(), call).await;
                 }
+                // Disconnected: keep the whole batch (what was written already
+                // is rewritten idempotently on replay).
+                Err(e) if e.parks_work() => return park(deps, tenant_id, items, &e.to_string()).await,
                 Err(e) => {
                     tracing::error!(tenant = %tenant_id, class = %e.class(), error = %learnlink_core::error::error_chain(&e), "session refresh failed");
                     res = Err(SalesforceError::Transport(learnlink_core::PortError::new(
@@ -155,7 +212,7 @@ async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[(usize, LmsEven
     let started = time::OffsetDateTime::now_utc();
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let learner_of = |item: usize| {
-        items.iter().find(|(i, _)| *i == item).map(|(_, e)| match &e.payload {
+        items.iter().find(|it| it.index == item).map(|it| match &it.event.payload {
             learnlink_core::webhook::EventPayload::Enrollment(e) => e.learner_id.clone(),
             learnlink_core::webhook::EventPayload::Certification(c) => c.learner_id.clone(),
         })

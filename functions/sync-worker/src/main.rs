@@ -14,8 +14,12 @@ async fn main() -> Result<(), Error> {
     let cfg = FunctionConfig::from_env()?;
     let aws = learnlink_adapters::aws::load().await;
     let ddb = aws_sdk_dynamodb::Client::new(&aws);
+    let state = Arc::new(DynamoState::new(ddb.clone(), &cfg.state_table));
     let deps = sync_worker::Deps {
-        tenants: Arc::new(DynamoState::new(ddb.clone(), &cfg.state_table)),
+        tenants: state.clone(),
+        connections: state.clone(),
+        parking: state,
+        tokens: learnlink_core::connection::TokenProvider::new(uuid::Uuid::new_v4().simple().to_string()),
         activity: Arc::new(learnlink_adapters::dynamo::activity::DynamoActivity::new(ddb, &cfg.activity_table)),
         secrets: Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws))),
         salesforce: Arc::new(SalesforceClient::new()?),

@@ -3,6 +3,7 @@ use aws_lambda_events::sqs::SqsMessage;
 use learnlink_adapters::dynamo::memory::{MemoryActivity, MemoryState};
 use learnlink_adapters::salesforce::memory::{MemorySalesforce, Script};
 use learnlink_adapters::secrets::memory::MemorySecrets;
+use learnlink_core::connection::TokenProvider;
 use learnlink_core::model::{Enrollment, EnrollmentStatus};
 use learnlink_core::salesforce::TokenSet;
 use learnlink_core::webhook::{EventKind, EventPayload};
@@ -13,6 +14,7 @@ struct World {
     sf: Arc<MemorySalesforce>,
     secrets: Arc<MemorySecrets>,
     activity: Arc<MemoryActivity>,
+    state: Arc<MemoryState>,
     deps: Deps,
 }
 
@@ -39,13 +41,16 @@ async fn world() -> World {
     secrets.put_secret("learnlink/acme/salesforce", &tokens.to_secret_json()).await.unwrap();
     let activity = Arc::new(MemoryActivity::new());
     let deps = Deps {
-        tenants: state,
+        tenants: state.clone(),
         secrets: secrets.clone(),
         salesforce: sf.clone(),
         activity: activity.clone(),
+        connections: state.clone(),
+        parking: state.clone(),
         names: SecretNames::default(),
+        tokens: TokenProvider::new("test-instance"),
     };
-    World { sf, secrets, activity, deps }
+    World { sf, secrets, activity, state, deps }
 }
 
 fn job(tenant: &str, enrollment: &str, learner: &str, minute: i64, status: EnrollmentStatus) -> String {
@@ -170,13 +175,61 @@ async fn an_expired_session_is_refreshed_and_the_rotated_token_stored_first() {
 }
 
 #[tokio::test]
-async fn unknown_or_unconnected_tenants_keep_their_messages() {
+async fn an_unknown_tenant_keeps_its_messages_in_the_queue() {
     let w = world().await;
     let r = handle(&w.deps, sqs(&[job("nobody", "E1", "L1", 0, EnrollmentStatus::Enrolled)])).await;
     assert_eq!(failed_ids(&r), vec!["m0"]);
-    let w2 = World { deps: Deps { secrets: Arc::new(MemorySecrets::new()), ..w.deps }, ..w };
-    let r = handle(&w2.deps, sqs(&[job("acme", "E1", "L1", 0, EnrollmentStatus::Enrolled)])).await;
-    assert_eq!(failed_ids(&r), vec!["m0"]);
+}
+
+async fn parked(w: &World) -> u64 {
+    use learnlink_core::ports::ParkStore;
+    w.state.parked_count(&TenantId::parse("acme").unwrap()).await.unwrap()
+}
+
+#[tokio::test]
+async fn work_for_a_tenant_without_a_connection_is_parked() {
+    let w = world().await;
+    let w = World { deps: Deps { secrets: Arc::new(MemorySecrets::new()), ..w.deps }, ..w };
+    let batch = sqs(&[
+        job("acme", "E1", "L1", 0, EnrollmentStatus::Enrolled),
+        job("acme", "E2", "L1", 0, EnrollmentStatus::Enrolled),
+    ]);
+    let r = handle(&w.deps, batch.clone()).await;
+    assert!(r.batch_item_failures.is_empty(), "parked messages are acknowledged");
+    assert_eq!(parked(&w).await, 2);
+    // Redelivery parks the same jobs again: still two.
+    handle(&w.deps, batch).await;
+    assert_eq!(parked(&w).await, 2);
+    assert_eq!(w.sf.record_count(), 0);
+}
+
+#[tokio::test]
+async fn a_revocation_during_the_batch_parks_it_and_disconnects() {
+    let w = world().await;
+    w.sf.revoke_all();
+    let r = handle(&w.deps, sqs(&[job("acme", "E1", "L1", 0, EnrollmentStatus::Enrolled)])).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(parked(&w).await, 1);
+    use learnlink_core::ports::ConnectionStore;
+    let c = w.state.connection(&TenantId::parse("acme").unwrap()).await.unwrap().unwrap();
+    assert_eq!(c.status, learnlink_core::connection::LinkStatus::Disconnected);
+    // The next batch is parked without asking Salesforce.
+    let calls = w.sf.calls();
+    handle(&w.deps, sqs(&[job("acme", "E2", "L1", 0, EnrollmentStatus::Enrolled)])).await;
+    assert_eq!((parked(&w).await, w.sf.calls()), (2, calls));
+}
+
+#[tokio::test]
+async fn a_paused_tenant_parks_its_work() {
+    let w = world().await;
+    w.state.seed_config(
+        &TenantId::parse("acme").unwrap(),
+        serde_json::json!({"name": "Acme", "paused": true, "salesforce": {"environment": "production", "client_id": "cid"}}),
+        datetime!(2026-11-02 0:00 UTC),
+    );
+    let r = handle(&w.deps, sqs(&[job("acme", "E1", "L1", 0, EnrollmentStatus::Enrolled)])).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!((parked(&w).await, w.sf.calls()), (1, 0));
 }
 
 #[tokio::test]

@@ -15,3 +15,13 @@ pub mod sqs;
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
+
+/// The core's `Sleeper` on tokio's timer.
+pub struct TokioSleeper;
+
+#[async_trait::async_trait]
+impl learnlink_core::connection::Sleeper for TokioSleeper {
+    async fn sleep(&self, d: std::time::Duration) {
+        tokio::time::sleep(d).await;
+    }
+}

@@ -87,6 +87,26 @@ pub trait SalesforceApi: Send + Sync {
         client_id: &str,
         refresh_token: &SecretString,
     ) -> Result<TokenSet, SalesforceError>;
+
+    /// `grant_type=authorization_code` with the PKCE verifier.
+    async fn exchange_code(
+        &self,
+        login_url: &str,
+        client_id: &str,
+        code: &SecretString,
+        redirect_uri: &str,
+        code_verifier: &SecretString,
+    ) -> Result<TokenSet, SalesforceError>;
+
+    /// `GET /limits` (also a cheap probe that the session works).
+    async fn limits(&self, session: &Session) -> Result<crate::budget::OrgLimits, SalesforceError>;
+
+    /// A SOQL query, every page.
+    async fn query(
+        &self,
+        session: &Session,
+        soql: &str,
+    ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, SalesforceError>;
 }
 
 #[async_trait]
@@ -151,4 +171,67 @@ pub trait ActivityLog: Send + Sync {
     async fn record_run(&self, tenant: &TenantId, run: &crate::activity::RunSummary) -> Result<(), PortError>;
     /// Newest first.
     async fn runs(&self, tenant: &TenantId, limit: usize) -> Result<Vec<crate::activity::RunSummary>, PortError>;
+}
+
+/// The stored lifecycle of each tenant's connection (SPEC §3), with the
+/// refresh lease that makes token refresh single-flight across instances.
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    async fn connection(&self, tenant: &TenantId) -> Result<Option<crate::connection::ConnectionState>, PortError>;
+    /// Store the state if its stored `revision` is still `expected` (None:
+    /// nothing stored yet). Returns false on a concurrent change.
+    async fn put_connection(
+        &self,
+        tenant: &TenantId,
+        state: &crate::connection::ConnectionState,
+        expected: Option<u64>,
+    ) -> Result<bool, PortError>;
+    /// Take the refresh lease for `ttl` unless someone else holds a live one;
+    /// the fencing counter grows with every grant.
+    async fn acquire_lease(
+        &self,
+        tenant: &TenantId,
+        holder: &str,
+        now: OffsetDateTime,
+        ttl: time::Duration,
+    ) -> Result<Option<u64>, PortError>;
+    async fn release_lease(&self, tenant: &TenantId, holder: &str) -> Result<(), PortError>;
+}
+
+/// Work kept while a tenant cannot be written to (disconnected, paused).
+#[async_trait]
+pub trait ParkStore: Send + Sync {
+    /// Keep jobs under their keys (idempotent: a key parked twice is one job).
+    async fn park(&self, tenant: &TenantId, jobs: &[(String, String)]) -> Result<(), PortError>;
+    /// Up to `limit` parked `(key, job)`, oldest first, and whether more exist.
+    async fn parked(&self, tenant: &TenantId, limit: usize) -> Result<(Vec<(String, String)>, bool), PortError>;
+    async fn unpark(&self, tenant: &TenantId, keys: &[String]) -> Result<(), PortError>;
+    async fn parked_count(&self, tenant: &TenantId) -> Result<u64, PortError>;
+}
+
+/// A started OAuth authorization, kept until its callback (single use).
+#[derive(Clone)]
+pub struct PendingAuth {
+    pub tenant: TenantId,
+    pub code_verifier: SecretString,
+    pub redirect_uri: String,
+    pub expires_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for PendingAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingAuth")
+            .field("tenant", &self.tenant)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+pub trait OAuthStateStore: Send + Sync {
+    async fn save_state(&self, state: &str, pending: &PendingAuth) -> Result<(), PortError>;
+    /// Remove and return the pending authorization: a second call, or a call
+    /// after `expires_at`, gets `None`.
+    async fn take_state(&self, state: &str, now: OffsetDateTime) -> Result<Option<PendingAuth>, PortError>;
 }

@@ -4,7 +4,10 @@ use async_trait::async_trait;
 use learnlink_core::PortError;
 use learnlink_core::activity::{ActivityEntry, ActivityFilter, ActivityPage, RunSummary};
 use learnlink_core::model::TenantId;
-use learnlink_core::ports::{ActivityLog, Claim, ConfigStore, DedupeStore, PutConfigError, StoredConfig};
+use learnlink_core::ports::{
+    ActivityLog, Claim, ConfigStore, ConnectionStore, DedupeStore, OAuthStateStore, ParkStore, PendingAuth,
+    PutConfigError, StoredConfig,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use time::OffsetDateTime;
@@ -17,6 +20,10 @@ pub enum MarkState {
 
 #[derive(Default)]
 pub struct MemoryState {
+    connections: Mutex<HashMap<TenantId, learnlink_core::connection::ConnectionState>>,
+    leases: Mutex<HashMap<TenantId, (String, OffsetDateTime, u64)>>,
+    parked: Mutex<HashMap<TenantId, BTreeMap<String, String>>>,
+    oauth: Mutex<HashMap<String, PendingAuth>>,
     /// Every version of every tenant's configuration, oldest first.
     configs: Mutex<BTreeMap<TenantId, Vec<StoredConfig>>>,
     marks: Mutex<HashMap<String, MarkState>>,
@@ -46,6 +53,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl MemoryState {
+    /// A pending OAuth authorization, without taking it (tests).
+    pub fn peek_state(&self, state: &str) -> Option<PendingAuth> {
+        lock(&self.oauth).get(state).cloned()
+    }
+
     /// Store a configuration document directly (test setup).
     pub fn seed_config(&self, tenant: &TenantId, doc: serde_json::Value, now: OffsetDateTime) {
         let mut g = lock(&self.configs);
@@ -101,6 +113,101 @@ impl ConfigStore for MemoryState {
     async fn list_configs(&self) -> Result<Vec<StoredConfig>, PortError> {
         self.check()?;
         Ok(lock(&self.configs).values().filter_map(|v| v.last().cloned()).collect())
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for MemoryState {
+    async fn connection(&self, t: &TenantId) -> Result<Option<learnlink_core::connection::ConnectionState>, PortError> {
+        self.check()?;
+        Ok(lock(&self.connections).get(t).cloned())
+    }
+    async fn put_connection(
+        &self,
+        t: &TenantId,
+        state: &learnlink_core::connection::ConnectionState,
+        expected: Option<u64>,
+    ) -> Result<bool, PortError> {
+        self.check()?;
+        let mut g = lock(&self.connections);
+        if g.get(t).map(|c| c.revision) != expected {
+            return Ok(false);
+        }
+        g.insert(t.clone(), state.clone());
+        Ok(true)
+    }
+    async fn acquire_lease(
+        &self,
+        t: &TenantId,
+        holder: &str,
+        now: OffsetDateTime,
+        ttl: time::Duration,
+    ) -> Result<Option<u64>, PortError> {
+        self.check()?;
+        let mut g = lock(&self.leases);
+        let entry = g.entry(t.clone()).or_insert_with(|| (String::new(), OffsetDateTime::UNIX_EPOCH, 0));
+        if entry.1 < now || entry.0 == holder {
+            entry.0 = holder.to_string();
+            entry.1 = now + ttl;
+            entry.2 += 1;
+            Ok(Some(entry.2))
+        } else {
+            Ok(None)
+        }
+    }
+    async fn release_lease(&self, t: &TenantId, holder: &str) -> Result<(), PortError> {
+        let mut g = lock(&self.leases);
+        if let Some(e) = g.get_mut(t).filter(|e| e.0 == holder) {
+            e.1 = OffsetDateTime::UNIX_EPOCH;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ParkStore for MemoryState {
+    async fn park(&self, t: &TenantId, jobs: &[(String, String)]) -> Result<(), PortError> {
+        self.check()?;
+        let mut g = lock(&self.parked);
+        let m = g.entry(t.clone()).or_default();
+        for (k, v) in jobs {
+            m.insert(k.clone(), v.clone());
+        }
+        Ok(())
+    }
+    async fn parked(&self, t: &TenantId, limit: usize) -> Result<(Vec<(String, String)>, bool), PortError> {
+        self.check()?;
+        let g = lock(&self.parked);
+        let all: Vec<(String, String)> =
+            g.get(t).map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+        let more = all.len() > limit;
+        Ok((all.into_iter().take(limit).collect(), more))
+    }
+    async fn unpark(&self, t: &TenantId, keys: &[String]) -> Result<(), PortError> {
+        self.check()?;
+        if let Some(m) = lock(&self.parked).get_mut(t) {
+            for k in keys {
+                m.remove(k);
+            }
+        }
+        Ok(())
+    }
+    async fn parked_count(&self, t: &TenantId) -> Result<u64, PortError> {
+        self.check()?;
+        Ok(lock(&self.parked).get(t).map_or(0, |m| m.len() as u64))
+    }
+}
+
+#[async_trait]
+impl OAuthStateStore for MemoryState {
+    async fn save_state(&self, state: &str, p: &PendingAuth) -> Result<(), PortError> {
+        self.check()?;
+        lock(&self.oauth).insert(state.to_string(), p.clone());
+        Ok(())
+    }
+    async fn take_state(&self, state: &str, now: OffsetDateTime) -> Result<Option<PendingAuth>, PortError> {
+        self.check()?;
+        Ok(lock(&self.oauth).remove(state).filter(|p| p.expires_at >= now))
     }
 }
 

@@ -9,6 +9,7 @@
 //! - dedupe mark: pk `DEDUPE#<key>`, sk `DEDUPE`, `state` pending|done, `at`, `expires_at`
 
 pub mod activity;
+pub mod connection;
 pub mod memory;
 
 use crate::aws::classify_sdk;
@@ -30,8 +31,8 @@ fn s(v: impl Into<String>) -> AttributeValue {
 
 #[derive(Clone)]
 pub struct DynamoState {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
 }
 
 impl DynamoState {
@@ -39,7 +40,7 @@ impl DynamoState {
         DynamoState { client, table: table.into() }
     }
 
-    fn err<E, R>(what: &str, e: aws_sdk_dynamodb::error::SdkError<E, R>) -> PortError
+    pub(crate) fn err<E, R>(what: &str, e: aws_sdk_dynamodb::error::SdkError<E, R>) -> PortError
     where
         E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: std::fmt::Debug + Send + Sync + 'static,

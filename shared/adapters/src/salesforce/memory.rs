@@ -23,6 +23,12 @@ pub enum Script {
 
 #[derive(Default)]
 struct Inner {
+    /// Authorization codes the fake accepts: code → (verifier, redirect uri).
+    codes: HashMap<String, (String, String)>,
+    /// Answers for `query`, by the SOQL's FROM object.
+    query_rows: HashMap<String, Vec<Map<String, Value>>>,
+    /// When set, every call (limits included) fails with this HTTP status.
+    outage: Option<u16>,
     records: HashMap<(String, String), (String, Map<String, Value>)>,
     contacts: HashSet<String>,
     valid_access: HashSet<String>,
@@ -82,6 +88,37 @@ impl MemorySalesforce {
     pub fn refreshes(&self) -> usize {
         self.lock().refreshes
     }
+
+    /// Accept `code` once, for this PKCE verifier and redirect URI.
+    pub fn issue_code(&self, code: &str, verifier: &str, redirect_uri: &str) {
+        self.lock().codes.insert(code.into(), (verifier.into(), redirect_uri.into()));
+    }
+
+    /// Rows answered for queries on `object`.
+    pub fn set_query_rows(&self, object: &str, rows: Vec<Map<String, Value>>) {
+        self.lock().query_rows.insert(object.into(), rows);
+    }
+
+    /// Every call fails with this HTTP status (None: the outage is over).
+    pub fn set_outage(&self, status: Option<u16>) {
+        self.lock().outage = status;
+    }
+
+    /// Revoke every refresh token (a password reset).
+    pub fn revoke_all(&self) {
+        let mut g = self.lock();
+        g.valid_refresh.clear();
+        g.valid_access.clear();
+    }
+
+    fn outage_error(status: u16) -> SalesforceError {
+        SalesforceError::Api {
+            class: learnlink_core::salesforce::classify_http_status(status),
+            status,
+            code: format!("HTTP_{status}"),
+            message: "scripted outage".into(),
+        }
+    }
 }
 
 #[async_trait]
@@ -93,6 +130,9 @@ impl SalesforceApi for MemorySalesforce {
     ) -> Result<Vec<Vec<RecordOutcome>>, SalesforceError> {
         let mut g = self.lock();
         g.calls += 1;
+        if let Some(status) = g.outage {
+            return Err(Self::outage_error(status));
+        }
         if !g.valid_access.contains(session.access_token.expose_secret()) {
             return Err(SalesforceError::SessionExpired);
         }
@@ -162,6 +202,9 @@ impl SalesforceApi for MemorySalesforce {
         refresh_token: &SecretString,
     ) -> Result<TokenSet, SalesforceError> {
         let mut g = self.lock();
+        if let Some(status) = g.outage {
+            return Err(Self::outage_error(status));
+        }
         g.refreshes += 1;
         if !g.valid_refresh.remove(refresh_token.expose_secret()) {
             return Err(SalesforceError::InvalidGrant { description: "expired access/refresh token".into() });
@@ -180,5 +223,67 @@ impl SalesforceApi for MemorySalesforce {
             org_id: None,
             env: None,
         })
+    }
+
+    async fn exchange_code(
+        &self,
+        _login_url: &str,
+        _client_id: &str,
+        code: &SecretString,
+        redirect_uri: &str,
+        code_verifier: &SecretString,
+    ) -> Result<TokenSet, SalesforceError> {
+        let mut g = self.lock();
+        let Some((verifier, redirect)) = g.codes.remove(code.expose_secret()) else {
+            return Err(SalesforceError::InvalidGrant { description: "invalid authorization code".into() });
+        };
+        if verifier != code_verifier.expose_secret() || redirect != redirect_uri {
+            return Err(SalesforceError::InvalidGrant { description: "invalid code verifier".into() });
+        }
+        let access = format!("access-code-{}", code.expose_secret());
+        let refresh = format!("refresh-code-{}", code.expose_secret());
+        g.valid_access.insert(access.clone());
+        g.valid_refresh.insert(refresh.clone());
+        Ok(TokenSet {
+            access_token: SecretString::from(access),
+            refresh_token: SecretString::from(refresh),
+            instance_url: "https://fake.my.salesforce.com".into(),
+            issued_at: None,
+            user_id: Some("005000000000001AAA".into()),
+            org_id: Some("00D000000000001AAA".into()),
+            env: None,
+        })
+    }
+
+    async fn limits(&self, session: &Session) -> Result<learnlink_core::budget::OrgLimits, SalesforceError> {
+        let mut g = self.lock();
+        g.calls += 1;
+        if let Some(status) = g.outage {
+            return Err(Self::outage_error(status));
+        }
+        if !g.valid_access.contains(session.access_token.expose_secret()) {
+            return Err(SalesforceError::SessionExpired);
+        }
+        let body = serde_json::json!({"DailyApiRequests": {"Max": 15000, "Remaining": 15000 - g.calls as u64}});
+        learnlink_core::budget::OrgLimits::parse(&body)
+            .map_err(|e| SalesforceError::Transport(learnlink_core::PortError::retryable(e.to_string())))
+    }
+
+    async fn query(&self, session: &Session, soql: &str) -> Result<Vec<Map<String, Value>>, SalesforceError> {
+        let mut g = self.lock();
+        g.calls += 1;
+        if let Some(status) = g.outage {
+            return Err(Self::outage_error(status));
+        }
+        if !g.valid_access.contains(session.access_token.expose_secret()) {
+            return Err(SalesforceError::SessionExpired);
+        }
+        let object = soql
+            .split_whitespace()
+            .skip_while(|w| !w.eq_ignore_ascii_case("FROM"))
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        Ok(g.query_rows.get(&object).cloned().unwrap_or_default())
     }
 }

@@ -293,6 +293,37 @@ impl SalesforceApi for SalesforceClient {
     ) -> Result<TokenSet, SalesforceError> {
         self.refresh_token(login_url, &OAuthClient::public(client_id), refresh_token).await
     }
+
+    async fn exchange_code(
+        &self,
+        login_url: &str,
+        client_id: &str,
+        code: &SecretString,
+        redirect_uri: &str,
+        code_verifier: &SecretString,
+    ) -> Result<TokenSet, SalesforceError> {
+        SalesforceClient::exchange_code(
+            self,
+            login_url,
+            &OAuthClient::public(client_id),
+            code,
+            redirect_uri,
+            code_verifier,
+        )
+        .await
+    }
+
+    async fn limits(&self, session: &Session) -> Result<learnlink_core::budget::OrgLimits, SalesforceError> {
+        SalesforceClient::limits(self, session).await
+    }
+
+    async fn query(
+        &self,
+        session: &Session,
+        soql: &str,
+    ) -> Result<Vec<serde_json::Map<String, Value>>, SalesforceError> {
+        self.query_records(session, soql).await
+    }
 }
 
 /// Read a token endpoint answer. Under Refresh Token Rotation it carries a
