@@ -193,6 +193,36 @@ pub struct Health {
     pub remedy: Option<String>,
     #[serde(default)]
     pub dlq_depth: u64,
+    #[serde(default)]
+    pub parked: u64,
+    #[serde(default)]
+    pub failures_today: u64,
+    #[serde(default)]
+    pub connected_at: Option<String>,
+    #[serde(default)]
+    pub warnings: Vec<HealthWarning>,
+    #[serde(default)]
+    pub gap_backfills: Vec<GapBackfill>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HealthWarning {
+    #[serde(default)]
+    pub cause: String,
+    #[serde(default)]
+    pub sentence: String,
+    #[serde(default)]
+    pub remedy: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GapBackfill {
+    #[serde(default)]
+    pub from: String,
+    #[serde(default)]
+    pub to: String,
+    #[serde(default)]
+    pub state: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -64,7 +64,7 @@ pub enum Command {
     /// Create, list and show tenants.
     #[command(subcommand)]
     Tenant(TenantCmd),
-    /// Connect a tenant to Salesforce through OAuth (not available in this version yet).
+    /// Connect (or relink) a tenant to Salesforce through OAuth with PKCE.
     Connect(ConnectArgs),
     /// Connection status of one tenant, or of every tenant.
     Status(StatusArgs),
@@ -369,6 +369,12 @@ pub struct ConnectArgs {
     /// Print the authorization URL instead of opening a browser.
     #[arg(long)]
     pub no_browser: bool,
+    /// Return at once instead of waiting for the connection to complete.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for the sign-in (seconds).
+    #[arg(long, default_value_t = 600)]
+    pub wait_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]

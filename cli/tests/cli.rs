@@ -59,8 +59,7 @@ fn usage_errors_exit_2() {
 #[test]
 fn groups_not_yet_available_exit_69_and_say_what_they_will_do() {
     let dir = scratch();
-    let cases: [&[&str]; 11] = [
-        &["connect", "acme"],
+    let cases: [&[&str]; 10] = [
         &["backfill", "start", "acme", "--since", "2024-01-01"],
         &["backfill", "status", "acme"],
         &["backfill", "cancel", "acme"],
@@ -83,7 +82,7 @@ fn groups_not_yet_available_exit_69_and_say_what_they_will_do() {
         );
         assert!(r.stdout.is_empty());
     }
-    let r = run_in(dir.path(), &[], &["connect", "acme", "--json"]);
+    let r = run_in(dir.path(), &[], &["dlq", "list", "acme", "--json"]);
     r.code(69);
     assert_eq!(r.err_json()["error"]["code"], "not_available");
 }

@@ -7,10 +7,6 @@ use crate::error::{Failure, exit};
 /// The command and what it will do.
 pub fn describe(c: &Command) -> (&'static str, &'static str) {
     match c {
-        Command::Connect(_) => (
-            "connect",
-            "it will connect the tenant to Salesforce through the OAuth flow (PKCE) and keep the tokens in Secrets Manager.",
-        ),
         Command::Backfill(BackfillCmd::Start { .. }) => (
             "backfill start",
             "it will backfill the LMS history since a date into Salesforce, resumable and with progress.",

@@ -1,6 +1,7 @@
 //! The commands. Each API command maps to operations of `infra/openapi.yaml`.
 
 pub mod config;
+pub mod connect;
 pub mod later;
 pub mod logs;
 pub mod stack;
@@ -52,6 +53,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
             },
             ConfigCmd::Versions { tenant } => config::versions(ctx, &tenant).await,
         },
+        Command::Connect(a) => connect::run(ctx, &a).await,
         Command::Logs(a) => logs::logs(ctx, a).await,
         Command::Runs(a) => logs::runs(ctx, &a.tenant, a.limit).await,
         other => Err(later::not_available(&other)),

@@ -42,6 +42,15 @@ async fn one(ctx: &Ctx, tenant: &str) -> Result<(), Failure> {
     if h.dlq_depth > 0 {
         out.line(format!("  dead-letter queue: {} message(s)", h.dlq_depth))?;
     }
+    for w in h.warnings.iter().skip(1) {
+        out.line(format!("  also: {} Remedy: {}", w.sentence, w.remedy))?;
+    }
+    if h.parked > 0 {
+        out.line(format!("  parked work: {} job(s)", h.parked))?;
+    }
+    for g in &h.gap_backfills {
+        out.line(format!("  gap backfill {}: {} → {}", g.state, g.from, g.to))?;
+    }
     Ok(())
 }
 

@@ -52,6 +52,7 @@ pub fn up(o: UpOptions) -> anyhow::Result<BTreeMap<String, String>> {
         lms_api_key: "lms-local-key".into(),
         attached: false,
         function_env: Vec::new(),
+        concurrency: None,
     };
     let s = Stack::up(&cfg)?;
     println!("The local stack is up (logs in {}):", state_dir.join("logs").display());

@@ -85,7 +85,17 @@ async fn kill(State(gw): State<Arc<Gateway>>, Path(function): Path<String>) -> R
     axum::Json(json!({"killed": host.kill_all()})).into_response()
 }
 
-async fn fire(State(gw): State<Arc<Gateway>>, Path((function, event)): Path<(String, String)>) -> Response {
+#[derive(serde::Deserialize)]
+struct FireQuery {
+    /// The event's `time` (RFC 3339): fire as if the schedule ran then.
+    time: Option<String>,
+}
+
+async fn fire(
+    State(gw): State<Arc<Gateway>>,
+    Path((function, event)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<FireQuery>,
+) -> Response {
     let Some(host) = gw.host(&function).cloned() else {
         return (StatusCode::NOT_FOUND, axum::Json(json!({"error": format!("no function {function}")})))
             .into_response();
@@ -97,7 +107,17 @@ async fn fire(State(gw): State<Arc<Gateway>>, Path((function, event)): Path<(Str
         )
             .into_response();
     };
-    let ev = scheduled_event(&s, &gw.wiring.region, time::OffsetDateTime::now_utc());
+    let at = match q.time.as_deref() {
+        None => time::OffsetDateTime::now_utc(),
+        Some(t) => match time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339) {
+            Ok(t) => t,
+            Err(_) => {
+                return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "time must be RFC 3339"})))
+                    .into_response();
+            }
+        },
+    };
+    let ev = scheduled_event(&s, &gw.wiring.region, at);
     match host.invoke(Bytes::from(ev.to_string())).await {
         Ok(out) => {
             let v: Value = serde_json::from_slice(&out).unwrap_or(Value::Null);

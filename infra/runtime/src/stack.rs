@@ -45,6 +45,8 @@ pub struct StackConfig {
     pub attached: bool,
     /// Extra environment for every function (after the template's).
     pub function_env: Vec<(String, String)>,
+    /// Instances per function without ReservedConcurrentExecutions (None: the runtime's default).
+    pub concurrency: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -267,6 +269,9 @@ impl Stack {
         env.extend(cfg.function_env.iter().cloned());
         for (k, v) in &env {
             cmd.args(["--env", &format!("{k}={v}")]);
+        }
+        if let Some(c) = cfg.concurrency {
+            cmd.args(["--concurrency", &c.to_string()]);
         }
         cmd.env("RUST_LOG", "info");
         let gw_port = self.start_server(cfg, "runtime", "the local runtime", cmd, Duration::from_secs(120))?;

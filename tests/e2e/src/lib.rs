@@ -5,7 +5,6 @@
 use anyhow::{Context as _, bail};
 use learnlink_core::ports::SecretStore;
 use learnlink_local::stack::{Endpoints, Ports, Stack, StackConfig};
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -33,11 +32,13 @@ pub fn bin_dir() -> PathBuf {
 pub struct Options {
     pub template: PathBuf,
     pub parameters: Vec<(String, String)>,
+    /// Instances per function (None: the runtime's default of 4).
+    pub concurrency: Option<u32>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { template: root().join("infra/template.yaml"), parameters: Vec::new() }
+        Options { template: root().join("infra/template.yaml"), parameters: Vec::new(), concurrency: None }
     }
 }
 
@@ -70,6 +71,7 @@ impl Env {
             lms_api_key: LMS_API_KEY.into(),
             attached: true,
             function_env: Vec::new(),
+            concurrency: opts.concurrency,
         };
         let stack = Stack::up(&cfg)?;
         Ok(Env {
@@ -162,25 +164,90 @@ impl Env {
         self.json(req).await
     }
 
-    /// Store a Salesforce token set for the tenant. The OAuth connect flow
-    /// arrives with the connection lifecycle work; until then the operator
-    /// (here: the test kit) mints a connection at the emulator and stores it
-    /// where oauth-callback will.
-    /// Returns the token set, so tests can check it never reaches a log.
-    pub async fn connect_salesforce(&self, tenant: &str) -> anyhow::Result<Value> {
-        let (status, tokens) = self
-            .json(self.http.post(format!("{}/__emulator/connections", self.endpoints.salesforce_url)).json(&json!({})))
-            .await?;
-        if status != 200 {
-            bail!("minting a connection: {status}");
+    /// What a browser does for `learnlink connect`: open the start URL,
+    /// follow the Salesforce login (the emulator approves at once) back to the
+    /// callback. `tamper` may change the authorize URL first. Returns the
+    /// callback's status and page.
+    pub async fn browser_connect(
+        &self,
+        start_url: &str,
+        tamper: impl FnOnce(String) -> String,
+    ) -> anyhow::Result<(u16, String)> {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+        let r = client.get(start_url).send().await?;
+        if r.status().as_u16() != 302 {
+            return Ok((r.status().as_u16(), r.text().await?));
         }
+        let authorize = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let r = client.get(tamper(authorize)).send().await?;
+        let callback = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        if callback.is_empty() {
+            return Ok((r.status().as_u16(), r.text().await?));
+        }
+        let r = client.get(&callback).send().await?;
+        Ok((r.status().as_u16(), r.text().await?))
+    }
+
+    /// The URL `learnlink connect` opens.
+    pub fn connect_url(&self, tenant: &str) -> String {
+        format!("{}/oauth/{tenant}/start", self.endpoints.api_url)
+    }
+
+    /// Connect the tenant through the real OAuth flow (PKCE, single-use
+    /// state) against the emulator; returns the stored token set, so tests
+    /// can check it never reaches a log.
+    pub async fn connect_salesforce(&self, tenant: &str) -> anyhow::Result<Value> {
+        let (status, page) = self.browser_connect(&self.connect_url(tenant), |u| u).await?;
+        if status != 200 {
+            bail!("connecting {tenant}: {status} {page}");
+        }
+        self.stored_tokens(tenant).await
+    }
+
+    /// The token set stored in Secrets Manager for the tenant.
+    pub async fn stored_tokens(&self, tenant: &str) -> anyhow::Result<Value> {
+        use secrecy::ExposeSecret;
         let aws = learnlink_adapters::aws::load_local(&self.endpoints.aws_endpoint_url, REGION).await;
         let store = learnlink_adapters::secrets::SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws));
-        store
-            .put_secret(&format!("learnlink/{tenant}/salesforce"), &SecretString::from(tokens.to_string()))
+        let secret = store
+            .get_secret(&format!("learnlink/{tenant}/salesforce"))
             .await
-            .map_err(|e| anyhow::anyhow!(e.chain()))?;
-        Ok(tokens)
+            .map_err(|e| anyhow::anyhow!(e.chain()))?
+            .with_context(|| format!("no token secret for {tenant}"))?;
+        Ok(serde_json::from_str(secret.expose_secret())?)
+    }
+
+    /// `POST /__emulator/...` on the Salesforce emulator.
+    pub async fn sf_admin(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let (status, v) = self
+            .json(self.http.post(format!("{}/__emulator{path}", self.endpoints.salesforce_url)).json(&body))
+            .await?;
+        if !(200..300).contains(&status) {
+            bail!("emulator {path}: {status} {v}");
+        }
+        Ok(v)
+    }
+
+    /// Fire a schedule of the template through the runtime, as if at `at`.
+    pub async fn fire(&self, function: &str, event: &str, at: Option<time::OffsetDateTime>) -> anyhow::Result<Value> {
+        let mut url = format!("{}/schedules/{function}/{event}/fire", self.endpoints.runtime_url);
+        if let Some(t) = at {
+            url.push_str(&format!("?time={}", t.format(&time::format_description::well_known::Rfc3339)?));
+        }
+        let (status, v) = self.json(self.http.post(url)).await?;
+        if status != 200 {
+            bail!("firing {function}/{event}: {status} {v}");
+        }
+        Ok(v)
+    }
+
+    /// The tenant's status through the admin API.
+    pub async fn status(&self, tenant: &str) -> anyhow::Result<Value> {
+        let (status, v) = self.admin(reqwest::Method::GET, &format!("/admin/tenants/{tenant}/status"), None).await?;
+        if status != 200 {
+            bail!("status of {tenant}: {status} {v}");
+        }
+        Ok(v)
     }
 
     /// Every line of every log of this stack that contains one of `needles`.
