@@ -75,9 +75,29 @@ async fn run() -> anyhow::Result<bool> {
     ])?;
     println!("    webhook URL: {}/{tenant}/lms (canonical dialect, HMAC-signed)", env.endpoints.webhook_url);
 
-    step(2, "Connect the tenant to the Salesforce emulator");
+    step(2, "Connect it to Salesforce (the emulator) through OAuth with PKCE");
     let (_, _) = (env.http.post(format!("{}/__emulator/reset", env.endpoints.salesforce_url)).send().await?, ());
-    env.connect_salesforce(&tenant).await?;
+    println!("    $ learnlink connect {tenant} --no-browser");
+    let exe = std::env::current_exe()?;
+    let bin = exe.parent().map(|d| d.join("learnlink")).ok_or_else(|| anyhow::anyhow!("no directory for the CLI"))?;
+    let mut connect = std::process::Command::new(&bin)
+        .args(["connect", &tenant, "--no-browser", "--wait-secs", "120"])
+        .current_dir(learnlink_e2e::root())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let stderr = connect.stderr.take().ok_or_else(|| anyhow::anyhow!("no stderr"))?;
+    let url = {
+        use std::io::BufRead as _;
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("authorize_url: ").map(str::to_string))
+            .ok_or_else(|| anyhow::anyhow!("learnlink connect printed no URL"))?
+    };
+    println!("    (the demo plays the admin's browser: {url} → Salesforce login → callback)");
+    let (status, _) = env.browser_connect(&url, |u| u).await?;
+    anyhow::ensure!(status == 200, "the OAuth callback answered {status}");
+    anyhow::ensure!(connect.wait()?.success(), "learnlink connect failed");
     println!("    tokens stored in Secrets Manager as learnlink/{tenant}/salesforce");
 
     step(
