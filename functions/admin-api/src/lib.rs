@@ -36,6 +36,8 @@ pub struct Deps {
     pub keepalive: time::Duration,
     pub queues: Arc<dyn QueueStats>,
     pub dead_letter_queues: Vec<String>,
+    /// The sync queue's URL: its depth is the backlog shown in the status.
+    pub sync_queue_url: Option<String>,
     pub names: SecretNames,
     pub auth: AdminAuth,
 }

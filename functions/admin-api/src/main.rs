@@ -28,6 +28,7 @@ async fn main() -> Result<(), Error> {
         activity: Arc::new(DynamoActivity::new(ddb, &cfg.activity_table)),
         queues: Arc::new(SqsQueueStats::new(sqs)),
         dead_letter_queues: vec![cfg.sync_dlq_url.clone(), cfg.backfill_dlq_url.clone()],
+        sync_queue_url: Some(cfg.sync_queue_url.clone()),
         names: cfg.secret_names.clone(),
         auth: cfg.admin_auth.clone(),
     };

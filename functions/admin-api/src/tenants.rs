@@ -94,6 +94,7 @@ pub(crate) async fn status(deps: &Deps, raw: &str, now: OffsetDateTime) -> Answe
         parking: deps.parking.as_ref(),
         names: &deps.names,
         dead_letter_queues: &deps.dead_letter_queues,
+        sync_queue: deps.sync_queue_url.as_deref(),
         keepalive: deps.keepalive,
     }
     .check(&tenant, now)

@@ -29,6 +29,7 @@ fn world() -> World {
         activity: activity.clone(),
         queues: Arc::new(MemoryQueueStats::default()),
         dead_letter_queues: vec!["dlq".into()],
+        sync_queue_url: None,
         names: SecretNames::default(),
         auth: AdminAuth::Bearer(SecretString::from("admin-token")),
     };

@@ -38,6 +38,8 @@ pub struct Deps {
     pub sync_queue: Arc<dyn JobQueue>,
     pub names: SecretNames,
     pub dead_letter_queues: Vec<String>,
+    /// The sync queue's URL: its depth is the backlog shown in the status.
+    pub sync_queue_url: Option<String>,
     pub keepalive: time::Duration,
     pub tokens: TokenProvider,
 }
@@ -71,6 +73,7 @@ impl Deps {
             parking: self.parking.as_ref(),
             names: &self.names,
             dead_letter_queues: &self.dead_letter_queues,
+            sync_queue: self.sync_queue_url.as_deref(),
             keepalive: self.keepalive,
         }
     }
@@ -132,7 +135,11 @@ async fn exercise(deps: &Deps, tenant: &Tenant, now: OffsetDateTime) -> Result<(
     }
     match probe {
         Ok(limits) => {
-            let usage = learnlink_core::budget::ApiUsage::from_limit(&limits.daily_api_requests);
+            // Sforce-Limit-Info of the probe's own answer; /limits if absent.
+            let usage = deps
+                .salesforce
+                .last_usage(&session.instance_url)
+                .unwrap_or_else(|| learnlink_core::budget::ApiUsage::from_limit(&limits.daily_api_requests));
             update_connection(deps.connections.as_ref(), &tenant.id, |s| {
                 s.api_usage = Some(usage);
                 s.last_probe_at = Some(now);

@@ -26,6 +26,7 @@ async fn main() -> Result<(), Error> {
         sync_queue: Arc::new(SqsJobQueue::new(sqs, &cfg.sync_queue_url)),
         names: cfg.secret_names.clone(),
         dead_letter_queues: vec![cfg.sync_dlq_url.clone(), cfg.backfill_dlq_url.clone()],
+        sync_queue_url: Some(cfg.sync_queue_url.clone()),
         keepalive: time::Duration::days(keepalive_days),
         tokens: learnlink_core::connection::TokenProvider::new(uuid::Uuid::new_v4().simple().to_string()),
     };

@@ -56,6 +56,7 @@ async fn world(connected_at: OffsetDateTime) -> World {
         sync_queue: queue.clone(),
         names: SecretNames::default(),
         dead_letter_queues: vec!["dlq".into()],
+        sync_queue_url: None,
         keepalive: time::Duration::days(7),
         tokens: TokenProvider::new("health"),
     };

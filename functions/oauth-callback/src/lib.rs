@@ -41,6 +41,8 @@ pub struct Deps {
     pub parking: Arc<dyn ParkStore>,
     pub sync_queue: Arc<dyn JobQueue>,
     pub names: SecretNames,
+    /// How long a started authorization stays valid ([`STATE_TTL`] unless configured).
+    pub state_ttl: time::Duration,
 }
 
 fn escape(s: &str) -> String {
@@ -123,7 +125,7 @@ pub async fn start(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateTi
         tenant: t.id.clone(),
         code_verifier: started.pkce.verifier().clone(),
         redirect_uri: redirect,
-        expires_at: now + STATE_TTL,
+        expires_at: now + deps.state_ttl,
     };
     if let Err(e) = deps.states.save_state(started.state.as_str(), &pending).await {
         return unavailable(&e);

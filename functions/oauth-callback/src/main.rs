@@ -24,6 +24,11 @@ async fn main() -> Result<(), Error> {
         salesforce: Arc::new(SalesforceClient::new()?),
         sync_queue: Arc::new(SqsJobQueue::new(aws_sdk_sqs::Client::new(&aws), &cfg.sync_queue_url)),
         names: cfg.secret_names.clone(),
+        state_ttl: std::env::var("OAUTH_STATE_TTL_SECS")
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+            .map(time::Duration::seconds)
+            .unwrap_or(oauth_callback::STATE_TTL),
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<ApiGatewayV2httpRequest>| async move {

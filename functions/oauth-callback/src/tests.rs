@@ -41,6 +41,7 @@ fn world(environment: Value) -> World {
         parking: state.clone(),
         sync_queue: queue.clone(),
         names: SecretNames::default(),
+        state_ttl: STATE_TTL,
     };
     World { state, secrets, sf, queue, deps }
 }

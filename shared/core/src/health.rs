@@ -33,6 +33,8 @@ pub struct Health {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remedy: Option<String>,
     pub dlq_depth: u64,
+    /// Messages waiting in the sync queue (all tenants): how far behind learnlink is.
+    pub backlog: u64,
     pub parked: u64,
     pub failures_today: u32,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -61,6 +63,7 @@ pub struct Observations {
     pub has_tokens: bool,
     pub connection: ConnectionState,
     pub dlq_depth: u64,
+    pub backlog: u64,
     pub parked: u64,
     pub now: OffsetDateTime,
     pub keepalive: time::Duration,
@@ -72,6 +75,8 @@ fn fmt(t: OffsetDateTime) -> String {
 
 /// Below this share of the daily API allowance left, the tenant is DEGRADED.
 pub const LOW_API_BUDGET: f64 = 0.10;
+/// Above this many waiting messages, learnlink is lagging.
+pub const BACKLOG_THRESHOLD: u64 = 10_000;
 
 pub fn assess(tenant: &str, o: &Observations) -> Health {
     let c = &o.connection;
@@ -108,6 +113,13 @@ pub fn assess(tenant: &str, o: &Observations) -> Health {
             remedy: format!("Inspect and replay them: `learnlink dlq list {tenant}`"),
         });
     }
+    if o.backlog > BACKLOG_THRESHOLD {
+        warnings.push(Warning {
+            cause: "lagging".into(),
+            sentence: format!("{} messages wait in the sync queue: changes reach Salesforce late.", o.backlog),
+            remedy: "It drains by itself; if it keeps growing, check the sync-worker's errors and concurrency.".into(),
+        });
+    }
     if let Some(u) = c.api_usage.as_ref().filter(|u| u.limit > 0)
         && (u.limit.saturating_sub(u.used) as f64) < (u.limit as f64) * LOW_API_BUDGET
     {
@@ -133,6 +145,7 @@ pub fn assess(tenant: &str, o: &Observations) -> Health {
         sentence: "Everything looks good.".into(),
         remedy: None,
         dlq_depth: o.dlq_depth,
+        backlog: o.backlog,
         parked: o.parked,
         failures_today,
         warnings: Vec::new(),
@@ -180,6 +193,8 @@ pub struct Probe<'a> {
     pub parking: &'a dyn crate::ports::ParkStore,
     pub names: &'a crate::tenant::SecretNames,
     pub dead_letter_queues: &'a [String],
+    /// The sync queue, whose depth is the backlog.
+    pub sync_queue: Option<&'a str>,
     pub keepalive: time::Duration,
 }
 
@@ -190,6 +205,10 @@ impl Probe<'_> {
         for q in self.dead_letter_queues {
             dlq_depth += self.queues.depth(q).await?;
         }
+        let backlog = match self.sync_queue {
+            Some(q) => self.queues.depth(q).await?,
+            None => 0,
+        };
         let connection = self.connections.connection(&tenant.id).await?.unwrap_or_default();
         let parked = self.parking.parked_count(&tenant.id).await?;
         Ok(assess(
@@ -199,6 +218,7 @@ impl Probe<'_> {
                 has_tokens,
                 connection,
                 dlq_depth,
+                backlog,
                 parked,
                 now,
                 keepalive: self.keepalive,
@@ -219,6 +239,7 @@ mod tests {
             has_tokens: true,
             connection: ConnectionState { status: LinkStatus::Connected, ..Default::default() },
             dlq_depth: 0,
+            backlog: 0,
             parked: 0,
             now: datetime!(2026-11-23 10:00 UTC),
             keepalive: time::Duration::days(7),
@@ -273,6 +294,9 @@ mod tests {
         let mut o = obs();
         o.connection.api_usage = Some(ApiUsage { used: 14_000, limit: 15_000 });
         assert_eq!(assess("acme", &o).cause.as_deref(), Some("api_budget_low"));
+        let mut o = obs();
+        o.backlog = 20_000;
+        assert_eq!(assess("acme", &o).cause.as_deref(), Some("lagging"));
     }
 
     #[test]

@@ -98,6 +98,10 @@ pub trait SalesforceApi: Send + Sync {
         code_verifier: &SecretString,
     ) -> Result<TokenSet, SalesforceError>;
 
+    /// The org's API usage as the last response from `instance_url` reported
+    /// it in `Sforce-Limit-Info` (None: none seen yet).
+    fn last_usage(&self, instance_url: &str) -> Option<crate::budget::ApiUsage>;
+
     /// `GET /limits` (also a cheap probe that the session works).
     async fn limits(&self, session: &Session) -> Result<crate::budget::OrgLimits, SalesforceError>;
 

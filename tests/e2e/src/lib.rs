@@ -34,11 +34,18 @@ pub struct Options {
     pub parameters: Vec<(String, String)>,
     /// Instances per function (None: the runtime's default of 4).
     pub concurrency: Option<u32>,
+    /// Environment for every function, after the template's.
+    pub function_env: Vec<(String, String)>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { template: root().join("infra/template.yaml"), parameters: Vec::new(), concurrency: None }
+        Options {
+            template: root().join("infra/template.yaml"),
+            parameters: Vec::new(),
+            concurrency: None,
+            function_env: Vec::new(),
+        }
     }
 }
 
@@ -70,7 +77,7 @@ impl Env {
             admin_token: format!("test-admin-{}", uuid::Uuid::new_v4().simple()),
             lms_api_key: LMS_API_KEY.into(),
             attached: true,
-            function_env: Vec::new(),
+            function_env: opts.function_env,
             concurrency: opts.concurrency,
         };
         let stack = Stack::up(&cfg)?;

@@ -183,8 +183,19 @@ async fn a_whole_day_of_5xx_is_degraded_never_disconnected() {
 
 #[tokio::test]
 async fn bad_oauth_callbacks_get_a_clear_page_and_store_nothing() {
-    let env = Env::start("conn-oauth", Options::default()).unwrap();
+    // A short state lifetime, to see an expired one refused.
+    let opts = Options { function_env: vec![("OAUTH_STATE_TTL_SECS".into(), "2".into())], ..Options::default() };
+    let env = Env::start("conn-oauth", opts).unwrap();
     env.create_tenant("acme", SECRET).await.unwrap();
+    // An expired state.
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let authorize =
+        client.get(env.connect_url("acme")).send().await.unwrap().headers()["location"].to_str().unwrap().to_string();
+    let back = client.get(authorize).send().await.unwrap().headers()["location"].to_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let r = client.get(&back).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400, "an expired state is refused");
+    assert!(r.text().await.unwrap().contains("expired"));
     let callback = format!("{}/oauth/callback", env.endpoints.api_url);
     // An unknown state.
     let r = env.http.get(format!("{callback}?state=forged-state&code=abc")).send().await.unwrap();
@@ -222,7 +233,6 @@ async fn bad_oauth_callbacks_get_a_clear_page_and_store_nothing() {
     assert!(env.stored_tokens("acme").await.is_err());
     // A state can be used once: replaying a successful callback fails.
     env.sf_admin("/settings", json!({"deny_consent": false})).await.unwrap();
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let authorize =
         client.get(env.connect_url("acme")).send().await.unwrap().headers()["location"].to_str().unwrap().to_string();
     let back = client.get(authorize).send().await.unwrap().headers()["location"].to_str().unwrap().to_string();
@@ -265,4 +275,18 @@ async fn the_keep_alive_beats_the_orgs_idle_expiry() {
     assert_eq!(beta["cause"], "refresh_token_revoked_or_expired");
     let alpha = h["result"]["tenants"].as_array().unwrap().iter().find(|t| t["tenant"] == "alpha").unwrap().clone();
     assert_eq!(alpha["status"], "CONNECTED", "{alpha}");
+}
+
+#[tokio::test]
+async fn an_integration_user_with_admin_rights_is_a_least_privilege_warning() {
+    let env = Env::start("conn-admin-user", Options::default()).unwrap();
+    env.sf_admin("/integration-user", json!({"profile": "System Administrator"})).await.unwrap();
+    env.create_tenant("acme", SECRET).await.unwrap();
+    let (status, page) = env.browser_connect(&env.connect_url("acme"), |u| u).await.unwrap();
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("least privilege"), "{page}");
+    let s = env.status("acme").await.unwrap();
+    assert_eq!(s["status"], "DEGRADED", "{s}");
+    assert_eq!(s["cause"], "integration_user_admin_rights");
+    assert!(s["integration_user"]["admin_rights"].as_bool().unwrap());
 }

@@ -255,6 +255,11 @@ impl SalesforceApi for MemorySalesforce {
         })
     }
 
+    fn last_usage(&self, _instance_url: &str) -> Option<learnlink_core::budget::ApiUsage> {
+        let g = self.lock();
+        Some(learnlink_core::budget::ApiUsage { used: g.calls as u64, limit: 15_000 })
+    }
+
     async fn limits(&self, session: &Session) -> Result<learnlink_core::budget::OrgLimits, SalesforceError> {
         let mut g = self.lock();
         g.calls += 1;

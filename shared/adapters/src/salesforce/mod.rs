@@ -313,6 +313,10 @@ impl SalesforceApi for SalesforceClient {
         .await
     }
 
+    fn last_usage(&self, instance_url: &str) -> Option<learnlink_core::budget::ApiUsage> {
+        self.api_usage(instance_url)
+    }
+
     async fn limits(&self, session: &Session) -> Result<learnlink_core::budget::OrgLimits, SalesforceError> {
         SalesforceClient::limits(self, session).await
     }
