@@ -100,6 +100,34 @@ pub struct Certification {
     pub updated_at: OffsetDateTime,
 }
 
+/// SPEC §2 Learner, as the LMS API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Learner {
+    pub id: String,
+    pub email: String,
+    #[serde(default)]
+    pub first_name: String,
+    #[serde(default)]
+    pub last_name: String,
+    #[serde(default)]
+    pub department_id: Option<String>,
+    /// Custom profile fields (title, location, ...).
+    #[serde(default)]
+    pub fields: std::collections::BTreeMap<String, String>,
+    pub active: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// SPEC §2 Department: a tree through `parent_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Department {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub parent_id: Option<String>,
+}
+
 /// Salesforce DateTime literal as the REST API accepts and prints it
 /// (`2026-05-12T10:00:00.000Z`).
 pub fn salesforce_datetime(t: OffsetDateTime) -> String {

@@ -239,3 +239,150 @@ pub trait OAuthStateStore: Send + Sync {
     /// after `expires_at`, gets `None`.
     async fn take_state(&self, state: &str, now: OffsetDateTime) -> Result<Option<PendingAuth>, PortError>;
 }
+
+/// Where and how to read a tenant's LMS (SPEC §9.2 canonical REST API).
+#[derive(Clone)]
+pub struct LmsConnection {
+    pub base_url: String,
+    pub api_key: SecretString,
+}
+
+impl std::fmt::Debug for LmsConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LmsConnection").field("base_url", &self.base_url).finish_non_exhaustive()
+    }
+}
+
+/// The LMS reads job 1 needs (SPEC §4.3): learners by id, the department tree.
+#[async_trait]
+pub trait LmsApi: Send + Sync {
+    /// The learners with these ids; ids the LMS does not know are absent.
+    async fn learners(&self, lms: &LmsConnection, ids: &[String]) -> Result<Vec<crate::model::Learner>, PortError>;
+    /// Every department (all pages).
+    async fn departments(&self, lms: &LmsConnection) -> Result<Vec<crate::model::Department>, PortError>;
+}
+
+/// What learnlink knows of a learner's Contact (SPEC §4.3), so a steady
+/// stream of enrollments needs no Contact lookup at all.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LearnerLink {
+    pub learner_id: String,
+    pub contact_id: String,
+    #[serde(default)]
+    pub account_id: Option<String>,
+    pub state: LinkState,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    /// `Contact.LMS_Learner_Id__c` carries the learner id.
+    Linked,
+    /// An admin chose this Contact in the review queue; the worker links it
+    /// on the learner's next record.
+    Chosen,
+    /// Unlinked when the learner was deactivated.
+    Unlinked,
+}
+
+#[async_trait]
+pub trait LinkStore: Send + Sync {
+    /// The links known for these learners (absent: unknown).
+    async fn links(
+        &self,
+        tenant: &TenantId,
+        learner_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, LearnerLink>, PortError>;
+    async fn put_links(&self, tenant: &TenantId, links: &[LearnerLink]) -> Result<(), PortError>;
+    /// Forget links found wrong (the Contact was deleted or relinked in Salesforce).
+    async fn forget_links(&self, tenant: &TenantId, learner_ids: &[String]) -> Result<(), PortError>;
+}
+
+/// The LMS version of a record last written to Salesforce (SPEC §4.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub updated_at: OffsetDateTime,
+    /// The event that carried it: a redelivery of the same event is not
+    /// applied twice.
+    pub event_id: String,
+}
+
+#[async_trait]
+pub trait AppliedStore: Send + Sync {
+    /// Markers for these record keys (`enrollment#E1`, `certification#C9`).
+    async fn applied(
+        &self,
+        tenant: &TenantId,
+        keys: &[String],
+    ) -> Result<std::collections::HashMap<String, Applied>, PortError>;
+    /// Record what was written; a marker only ever moves forward in time.
+    async fn mark_applied(&self, tenant: &TenantId, marks: &[(String, Applied)]) -> Result<(), PortError>;
+}
+
+/// A learner whose Contact is ambiguous (SPEC §4.3), waiting for an admin.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReviewItem {
+    pub learner_id: String,
+    pub email: String,
+    /// The matching field and the value that matched several Contacts.
+    pub matching_field: String,
+    pub match_value: String,
+    /// Candidate Contact ids.
+    pub candidates: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub first_seen: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: OffsetDateTime,
+    /// How many records are held for this learner.
+    pub held: u64,
+}
+
+#[async_trait]
+pub trait ReviewStore: Send + Sync {
+    /// Put the learner in the queue (or refresh its candidates and
+    /// `last_seen`) and hold these `(key, job)` until it is resolved;
+    /// holding a key twice keeps one job.
+    async fn hold(&self, tenant: &TenantId, item: &ReviewItem, jobs: &[(String, String)]) -> Result<(), PortError>;
+    /// Up to `limit` items in learner-id order after `after`, and the cursor of the next page.
+    async fn review_items(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<ReviewItem>, Option<String>), PortError>;
+    async fn review_item(&self, tenant: &TenantId, learner_id: &str) -> Result<Option<ReviewItem>, PortError>;
+    /// Up to `limit` held `(key, job)` of the learner, and whether more exist.
+    async fn held(
+        &self,
+        tenant: &TenantId,
+        learner_id: &str,
+        limit: usize,
+    ) -> Result<(Vec<(String, String)>, bool), PortError>;
+    /// Release held jobs (after they were sent back to the queue).
+    async fn release(&self, tenant: &TenantId, learner_id: &str, keys: &[String]) -> Result<(), PortError>;
+    /// Remove the item once nothing is held for it.
+    async fn remove_item(&self, tenant: &TenantId, learner_id: &str) -> Result<(), PortError>;
+}
+
+/// A message the sync queue gave up on (SPEC §4.5).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub body: String,
+    /// How many times it was received before it was moved.
+    pub receive_count: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub sent_at: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait DeadLetterQueue: Send + Sync {
+    /// Every message in the DLQ (up to `max`), without removing any.
+    async fn list(&self, max: usize) -> Result<Vec<DeadLetter>, PortError>;
+    /// Send these messages back to the sync queue, then delete them from
+    /// the DLQ (send first: nothing is lost, a duplicate is idempotent).
+    /// Returns the ids replayed.
+    async fn replay(&self, message_ids: &[String]) -> Result<Vec<String>, PortError>;
+}
