@@ -11,6 +11,7 @@ pub mod csv;
 pub mod error;
 pub mod health;
 pub mod job;
+pub mod matching;
 pub mod model;
 pub mod ports;
 pub mod salesforce;
