@@ -3,7 +3,7 @@
 use crate::{Answer, Deps, Fail, current, int_param, json_body, rfc3339};
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use learnlink_adapters::lambda::json_response;
-use learnlink_core::config::{Violation, diff as diff_docs, strip_secrets, validate as validate_doc};
+use learnlink_core::config::{Violation, diff as diff_docs, strip_lms_key, strip_secrets, validate as validate_doc};
 use learnlink_core::model::TenantId;
 use learnlink_core::ports::{PutConfigError, StoredConfig};
 use learnlink_core::tenant::WebhookSecrets;
@@ -96,6 +96,16 @@ pub(crate) async fn store_secrets(
     Ok(counts(doc, &merged))
 }
 
+/// Store the LMS API key if the document gives one (write-only, like the
+/// webhook secrets).
+pub(crate) async fn store_lms_key(deps: &Deps, id: &TenantId, body: &Value) -> Result<(), Fail> {
+    if let (_, Some(key)) = strip_lms_key(body) {
+        let text = json!({ "api_key": key }).to_string();
+        deps.secrets.put_secret(&deps.names.lms_key(id), &SecretString::from(text)).await?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn get(deps: &Deps, raw: &str, req: &ApiGatewayV2httpRequest) -> Answer {
     let latest = current(deps, raw).await?;
     let stored = match int_param(req, "version", 1, u64::MAX)? {
@@ -126,7 +136,7 @@ fn if_match(req: &ApiGatewayV2httpRequest) -> Result<Option<u64>, Fail> {
 /// and that every signed source ends up with a secret.
 async fn check(deps: &Deps, id: &TenantId, body: &Value) -> Result<(Value, BTreeMap<String, Vec<String>>), Fail> {
     let mut violations = validate_doc(body).err().unwrap_or_default();
-    let (doc, secrets) = strip_secrets(body);
+    let (doc, secrets) = strip_secrets(&strip_lms_key(body).0);
     let existing = existing_secrets(deps, id).await?;
     violations.extend(sources_without_secrets(&doc, &secrets, &existing));
     if violations.is_empty() { Ok((doc, secrets)) } else { Err(Fail::invalid("invalid_config", violations)) }
@@ -142,6 +152,7 @@ pub(crate) async fn put(deps: &Deps, raw: &str, req: &ApiGatewayV2httpRequest, n
         return Err(conflict(raw, expected, Some(latest.version)));
     }
     let counts = store_secrets(deps, &latest.tenant, &doc, secrets).await?;
+    store_lms_key(deps, &latest.tenant, &body).await?;
     match deps.configs.put_config(&latest.tenant, Some(expected), &doc, now).await {
         Ok(stored) => {
             tracing::info!(

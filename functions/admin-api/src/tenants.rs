@@ -1,10 +1,10 @@
 //! `/admin/tenants`, `/admin/tenants/{tenant}`, `/admin/tenants/{tenant}/status`.
 
-use crate::config::{document, store_secrets};
+use crate::config::{document, store_lms_key, store_secrets};
 use crate::{Answer, Deps, Fail, current, json_body, rfc3339};
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use learnlink_adapters::lambda::json_response;
-use learnlink_core::config::{Violation, strip_secrets, validate};
+use learnlink_core::config::{Violation, strip_lms_key, strip_secrets, validate};
 use learnlink_core::health::Probe;
 use learnlink_core::model::TenantId;
 use learnlink_core::ports::{PutConfigError, StoredConfig};
@@ -62,7 +62,7 @@ pub(crate) async fn create(deps: &Deps, req: &ApiGatewayV2httpRequest, now: Offs
     if let Err(vs) = validate(&config) {
         violations.extend(vs.into_iter().map(|v| Violation { path: format!("/config{}", v.path), ..v }));
     }
-    let (doc, secrets) = strip_secrets(&config);
+    let (doc, secrets) = strip_secrets(&strip_lms_key(&config).0);
     let missing = crate::config::sources_without_secrets(&doc, &secrets, &Default::default());
     violations.extend(missing.into_iter().map(|v| Violation { path: format!("/config{}", v.path), ..v }));
     let Some(id) = id.filter(|_| violations.is_empty()) else {
@@ -73,6 +73,7 @@ pub(crate) async fn create(deps: &Deps, req: &ApiGatewayV2httpRequest, now: Offs
     }
     // Secrets first: a tenant is never visible without its webhook secrets.
     let counts = store_secrets(deps, &id, &doc, secrets).await?;
+    store_lms_key(deps, &id, &config).await?;
     let stored = match deps.configs.put_config(&id, None, &doc, now).await {
         Ok(s) => s,
         Err(PutConfigError::Conflict { .. }) => {

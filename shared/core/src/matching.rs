@@ -124,17 +124,29 @@ pub fn gate(learner: &Learner, settings: &SyncSettings, tree: &DepartmentTree) -
     Gate::Sync
 }
 
-/// The learner's value of the matching field: `Email` is the learner's
-/// email; any other Contact field is read from the learner's profile fields
-/// under the same name.
-pub fn match_value(learner: &Learner, field: &str) -> Option<String> {
-    let raw = if field.eq_ignore_ascii_case("Email") {
-        Some(learner.email.as_str())
-    } else {
-        learner.fields.get(field).map(String::as_str)
-    };
-    let v = normalize(raw?);
+/// The learner's value compared with the matching field (SPEC §4.3: the
+/// Contact field named by `matching_field`, default `Email`, is compared
+/// with the learner's email).
+pub fn match_value(learner: &Learner, _field: &str) -> Option<String> {
+    let v = normalize(&learner.email);
     (!v.is_empty()).then_some(v)
+}
+
+/// A learner field by its configuration path: `email`, `first_name`,
+/// `last_name`, `department_id`, `id`, or `fields.<name>` (a profile field;
+/// a bare unknown name is read from the profile fields too).
+pub fn learner_field<'a>(learner: &'a Learner, path: &str) -> Option<&'a str> {
+    match path {
+        "id" => Some(learner.id.as_str()),
+        "email" => Some(learner.email.as_str()),
+        "first_name" => Some(learner.first_name.as_str()),
+        "last_name" => Some(learner.last_name.as_str()),
+        "department_id" => learner.department_id.as_deref(),
+        other => {
+            let name = other.strip_prefix("fields.").unwrap_or(other);
+            learner.fields.get(name).map(String::as_str)
+        }
+    }
 }
 
 /// Matching compares trimmed, case-insensitive values.
@@ -285,9 +297,7 @@ pub fn wanted_account_name<'a>(
     let name = match placement.rule {
         PlacementRule::None | PlacementRule::DefaultAccount => None,
         PlacementRule::DepartmentName => learner.department_id.as_deref().and_then(|d| tree.name(d)),
-        PlacementRule::LearnerField => {
-            placement.learner_field.as_deref().and_then(|f| learner.fields.get(f)).map(String::as_str)
-        }
+        PlacementRule::LearnerField => placement.learner_field.as_deref().and_then(|f| learner_field(learner, f)),
     };
     name.map(str::trim).filter(|n| !n.is_empty())
 }

@@ -72,6 +72,68 @@ pub fn certification_record(c: &Certification) -> SfRecord {
     }
 }
 
+pub const CONTACT_OBJECT: &str = "Contact";
+
+/// The Salesforce write for a Contact decision (SPEC §4.3). Links, moves
+/// and unlinks update an existing Contact by Id; a creation upserts by the
+/// learner id, so a redelivered creation finds the Contact it made.
+pub fn contact_record(write: &crate::matching::ContactWrite, learner: &crate::model::Learner) -> SfRecord {
+    use crate::matching::ContactWrite;
+    let mut body = Map::new();
+    body.insert("attributes".into(), json!({"type": CONTACT_OBJECT}));
+    let by_id = |body: &mut Map<String, Value>, id: &str| {
+        body.insert("Id".into(), Value::String(id.to_string()));
+        SfRecord { sobject: CONTACT_OBJECT, external_id_field: "Id", external_id: id.to_string(), body: Map::new() }
+    };
+    let mut rec = match write {
+        ContactWrite::Link { contact_id, account_id } => {
+            let r = by_id(&mut body, contact_id);
+            body.insert(CONTACT_EXTERNAL_ID.into(), Value::String(learner.id.clone()));
+            if let Some(a) = account_id {
+                body.insert("AccountId".into(), Value::String(a.clone()));
+            }
+            r
+        }
+        ContactWrite::Move { contact_id, account_id } => {
+            let r = by_id(&mut body, contact_id);
+            body.insert("AccountId".into(), Value::String(account_id.clone()));
+            r
+        }
+        ContactWrite::Unlink { contact_id } => {
+            let r = by_id(&mut body, contact_id);
+            body.insert(CONTACT_EXTERNAL_ID.into(), Value::Null);
+            r
+        }
+        ContactWrite::Create { account_id } => {
+            body.insert(CONTACT_EXTERNAL_ID.into(), Value::String(learner.id.clone()));
+            let local = learner.email.trim().split('@').next().unwrap_or_default();
+            let last = [learner.last_name.trim(), local, learner.id.as_str()]
+                .into_iter()
+                .find(|s| !s.is_empty())
+                .unwrap_or_default();
+            if !learner.first_name.trim().is_empty() {
+                body.insert("FirstName".into(), Value::String(learner.first_name.trim().chars().take(40).collect()));
+            }
+            // LastName is required on Contact.
+            body.insert("LastName".into(), Value::String(last.chars().take(80).collect()));
+            if !learner.email.trim().is_empty() {
+                body.insert("Email".into(), Value::String(learner.email.trim().to_string()));
+            }
+            if let Some(a) = account_id {
+                body.insert("AccountId".into(), Value::String(a.clone()));
+            }
+            SfRecord {
+                sobject: CONTACT_OBJECT,
+                external_id_field: CONTACT_EXTERNAL_ID,
+                external_id: learner.id.clone(),
+                body: Map::new(),
+            }
+        }
+    };
+    rec.body = body;
+    rec
+}
+
 pub fn event_record(ev: &LmsEvent) -> SfRecord {
     match &ev.payload {
         EventPayload::Enrollment(e) => enrollment_record(e),
@@ -94,6 +156,14 @@ pub struct Collection {
     pub records: Vec<PlannedRecord>,
 }
 
+impl Collection {
+    /// An update of existing records by Salesforce Id (`PATCH
+    /// /composite/sobjects`) rather than an upsert by external id.
+    pub fn is_update_by_id(&self) -> bool {
+        self.external_id_field == "Id"
+    }
+}
+
 /// One Composite API call: up to 5 collections, up to 1,000 records.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompositeCall {
@@ -112,11 +182,15 @@ impl CompositeCall {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let records: Vec<Value> =
-                    c.records.iter().map(|r| Value::Object(r.record.body.clone())).collect();
+                let records: Vec<Value> = c.records.iter().map(|r| Value::Object(r.record.body.clone())).collect();
+                let url = if c.is_update_by_id() {
+                    format!("/services/data/{API_VERSION}/composite/sobjects")
+                } else {
+                    format!("/services/data/{API_VERSION}/composite/sobjects/{}/{}", c.sobject, c.external_id_field)
+                };
                 json!({
                     "method": "PATCH",
-                    "url": format!("/services/data/{API_VERSION}/composite/sobjects/{}/{}", c.sobject, c.external_id_field),
+                    "url": url,
                     "referenceId": format!("upsert{i}"),
                     "body": {"allOrNone": false, "records": records},
                 })
@@ -204,10 +278,9 @@ fn parse_record_result(r: &Value) -> RecordOutcome {
     }
 }
 
-/// Plan the writes for a batch. Several events about one LMS record collapse
-/// into one write carrying the newest state (by `updated_at`, SPEC §4.2); the
-/// write settles all of them.
-pub fn plan<'a>(events: impl IntoIterator<Item = (usize, &'a LmsEvent)>) -> Vec<CompositeCall> {
+/// The newest event per LMS record (by `updated_at`, SPEC §4.2), in
+/// first-seen order, with every work item that carried the record.
+pub fn collapse<'a>(events: impl IntoIterator<Item = (usize, &'a LmsEvent)>) -> Vec<(&'a LmsEvent, Vec<usize>)> {
     let mut order: Vec<(&'static str, String)> = Vec::new();
     let mut newest: HashMap<(&'static str, String), (&'a LmsEvent, Vec<usize>)> = HashMap::new();
     for (item, ev) in events {
@@ -226,22 +299,34 @@ pub fn plan<'a>(events: impl IntoIterator<Item = (usize, &'a LmsEvent)>) -> Vec<
             }
         }
     }
-    // Group by target object, keeping first-seen order.
+    order.into_iter().filter_map(|k| newest.remove(&k)).collect()
+}
+
+/// Plan the writes for a batch. Several events about one LMS record collapse
+/// into one write carrying the newest state; the write settles all of them.
+pub fn plan<'a>(events: impl IntoIterator<Item = (usize, &'a LmsEvent)>) -> Vec<CompositeCall> {
+    plan_records(collapse(events).into_iter().map(|(ev, items)| PlannedRecord { record: event_record(ev), items }))
+}
+
+/// Pack records into Composite calls: collections of one object and key
+/// (≤ 200 records), ≤ 5 per call. Records keep their order across groups of
+/// one kind, and a kind seen first is written first — so Contact writes
+/// planned ahead of enrollments land before the records that refer to them
+/// (Composite runs its subrequests in order).
+pub fn plan_records(records: impl IntoIterator<Item = PlannedRecord>) -> Vec<CompositeCall> {
     let mut groups: Vec<Collection> = Vec::new();
-    for key in order {
-        let Some((ev, items)) = newest.remove(&key) else { continue };
-        let record = event_record(ev);
+    for r in records {
         let slot = groups.iter_mut().find(|g| {
-            g.sobject == record.sobject
-                && g.external_id_field == record.external_id_field
+            g.sobject == r.record.sobject
+                && g.external_id_field == r.record.external_id_field
                 && g.records.len() < MAX_RECORDS_PER_COLLECTION
         });
         match slot {
-            Some(g) => g.records.push(PlannedRecord { record, items }),
+            Some(g) => g.records.push(r),
             None => groups.push(Collection {
-                sobject: record.sobject,
-                external_id_field: record.external_id_field,
-                records: vec![PlannedRecord { record, items }],
+                sobject: r.record.sobject,
+                external_id_field: r.record.external_id_field,
+                records: vec![r],
             }),
         }
     }

@@ -48,6 +48,12 @@ pub struct Tenant {
     pub sources: Vec<WebhookSource>,
     #[serde(default)]
     pub paused: bool,
+    /// The LMS API's base URL (job 1 reads learners from it).
+    #[serde(default)]
+    pub lms_base_url: Option<String>,
+    /// How learners become Contacts (SPEC §4.3).
+    #[serde(default)]
+    pub sync: crate::config::SyncSettings,
     /// The configuration version this view comes from.
     #[serde(default)]
     pub version: u64,
@@ -82,6 +88,8 @@ impl Tenant {
                 .map(|s| WebhookSource { name: s.name.clone(), dialect: s.dialect })
                 .collect(),
             paused: config.paused,
+            lms_base_url: config.lms.as_ref().map(|l| l.base_url.trim_end_matches('/').to_string()),
+            sync: config.sync.clone(),
             version,
             created_at,
         }
@@ -116,6 +124,11 @@ impl SecretNames {
     /// `{"sources": {"<source>": ["<secret>", ...]}}` — up to two active per source.
     pub fn webhook_secrets(&self, tenant: &TenantId) -> String {
         format!("{}{}/webhooks", self.prefix, tenant)
+    }
+
+    /// `{"api_key": "..."}` — the LMS API key.
+    pub fn lms_key(&self, tenant: &TenantId) -> String {
+        format!("{}{}/lms", self.prefix, tenant)
     }
 }
 

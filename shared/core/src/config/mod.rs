@@ -78,5 +78,17 @@ pub fn strip_secrets(doc: &Value) -> (Value, BTreeMap<String, Vec<String>>) {
     (doc, secrets)
 }
 
+/// Take the write-only LMS API key out of a document: the document to
+/// store, and the key if one was given.
+pub fn strip_lms_key(doc: &Value) -> (Value, Option<String>) {
+    let mut doc = doc.clone();
+    let key = doc
+        .pointer_mut("/lms")
+        .and_then(Value::as_object_mut)
+        .and_then(|o| o.remove("api_key"))
+        .and_then(|v| v.as_str().map(str::to_string));
+    (doc, key)
+}
+
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,8 @@ pub struct TenantConfig {
     #[serde(default)]
     pub paused: bool,
     pub salesforce: SalesforceSettings,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lms: Option<LmsSettings>,
     #[serde(default)]
     pub webhooks: Webhooks,
     #[serde(default)]
@@ -31,6 +33,16 @@ pub struct TenantConfig {
 pub struct SalesforceSettings {
     pub environment: SalesforceEnvironment,
     pub client_id: String,
+}
+
+/// The LMS's REST API (job 1 reads learners and departments from it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LmsSettings {
+    pub base_url: String,
+    /// Write-only: moved to Secrets Manager by the admin API.
+    #[serde(default, skip_serializing)]
+    pub api_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -138,15 +138,27 @@ fn resolution_linked_unique_ambiguous_none() {
 }
 
 #[test]
-fn a_custom_matching_field_reads_the_learner_profile() {
-    let idx = ContactIndex::new([row("003A", None, Some("E-42"), None)]);
-    let mut l = learner("L1", "a@acme.com", None);
-    assert_eq!(resolve(&l, "Employee_Id__c", false, &idx), Resolution::NoContact);
-    l.fields.insert("Employee_Id__c".into(), " e-42 ".into());
+fn a_custom_matching_field_is_compared_with_the_email() {
+    // The rows carry the value of the configured field (here Work_Email__c).
+    let idx = ContactIndex::new([row("003A", None, Some(" A@Acme.com"), None)]);
+    let l = learner("L1", "a@acme.com", None);
     assert_eq!(
-        resolve(&l, "Employee_Id__c", false, &idx),
+        resolve(&l, "Work_Email__c", false, &idx),
         Resolution::Link { contact_id: "003A".into(), account_id: None }
     );
+    let other = learner("L2", "b@acme.com", None);
+    assert_eq!(resolve(&other, "Work_Email__c", false, &idx), Resolution::NoContact);
+}
+
+#[test]
+fn learner_fields_by_path() {
+    let mut l = learner("L1", "a@acme.com", Some("D1"));
+    l.fields.insert("site".into(), "Paris".into());
+    assert_eq!(learner_field(&l, "fields.site"), Some("Paris"));
+    assert_eq!(learner_field(&l, "site"), Some("Paris"));
+    assert_eq!(learner_field(&l, "email"), Some("a@acme.com"));
+    assert_eq!(learner_field(&l, "department_id"), Some("D1"));
+    assert_eq!(learner_field(&l, "fields.nothing"), None);
 }
 
 fn placement(rule: PlacementRule, default: Option<&str>, field: Option<&str>) -> AccountPlacement {
@@ -175,7 +187,10 @@ fn the_three_placement_rules_and_their_fallbacks() {
         Placement::Account("001D".into()),
         "falls back to the default"
     );
-    assert_eq!(p(&placement(PlacementRule::LearnerField, None, Some("site")), &l), Placement::Account("001P".into()));
+    assert_eq!(
+        p(&placement(PlacementRule::LearnerField, None, Some("fields.site")), &l),
+        Placement::Account("001P".into())
+    );
     l.fields.insert("site".into(), "twin".into());
     assert_eq!(
         p(&placement(PlacementRule::LearnerField, None, Some("site")), &l),
