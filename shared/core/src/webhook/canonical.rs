@@ -7,6 +7,7 @@
 //! Body: `{"events":[{"id","type","occurred_at","data":{...}}]}` where `data`
 //! is the canonical Enrollment or Certification of SPEC §2.
 
+use super::fields::check_id;
 use super::{EventKind, EventPayload, Headers, LmsEvent, MAX_EVENTS_PER_DELIVERY, Rejection};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -166,21 +167,6 @@ fn event(i: usize, ev: WireEvent) -> Result<LmsEvent, Rejection> {
         EventPayload::Certification(c)
     };
     Ok(LmsEvent { id: ev.id, kind, occurred_at: ev.occurred_at, payload })
-}
-
-/// Ids become Salesforce external ids and DynamoDB keys: 1-255 printable
-/// characters, no control characters.
-fn check_id(path: &str, id: &str) -> Result<(), Rejection> {
-    if id.trim().is_empty() {
-        return Err(Rejection::malformed(format!("{path}: must not be blank")));
-    }
-    if id.len() > 255 {
-        return Err(Rejection::malformed(format!("{path}: longer than 255 characters")));
-    }
-    if id.chars().any(char::is_control) {
-        return Err(Rejection::malformed(format!("{path}: contains control characters")));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

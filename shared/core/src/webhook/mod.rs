@@ -1,8 +1,26 @@
 //! Webhook ingest (SPEC §4.1): verification and parsing of LMS deliveries
-//! into canonical [`LmsEvent`]s. Pure: the caller supplies headers, the raw
-//! body, the tenant's secrets and the current time.
+//! into canonical [`LmsEvent`]s. Pure: the caller supplies headers, the
+//! token of the URL (if any), the raw body, the tenant's secrets and the
+//! current time.
+//!
+//! | dialect     | authentication                                         | events per delivery |
+//! |-------------|--------------------------------------------------------|---------------------|
+//! | `canonical` | `Learnlink-Signature: t=..,v1=<hex HMAC of "t.body">`  | up to 100           |
+//! | `thinkific` | `X-Thinkific-Hmac-Sha256`: hex HMAC of the body        | 1                   |
+//! | `northpass` | `X-Northpass-Hmac-SHA256`: base64 HMAC of the body     | 1                   |
+//! | `docebo`    | `X-Docebo-Signature`: hex HMAC of the body             | up to 25, one type  |
+//! | `skilljar`  | unsigned; a secret token as the last URL path segment  | 1                   |
+//!
+//! Every HMAC is SHA-256 keyed with one of the source's secrets (two may be
+//! active during a rotation) and compared in constant time; so is the
+//! Skilljar URL token.
 
 pub mod canonical;
+pub mod docebo;
+mod fields;
+pub mod northpass;
+pub mod skilljar;
+pub mod thinkific;
 
 use crate::model::{Certification, Enrollment};
 use serde::{Deserialize, Serialize};
@@ -13,12 +31,52 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Most events accepted in one delivery.
 pub const MAX_EVENTS_PER_DELIVERY: usize = 100;
 
-/// The webhook dialect a source speaks. Only the canonical dialect exists in
-/// this slice; the vendor dialects of SPEC §4.1 are added with job 1.
+/// The webhook dialect a source speaks (SPEC §4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Dialect {
+    /// learnlink's own events, signed with a timestamp.
     Canonical,
+    /// Thinkific `enrollment.created|progress|completed`.
+    Thinkific,
+    /// Northpass, JSON:API envelopes.
+    Northpass,
+    /// Docebo `course.enrollment.created|updated|completed`, up to 25 per delivery.
+    Docebo,
+    /// Skilljar, unsigned: a secret token in the URL path.
+    Skilljar,
+}
+
+impl Dialect {
+    pub const ALL: [Dialect; 5] =
+        [Dialect::Canonical, Dialect::Thinkific, Dialect::Northpass, Dialect::Docebo, Dialect::Skilljar];
+
+    /// The name in the tenant configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Canonical => "canonical",
+            Dialect::Thinkific => "thinkific",
+            Dialect::Northpass => "northpass",
+            Dialect::Docebo => "docebo",
+            Dialect::Skilljar => "skilljar",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Dialect> {
+        Self::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+
+    /// Whether deliveries authenticate with a secret token in the URL
+    /// (`POST /webhooks/{tenant}/{source}/{token}`) instead of a signature.
+    pub fn authenticates_by_url_token(self) -> bool {
+        matches!(self, Dialect::Skilljar)
+    }
+}
+
+impl std::fmt::Display for Dialect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Why a delivery was refused; maps one-to-one onto the HTTP answer.
@@ -57,6 +115,18 @@ impl Rejection {
             status: 404,
             code: "unknown_source",
             message: format!("tenant {tenant:?} has no webhook source named {source:?}"),
+        }
+    }
+    /// A URL token sent to a source whose dialect is signed: that URL does
+    /// not exist for it (the token is not looked at).
+    pub fn no_token_route(tenant: &str, source: &str, dialect: Dialect) -> Self {
+        Rejection {
+            status: 404,
+            code: "unknown_route",
+            message: format!(
+                "source {source:?} of tenant {tenant:?} speaks {dialect}, which is signed and takes no token in its \
+                 URL; post to /webhooks/{tenant}/{source}"
+            ),
         }
     }
 }
@@ -159,15 +229,25 @@ impl LmsEvent {
 }
 
 /// Verify a delivery's authenticity (constant-time, on the raw body).
+/// `url_token` is the last path segment of `POST /webhooks/{tenant}/{source}/{token}`
+/// (already percent-decoded), `None` on the route without it. Signed
+/// dialects look at their header only; a token-authenticated dialect at the
+/// token only. The caller answers a token sent to a signed dialect with
+/// [`Rejection::no_token_route`] (see [`Dialect::authenticates_by_url_token`]).
 pub fn verify(
     dialect: Dialect,
     headers: &(impl Headers + ?Sized),
+    url_token: Option<&str>,
     body: &[u8],
     secrets: &[String],
     now: OffsetDateTime,
 ) -> Result<(), Rejection> {
     match dialect {
         Dialect::Canonical => canonical::verify(headers, body, secrets, now),
+        Dialect::Thinkific => thinkific::verify(headers, body, secrets),
+        Dialect::Northpass => northpass::verify(headers, body, secrets),
+        Dialect::Docebo => docebo::verify(headers, body, secrets),
+        Dialect::Skilljar => skilljar::verify(url_token, secrets),
     }
 }
 
@@ -178,5 +258,61 @@ pub fn parse(dialect: Dialect, body: &[u8]) -> Result<Vec<LmsEvent>, Rejection> 
     }
     match dialect {
         Dialect::Canonical => canonical::parse(body),
+        Dialect::Thinkific => thinkific::parse(body),
+        Dialect::Northpass => northpass::parse(body),
+        Dialect::Docebo => docebo::parse(body),
+        Dialect::Skilljar => skilljar::parse(body),
+    }
+}
+
+/// The unknown-event-type answer: names the path, the type and what is known.
+pub(crate) fn unknown_type(path: &str, got: &str, known: &[&str]) -> Rejection {
+    let got: String = got.chars().take(80).collect();
+    Rejection::unknown_event_type(format!("{path}: unknown event type {got:?}; expected one of {}", known.join(", ")))
+}
+
+/// The enrollment id learnlink gives an enrollment whose LMS has no
+/// enrollment id of its own (Docebo, Skilljar): the LMS allows one
+/// enrollment per learner and course, so the pair is the natural key.
+pub fn natural_enrollment_id(learner_id: &str, course_id: &str) -> String {
+    format!("{learner_id}:{course_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_configuration_schema_lists_every_dialect() {
+        let schema: serde_json::Value = serde_json::from_str(crate::config::SCHEMA).unwrap();
+        let listed: Vec<&str> = schema["$defs"]["source"]["properties"]["dialect"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let ours: Vec<&str> = Dialect::ALL.iter().map(|d| d.as_str()).collect();
+        assert_eq!(listed, ours);
+        for d in Dialect::ALL {
+            assert_eq!(Dialect::parse(d.as_str()), Some(d));
+            assert_eq!(serde_json::to_value(d).unwrap(), d.as_str());
+        }
+        assert_eq!(Dialect::ALL.iter().filter(|d| d.authenticates_by_url_token()).count(), 1);
+    }
+
+    #[test]
+    fn every_dialect_refuses_an_oversized_body() {
+        let big = vec![b' '; MAX_BODY_BYTES + 1];
+        for d in Dialect::ALL {
+            let r = parse(d, &big).unwrap_err();
+            assert_eq!((r.status, r.code), (413, "body_too_large"), "{d}");
+        }
+    }
+
+    #[test]
+    fn a_token_route_is_only_for_token_dialects() {
+        let r = Rejection::no_token_route("acme", "lms", Dialect::Thinkific);
+        assert_eq!((r.status, r.code), (404, "unknown_route"));
+        assert!(r.message.contains("/webhooks/acme/lms"));
     }
 }
