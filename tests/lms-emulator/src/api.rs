@@ -26,7 +26,7 @@ pub fn error(status: StatusCode, code: &str, message: &str, parameter: Option<&s
     (status, Json(json!({ "error": e }))).into_response()
 }
 
-fn bad_param(parameter: &str, message: &str) -> Response {
+pub(crate) fn bad_param(parameter: &str, message: &str) -> Response {
     error(StatusCode::BAD_REQUEST, "invalid_parameter", message, Some(parameter))
 }
 
@@ -48,6 +48,26 @@ pub fn authorize(state: &LmsState, headers: &HeaderMap) -> Result<(), Response> 
             None,
         ))
     }
+}
+
+/// [`authorize`], then one request off the rate limit: 429 with
+/// `Retry-After` (whole seconds, at least 1) when it is used up.
+pub fn admit(state: &LmsState, headers: &HeaderMap) -> Result<(), Response> {
+    authorize(state, headers)?;
+    state.take_request().map_err(|wait| {
+        state.stats().rate_limited += 1;
+        let secs = wait.as_millis().div_ceil(1000).max(1);
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            &format!("rate limit exceeded: retry after {secs} s"),
+            None,
+        );
+        if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        }
+        r
+    })
 }
 
 /// Keyset position: (updated_at ms, index) of the last item returned.
@@ -109,10 +129,11 @@ pub fn list_params(q: &HashMap<String, String>) -> Result<ListParams, Response> 
     Ok(ListParams { updated_since, after, limit })
 }
 
+/// A list answer: `{"data": [...], "next_cursor": "..." | null}`.
 #[derive(Serialize)]
-struct Page<T: Serialize> {
-    data: Vec<T>,
-    next_cursor: Option<String>,
+pub struct Page<T: Serialize> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
 }
 
 /// Pages through `order` (indexes sorted by (updated_at, index)).
@@ -157,25 +178,50 @@ fn guard(
     q: &HashMap<String, String>,
 ) -> Result<(ListParams, std::sync::Arc<Dataset>), Response> {
     state.count(endpoint);
-    authorize(state, headers)?;
+    admit(state, headers)?;
     let p = list_params(q)?;
     Ok((p, state.data()))
 }
 
+/// Most ids `GET /api/v1/learners?ids=` takes.
+pub const MAX_IDS: usize = 100;
+
+/// `GET /api/v1/learners`: a page in `(updated_at, id)` order, or with
+/// `ids=a,b,c` (at most [`MAX_IDS`]) those learners in that order, unknown
+/// ids absent, in the same `{"data", "next_cursor": null}` shape.
 pub async fn learners(
     State(state): State<LmsState>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    match guard(&state, "GET /api/v1/learners", &headers, &q) {
-        Err(r) => r,
-        Ok((p, data)) => page_sorted(
-            &data.learners_order,
-            |i| data.learners.get(i as usize).map_or(0, |l| l.updated_at),
-            |i| data.learner(i),
-            p,
-        ),
+    let (p, data) = match guard(&state, "GET /api/v1/learners", &headers, &q) {
+        Err(r) => return r,
+        Ok(ok) => ok,
+    };
+    if let Some(ids) = q.get("ids") {
+        return learners_by_ids(&data, ids, &q);
     }
+    let (items, next) = data.learners_page(p.updated_since, p.after.map(|a| (a.updated_at, a.index)), p.limit);
+    let next_cursor = next.map(|(updated_at, index)| encode_cursor(Position { updated_at, index }));
+    Json(Page { data: items, next_cursor }).into_response()
+}
+
+fn learners_by_ids(data: &Dataset, ids: &str, q: &HashMap<String, String>) -> Response {
+    for other in ["cursor", "updated_since", "limit"] {
+        if q.contains_key(other) {
+            return bad_param(other, &format!("{other} cannot be combined with ids"));
+        }
+    }
+    let ids: Vec<&str> = ids.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    if ids.is_empty() {
+        return bad_param("ids", "ids must list at least one learner id, comma-separated");
+    }
+    if ids.len() > MAX_IDS {
+        return bad_param("ids", &format!("ids takes at most {MAX_IDS} learner ids, got {}", ids.len()));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let indexes: Vec<u32> = ids.iter().filter_map(|id| data.learner_index(id)).filter(|i| seen.insert(*i)).collect();
+    Json(Page { data: data.learners_by_index(&indexes), next_cursor: None }).into_response()
 }
 
 pub async fn enrollments(
@@ -226,7 +272,7 @@ pub async fn enrollments_count(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     state.count("GET /api/v1/enrollments/count");
-    if let Err(r) = authorize(&state, &headers) {
+    if let Err(r) = admit(&state, &headers) {
         return r;
     }
     let mut bounds = [None, None];
@@ -254,7 +300,7 @@ pub async fn enrollments_count(
 /// Fallback under `/api`.
 pub async fn not_found(State(state): State<LmsState>, headers: HeaderMap) -> Response {
     state.count("other");
-    if let Err(r) = authorize(&state, &headers) {
+    if let Err(r) = admit(&state, &headers) {
         return r;
     }
     error(StatusCode::NOT_FOUND, "not_found", "no such endpoint", None)

@@ -3,7 +3,9 @@
 //! order used by paging, counts and webhooks.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::prng::SplitMix64;
 
@@ -219,6 +221,9 @@ pub struct Dataset {
     pub learners_order: Vec<u32>,
     /// Enrollment indexes sorted by (updated_at, id).
     pub enrollments_order: Vec<u32>,
+    /// Learners created or changed through the API since generation, kept on
+    /// top of the compact rows (generation never pays for them).
+    pub learner_changes: RwLock<LearnerChanges>,
 }
 
 /// Why parameters were refused.
@@ -266,8 +271,16 @@ pub fn generate(p: DatasetParams) -> Dataset {
             let base = DEPARTMENT_NAMES[i as usize % DEPARTMENT_NAMES.len()];
             let round = i as usize / DEPARTMENT_NAMES.len();
             let name = if round == 0 { base.to_owned() } else { format!("{base} {}", round + 1) };
+            // A forest: the first quarter are roots, the first two others form a
+            // chain under D00 (so a tree of depth >= 3 exists from 3 departments
+            // on), every later one hangs under any earlier department.
             let roots = (p.departments / 4).max(1);
-            let parent = (i >= roots).then(|| u32::try_from(g.below(u64::from(roots))).unwrap_or(0));
+            let parent = match i {
+                i if i < roots => None,
+                i if i == roots => Some(0),
+                i if i == roots + 1 => Some(roots),
+                i => Some(u32::try_from(g.below(u64::from(i))).unwrap_or(0)),
+            };
             DepartmentRow { name, parent }
         })
         .collect();
@@ -356,7 +369,16 @@ pub fn generate(p: DatasetParams) -> Dataset {
     let mut enrollments_order: Vec<u32> = (0..n).collect();
     enrollments_order.sort_unstable_by_key(|i| (enrollments.get(*i as usize).map_or(0, |e| e.updated_at), *i));
 
-    Dataset { params: Some(p), departments, courses, learners, enrollments, learners_order, enrollments_order }
+    Dataset {
+        params: Some(p),
+        departments,
+        courses,
+        learners,
+        enrollments,
+        learners_order,
+        enrollments_order,
+        learner_changes: RwLock::default(),
+    }
 }
 
 // ---------------------------------------------------------------- ids and times
@@ -432,6 +454,97 @@ pub struct Learner {
     pub updated_at: String,
 }
 
+/// A learner kept whole once it has been created or changed through the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnerRecord {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub department_id: Option<String>,
+    pub fields: BTreeMap<String, String>,
+    pub active: bool,
+    /// Unix milliseconds.
+    pub updated_at: i64,
+}
+
+impl LearnerRecord {
+    pub fn render(&self, index: u32) -> Learner {
+        Learner {
+            id: learner_id(index),
+            email: self.email.clone(),
+            first_name: self.first_name.clone(),
+            last_name: self.last_name.clone(),
+            department_id: self.department_id.clone(),
+            fields: self.fields.clone(),
+            active: self.active,
+            updated_at: rfc3339_ms(self.updated_at),
+        }
+    }
+}
+
+/// A validated `POST /api/v1/learners` body (without `send_welcome_email`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLearner {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub department_id: Option<String>,
+    pub fields: BTreeMap<String, String>,
+    pub active: bool,
+}
+
+/// A validated `PATCH /api/v1/learners/{id}` body: absent members stay as
+/// they are; `fields` is merged (a `null` value removes the key).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LearnerPatch {
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// `Some(None)` clears the department.
+    pub department_id: Option<Option<String>>,
+    pub fields: BTreeMap<String, Option<String>>,
+    pub active: Option<bool>,
+}
+
+impl LearnerPatch {
+    pub fn apply(self, r: &mut LearnerRecord) {
+        if let Some(v) = self.email {
+            r.email = v;
+        }
+        if let Some(v) = self.first_name {
+            r.first_name = v;
+        }
+        if let Some(v) = self.last_name {
+            r.last_name = v;
+        }
+        if let Some(v) = self.department_id {
+            r.department_id = v;
+        }
+        for (k, v) in self.fields {
+            match v {
+                Some(v) => r.fields.insert(k, v),
+                None => r.fields.remove(&k),
+            };
+        }
+        if let Some(v) = self.active {
+            r.active = v;
+        }
+    }
+}
+
+/// Learners created or changed through the API, on top of the generated rows.
+#[derive(Debug, Default)]
+pub struct LearnerChanges {
+    /// Current state of every changed or created learner, by index.
+    records: HashMap<u32, LearnerRecord>,
+    /// `(updated_at, index)` of every record above: the end of the paging order.
+    tail: BTreeSet<(i64, u32)>,
+    /// Learners created (indexes follow the generated ones).
+    created: u32,
+    /// The latest stamp handed out.
+    last_stamp: i64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Department {
     pub id: String,
@@ -460,7 +573,44 @@ pub struct Enrollment {
 }
 
 impl Dataset {
+    /// The learner with index `i` as the API renders it now.
     pub fn learner(&self, i: u32) -> Option<Learner> {
+        self.learner_record_in(&self.changes(), i).map(|r| r.render(i))
+    }
+
+    /// The learners with these indexes (unknown ones absent), in this order.
+    pub fn learners_by_index(&self, indexes: &[u32]) -> Vec<Learner> {
+        let changes = self.changes();
+        indexes.iter().filter_map(|i| self.learner_record_in(&changes, *i).map(|r| r.render(*i))).collect()
+    }
+
+    /// Learners generated plus learners created through the API.
+    pub fn learner_count(&self) -> usize {
+        self.learners.len().saturating_add(self.changes().created as usize)
+    }
+
+    /// The current state of learner `i`.
+    pub fn learner_record(&self, i: u32) -> Option<LearnerRecord> {
+        self.learner_record_in(&self.changes(), i)
+    }
+
+    fn changes(&self) -> RwLockReadGuard<'_, LearnerChanges> {
+        self.learner_changes.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn changes_mut(&self) -> RwLockWriteGuard<'_, LearnerChanges> {
+        self.learner_changes.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn learner_record_in(&self, changes: &LearnerChanges, i: u32) -> Option<LearnerRecord> {
+        match changes.records.get(&i) {
+            Some(r) => Some(r.clone()),
+            None => self.generated_learner(i),
+        }
+    }
+
+    /// Learner `i` as generated (ignoring changes).
+    fn generated_learner(&self, i: u32) -> Option<LearnerRecord> {
         let l = self.learners.get(i as usize)?;
         let first = FIRST_NAMES.get(l.first as usize).copied().unwrap_or("Ada");
         let last = LAST_NAMES.get(l.last as usize).copied().unwrap_or("Lovelace");
@@ -470,16 +620,127 @@ impl Dataset {
         fields
             .insert("location".to_owned(), LOCATIONS.get(l.location as usize).copied().unwrap_or("Berlin").to_owned());
         fields.insert("employee_number".to_owned(), format!("EMP{:06}", i));
-        Some(Learner {
-            id: learner_id(i),
+        Some(LearnerRecord {
             email: format!("{}.{}{}@{domain}", first.to_ascii_lowercase(), last.to_ascii_lowercase(), i),
             first_name: first.to_owned(),
             last_name: last.to_owned(),
             department_id: (!self.departments.is_empty()).then(|| department_id(l.department)),
             fields,
             active: l.active,
-            updated_at: rfc3339_ms(l.updated_at),
+            updated_at: l.updated_at,
         })
+    }
+
+    /// Whether `id` names a department of this data set.
+    pub fn has_department(&self, id: &str) -> bool {
+        parse_id(id, 'D').is_some_and(|i| (i as usize) < self.departments.len() && department_id(i) == id)
+    }
+
+    /// The index of the learner `id` names, if it is one of this data set's.
+    pub fn learner_index(&self, id: &str) -> Option<u32> {
+        let i = parse_id(id, 'L').filter(|i| learner_id(*i) == id)?;
+        ((i as usize) < self.learner_count()).then_some(i)
+    }
+
+    /// One page of learners in `(updated_at, index)` order: those with
+    /// `updated_at >= since` and a key after `after`, at most `limit`; with the
+    /// key of the last one when more follow.
+    pub fn learners_page(
+        &self,
+        since: Option<i64>,
+        after: Option<(i64, u32)>,
+        limit: usize,
+    ) -> (Vec<Learner>, Option<(i64, u32)>) {
+        let changes = self.changes();
+        let at = |i: u32| self.learners.get(i as usize).map_or(0, |l| l.updated_at);
+        let order = &self.learners_order;
+        let mut start = since.map_or(0, |s| order.partition_point(|i| at(*i) < s));
+        if let Some(a) = after {
+            start = start.max(order.partition_point(|i| (at(*i), *i) <= a));
+        }
+        let mut keys: Vec<(i64, u32)> = Vec::with_capacity(limit.min(1024));
+        let mut more = false;
+        // Generated learners that were never changed, then the changed and
+        // created ones (all later: see `stamp`).
+        for &i in order.get(start..).unwrap_or_default() {
+            if changes.records.contains_key(&i) {
+                continue;
+            }
+            if keys.len() == limit {
+                more = true;
+                break;
+            }
+            keys.push((at(i), i));
+        }
+        if !more {
+            let since_bound = since.map(|s| (s, 0));
+            let lower = match (since_bound, after) {
+                (Some(s), Some(a)) if s > a => Bound::Included(s),
+                (_, Some(a)) => Bound::Excluded(a),
+                (Some(s), None) => Bound::Included(s),
+                (None, None) => Bound::Unbounded,
+            };
+            for key in changes.tail.range((lower, Bound::Unbounded)) {
+                if keys.len() == limit {
+                    more = true;
+                    break;
+                }
+                keys.push(*key);
+            }
+        }
+        let data =
+            keys.iter().filter_map(|(_, i)| self.learner_record_in(&changes, *i).map(|r| r.render(*i))).collect();
+        let next = if more { keys.last().copied() } else { None };
+        (data, next)
+    }
+
+    /// Creates a learner stamped `now_ms` (or later: see [`LearnerChanges`]).
+    pub fn create_learner(&self, new: NewLearner, now_ms: i64) -> (u32, Learner) {
+        let mut changes = self.changes_mut();
+        let base = u32::try_from(self.learners.len()).unwrap_or(u32::MAX);
+        let index = base.saturating_add(changes.created);
+        changes.created = changes.created.saturating_add(1);
+        let updated_at = self.stamp(&mut changes, now_ms);
+        let record = LearnerRecord {
+            email: new.email,
+            first_name: new.first_name,
+            last_name: new.last_name,
+            department_id: new.department_id,
+            fields: new.fields,
+            active: new.active,
+            updated_at,
+        };
+        let rendered = record.render(index);
+        changes.tail.insert((updated_at, index));
+        changes.records.insert(index, record);
+        (index, rendered)
+    }
+
+    /// Applies `patch` to learner `i` and stamps it `now_ms` (or later); `None`
+    /// when there is no such learner.
+    pub fn update_learner(&self, i: u32, patch: LearnerPatch, now_ms: i64) -> Option<Learner> {
+        let mut changes = self.changes_mut();
+        let mut record = self.learner_record_in(&changes, i)?;
+        if changes.records.contains_key(&i) {
+            changes.tail.remove(&(record.updated_at, i));
+        }
+        patch.apply(&mut record);
+        record.updated_at = self.stamp(&mut changes, now_ms);
+        let rendered = record.render(i);
+        changes.tail.insert((record.updated_at, i));
+        changes.records.insert(i, record);
+        Some(rendered)
+    }
+
+    /// The time of a change: `now_ms`, but strictly after every generated
+    /// learner and every earlier change, so changed learners move to the end
+    /// of the `(updated_at, id)` order and a cursor never skips one.
+    fn stamp(&self, changes: &mut LearnerChanges, now_ms: i64) -> i64 {
+        let generated_max =
+            self.learners_order.last().and_then(|i| self.learners.get(*i as usize)).map_or(i64::MIN, |l| l.updated_at);
+        let t = now_ms.max(generated_max.saturating_add(1)).max(changes.last_stamp.saturating_add(1));
+        changes.last_stamp = t;
+        t
     }
 
     pub fn department(&self, i: u32) -> Option<Department> {
@@ -541,5 +802,121 @@ mod tests {
         assert_eq!(a.department(12).unwrap().name, "Sales 2");
         assert_eq!(parse_id("L000123", 'L'), Some(123));
         assert_eq!(parse_id("L12x", 'L'), None);
+    }
+
+    fn depth(d: &Dataset, mut i: u32) -> usize {
+        let mut depth = 1;
+        while let Some(p) = d.departments[i as usize].parent {
+            assert!(p < i, "parents come first, so there is no cycle");
+            i = p;
+            depth += 1;
+        }
+        depth
+    }
+
+    #[test]
+    fn departments_form_a_forest_deeper_than_two_levels() {
+        for n in [3, 4, 5, 8, 14, 50, 400] {
+            let d = generate(DatasetParams {
+                seed: 5,
+                learners: 10,
+                departments: n,
+                courses: 1,
+                enrollments_per_learner: 0,
+            });
+            let max = (0..n).map(|i| depth(&d, i)).max().unwrap();
+            assert!(max >= 3, "{n} departments: depth {max}");
+            assert!(d.departments.iter().any(|x| x.parent.is_none()));
+        }
+        let d = generate(DatasetParams::default());
+        assert_eq!(d.department(2).unwrap().parent_id.as_deref(), Some("D01"));
+        assert_eq!(d.department(1).unwrap().parent_id.as_deref(), Some("D00"));
+    }
+
+    fn small() -> Dataset {
+        generate(DatasetParams { seed: 9, learners: 30, departments: 4, courses: 3, enrollments_per_learner: 1 })
+    }
+
+    fn all_pages(d: &Dataset, since: Option<i64>, limit: usize) -> Vec<Learner> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let (page, next) = d.learners_page(since, after, limit);
+            assert!(page.len() <= limit);
+            out.extend(page);
+            match next {
+                Some(k) => after = Some(k),
+                None => return out,
+            }
+        }
+    }
+
+    fn keys(ls: &[Learner]) -> Vec<(String, String)> {
+        ls.iter().map(|l| (l.updated_at.clone(), l.id.clone())).collect()
+    }
+
+    #[test]
+    fn changed_and_created_learners_move_to_the_end_of_the_order() {
+        let d = small();
+        let before = all_pages(&d, None, 7);
+        assert_eq!(before.len(), 30);
+        let now = EPOCH_MS; // earlier than generated data: stamps still come after it
+        let patch = LearnerPatch { first_name: Some("Changed".into()), ..LearnerPatch::default() };
+        let changed = d.update_learner(3, patch.clone(), now).unwrap();
+        assert!(changed.updated_at > before.last().unwrap().updated_at);
+        let (idx, created) = d.create_learner(
+            NewLearner {
+                email: "new@example.com".into(),
+                first_name: "New".into(),
+                last_name: "Learner".into(),
+                department_id: None,
+                fields: BTreeMap::new(),
+                active: true,
+            },
+            now,
+        );
+        assert_eq!((idx, created.id.as_str()), (30, "L000030"));
+        assert!(created.updated_at > changed.updated_at, "stamps strictly increase");
+        // Changed again: moves behind the created one.
+        let again = d.update_learner(3, patch, now).unwrap();
+        assert!(again.updated_at > created.updated_at);
+
+        for limit in [1, 4, 7, 31, 1000] {
+            let after = all_pages(&d, None, limit);
+            let ids: Vec<&str> = after.iter().map(|l| l.id.as_str()).collect();
+            assert_eq!(after.len(), 31, "limit {limit}: every learner once");
+            assert_eq!(&ids[29..], ["L000030", "L000003"], "limit {limit}");
+            let mut sorted = keys(&after);
+            sorted.sort();
+            assert_eq!(keys(&after), sorted, "limit {limit}: (updated_at, id) order");
+        }
+        let since = parse_rfc3339(&created.updated_at).unwrap();
+        let recent = all_pages(&d, Some(since), 1);
+        assert_eq!(recent.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), ["L000030", "L000003"]);
+        assert_eq!(d.learner(3).unwrap().first_name, "Changed");
+        assert_eq!(d.learner_count(), 31);
+        assert_eq!(d.learner_index("L000030"), Some(30));
+        assert_eq!(d.learner_index("L30"), None, "ids are canonical");
+        assert_eq!(d.learner_index("L000031"), None);
+        assert_eq!(d.learners_by_index(&[30, 99, 0]).len(), 2);
+    }
+
+    #[test]
+    fn a_patch_merges_fields_and_clears_the_department() {
+        let d = small();
+        let mut fields = BTreeMap::new();
+        fields.insert("title".to_owned(), None);
+        fields.insert("team".to_owned(), Some("Blue".to_owned()));
+        let patch = LearnerPatch { department_id: Some(None), fields, active: Some(false), ..LearnerPatch::default() };
+        let before = d.learner(0).unwrap();
+        let after = d.update_learner(0, patch, EPOCH_MS).unwrap();
+        assert_eq!(after.department_id, None);
+        assert!(!after.active);
+        assert_eq!(after.fields.get("team").map(String::as_str), Some("Blue"));
+        assert!(!after.fields.contains_key("title"));
+        assert_eq!(after.fields.get("location"), before.fields.get("location"));
+        assert_eq!((after.email, after.first_name), (before.email, before.first_name));
+        assert!(d.update_learner(99, LearnerPatch::default(), EPOCH_MS).is_none());
+        assert!(d.has_department("D03") && !d.has_department("D3") && !d.has_department("D04"));
     }
 }

@@ -1,6 +1,7 @@
 //! LMS emulator for learnlink's tests (SPEC §9.2): the canonical LMS REST API
-//! with API-key auth and cursor paging over a deterministic generated data set,
-//! and emission of signed webhooks to a target URL.
+//! with API-key auth, an optional rate limit (429 + `Retry-After`) and cursor
+//! paging over a deterministic generated data set, learner reads by id and
+//! learner mutations, and emission of signed webhooks to a target URL.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -11,6 +12,7 @@
 
 pub mod api;
 pub mod data;
+pub mod learners;
 pub mod prng;
 pub mod state;
 pub mod webhooks;
@@ -24,12 +26,14 @@ use axum::{Json, Router};
 use serde_json::json;
 
 pub use data::DatasetParams;
-pub use state::{Config, LmsState};
+pub use state::{Config, LmsState, RateLimit};
 
 /// The emulator's HTTP routes.
 pub fn router(state: LmsState) -> Router {
     Router::new()
-        .route("/api/v1/learners", get(api::learners))
+        .route("/api/v1/learners", get(api::learners).post(learners::create))
+        .route("/api/v1/learners/{id}", get(learners::get_one).patch(learners::update))
+        .route("/api/v1/learners/{id}/deactivate", post(learners::deactivate))
         .route("/api/v1/enrollments", get(api::enrollments))
         .route("/api/v1/enrollments/count", get(api::enrollments_count))
         .route("/api/v1/departments", get(api::departments))
@@ -39,6 +43,7 @@ pub fn router(state: LmsState) -> Router {
         .route("/__emulator/webhooks/emit", post(emit))
         .route("/__emulator/reset", post(reset))
         .route("/__emulator/stats", get(stats))
+        .route("/__emulator/rate-limit", get(get_rate_limit).post(set_rate_limit))
         .with_state(state)
 }
 
@@ -94,7 +99,8 @@ async fn emit(State(state): State<LmsState>, body: Bytes) -> Response {
     }
 }
 
-/// `POST /__emulator/reset`: the configured data set again, counters zeroed.
+/// `POST /__emulator/reset`: the configured data set again (learner changes
+/// gone), counters zeroed, no rate limit.
 async fn reset(State(state): State<LmsState>) -> Response {
     let params = state.config().dataset;
     let d = if params.validate().is_ok() {
@@ -104,10 +110,30 @@ async fn reset(State(state): State<LmsState>) -> Response {
     };
     state.set_data(d);
     *state.stats() = state::Stats::default();
+    state.set_rate_limit(None);
     Json(json!({ "ok": true })).into_response()
 }
 
 async fn stats(State(state): State<LmsState>) -> Response {
     let s = state.stats().clone();
     Json(s).into_response()
+}
+
+/// `POST /__emulator/rate-limit` with `{"requests": N, "window_ms": M}` (at
+/// most N authorized `/api/**` requests per M ms) or `null` (no limit).
+async fn set_rate_limit(State(state): State<LmsState>, body: Bytes) -> Response {
+    let limit: Option<RateLimit> = match serde_json::from_slice(&body) {
+        Ok(l) => l,
+        Err(e) => return admin_error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
+    };
+    if limit.is_some_and(|l| l.window_ms == 0) {
+        return admin_error(StatusCode::BAD_REQUEST, "window_ms must be at least 1");
+    }
+    state.set_rate_limit(limit);
+    Json(json!({ "rate_limit": limit })).into_response()
+}
+
+/// `GET /__emulator/rate-limit`.
+async fn get_rate_limit(State(state): State<LmsState>) -> Response {
+    Json(json!({ "rate_limit": state.rate_limit() })).into_response()
 }

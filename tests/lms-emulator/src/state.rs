@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, DatasetParams, generate};
 
@@ -31,12 +32,37 @@ pub struct Stats {
     pub webhooks_sent: u64,
     pub webhook_events_sent: u64,
     pub webhook_errors: u64,
+    /// `/api/**` requests answered 429.
+    pub rate_limited: u64,
+    pub learners_created: u64,
+    pub learners_updated: u64,
+    pub learners_deactivated: u64,
+    /// Learners created with `send_welcome_email: true`.
+    pub welcome_emails_sent: u64,
+}
+
+/// At most `requests` authorized `/api/**` requests per `window_ms` (a fixed
+/// window starting with its first request); more are answered 429 with
+/// `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub window_ms: u64,
+}
+
+#[derive(Debug, Default)]
+struct RateWindow {
+    limit: Option<RateLimit>,
+    started: Option<Instant>,
+    used: u32,
 }
 
 struct Shared {
     config: Config,
     data: RwLock<Arc<Dataset>>,
     stats: Mutex<Stats>,
+    rate: Mutex<RateWindow>,
     client: reqwest::Client,
 }
 
@@ -61,6 +87,7 @@ impl LmsState {
                 config,
                 data: RwLock::new(Arc::new(data)),
                 stats: Mutex::new(Stats::default()),
+                rate: Mutex::new(RateWindow::default()),
                 client,
             }),
         }
@@ -91,5 +118,47 @@ impl LmsState {
     /// Counts a served request.
     pub fn count(&self, endpoint: &str) {
         *self.stats().requests.entry(endpoint.to_owned()).or_default() += 1;
+    }
+
+    /// Sets (or with `None` lifts) the rate limit; the window restarts.
+    pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
+        *self.rate() = RateWindow { limit, started: None, used: 0 };
+    }
+
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.rate().limit
+    }
+
+    fn rate(&self) -> MutexGuard<'_, RateWindow> {
+        self.inner.rate.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes one request from the rate limit, or says how long until the
+    /// window ends.
+    pub fn take_request(&self) -> Result<(), Duration> {
+        let mut w = self.rate();
+        let Some(limit) = w.limit else { return Ok(()) };
+        let now = Instant::now();
+        let window = Duration::from_millis(limit.window_ms);
+        let started = match w.started {
+            Some(s) if now.duration_since(s) < window => s,
+            _ => {
+                w.started = Some(now);
+                w.used = 0;
+                now
+            }
+        };
+        if w.used < limit.requests {
+            w.used += 1;
+            Ok(())
+        } else {
+            Err(window.saturating_sub(now.duration_since(started)))
+        }
+    }
+
+    /// The emulator's clock (Unix milliseconds).
+    pub fn now_ms(&self) -> i64 {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
     }
 }
