@@ -2,13 +2,17 @@
 //! described by `infra/openapi.yaml`.
 //!
 //! Tenants and their versioned configuration (validate, versions, diff),
-//! connection status, the activity log (JSON or CSV) and run summaries.
+//! connection status, the activity log (JSON or CSV) and run summaries, the
+//! review queue (resolve an ambiguous Contact) and the dead-letter queue
+//! (list, replay).
 //! Authentication: API Gateway's IAM authorizer in AWS, a bearer token on
 //! the local stack. Every error is `{"error": {"code", "message"}}` (422s add
 //! `violations`, each with a JSON pointer).
 
 mod activity;
 mod config;
+mod dlq;
+mod review;
 mod tenants;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
@@ -17,7 +21,8 @@ use learnlink_core::PortError;
 use learnlink_core::config::Violation;
 use learnlink_core::model::TenantId;
 use learnlink_core::ports::{
-    ActivityLog, ConfigStore, ConnectionStore, JobQueue, ParkStore, QueueStats, SecretStore, StoredConfig,
+    ActivityLog, ConfigStore, ConnectionStore, DeadLetterQueue, JobQueue, LinkStore, ParkStore, QueueStats,
+    ReviewStore, SecretStore, StoredConfig,
 };
 use learnlink_core::tenant::SecretNames;
 use secrecy::ExposeSecret;
@@ -40,6 +45,11 @@ pub struct Deps {
     pub sync_queue_url: Option<String>,
     pub names: SecretNames,
     pub auth: AdminAuth,
+    /// The review queue (ambiguous Contacts) and the links an admin chooses.
+    pub review: Arc<dyn ReviewStore>,
+    pub links: Arc<dyn LinkStore>,
+    /// The sync queue's dead-letter queue (replays go to `sync_queue`'s queue).
+    pub dlq: Arc<dyn DeadLetterQueue>,
 }
 
 /// An answer that is not a success: status, stable code, one sentence.
@@ -127,6 +137,13 @@ async fn route(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateTime) 
         ("GET", ["admin", "tenants", t, "config", "diff"]) => config::diff(deps, t, req).await,
         ("GET", ["admin", "tenants", t, "activity"]) => activity::list(deps, t, req).await,
         ("GET", ["admin", "tenants", t, "runs"]) => activity::runs(deps, t, req).await,
+        ("GET", ["admin", "tenants", t, "review"]) => review::list(deps, t, req).await,
+        ("POST", ["admin", "tenants", t, "review", learner, "resolve"]) => {
+            review::resolve(deps, t, learner, req, now).await
+        }
+        ("GET", ["admin", "tenants", t, "dlq"]) => dlq::list(deps, t).await,
+        ("POST", ["admin", "tenants", t, "dlq", "replay"]) => dlq::replay(deps, t, req).await,
+        ("GET", ["admin", "dlq"]) => dlq::list_all(deps).await,
         _ => Err(Fail::new(404, "not_found", format!("no admin route {method} {path}"))),
     }
 }

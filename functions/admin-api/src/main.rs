@@ -7,6 +7,7 @@ use learnlink_adapters::dynamo::activity::DynamoActivity;
 use learnlink_adapters::lambda::{FunctionConfig, init_tracing};
 use learnlink_adapters::secrets::SecretsManagerStore;
 use learnlink_adapters::sqs::SqsQueueStats;
+use learnlink_adapters::sqs::dlq::SqsDeadLetterQueue;
 use std::sync::Arc;
 
 #[tokio::main]
@@ -21,7 +22,10 @@ async fn main() -> Result<(), Error> {
     let deps = admin_api::Deps {
         configs: state.clone(),
         connections: state.clone(),
-        parking: state,
+        parking: state.clone(),
+        review: state.clone(),
+        links: state,
+        dlq: Arc::new(SqsDeadLetterQueue::new(sqs.clone(), &cfg.sync_dlq_url, &cfg.sync_queue_url)),
         sync_queue: Arc::new(learnlink_adapters::sqs::SqsJobQueue::new(sqs.clone(), &cfg.sync_queue_url)),
         keepalive: time::Duration::days(keepalive_days),
         secrets: Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws))),

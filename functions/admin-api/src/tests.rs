@@ -1,7 +1,7 @@
 use super::*;
 use learnlink_adapters::dynamo::memory::{MemoryActivity, MemoryState};
 use learnlink_adapters::secrets::memory::MemorySecrets;
-use learnlink_adapters::sqs::memory::MemoryQueueStats;
+use learnlink_adapters::sqs::memory::{MemoryDeadLetterQueue, MemoryQueue, MemoryQueueStats};
 use learnlink_core::activity::{ActivityEntry, Direction, Outcome, RunSummary};
 use secrecy::SecretString;
 use time::macros::datetime;
@@ -13,17 +13,25 @@ struct World {
     deps: Deps,
     secrets: Arc<MemorySecrets>,
     activity: Arc<MemoryActivity>,
+    state: Arc<MemoryState>,
+    queue: Arc<MemoryQueue>,
+    dlq: Arc<MemoryDeadLetterQueue>,
 }
 
 fn world() -> World {
     let secrets = Arc::new(MemorySecrets::new());
     let activity = Arc::new(MemoryActivity::new());
     let state = Arc::new(MemoryState::new());
+    let queue = Arc::new(MemoryQueue::new());
+    let dlq = Arc::new(MemoryDeadLetterQueue::new());
     let deps = Deps {
         configs: state.clone(),
         connections: state.clone(),
-        parking: state,
-        sync_queue: Arc::new(learnlink_adapters::sqs::memory::MemoryQueue::new()),
+        parking: state.clone(),
+        review: state.clone(),
+        links: state.clone(),
+        dlq: dlq.clone(),
+        sync_queue: queue.clone(),
         keepalive: time::Duration::days(7),
         secrets: secrets.clone(),
         activity: activity.clone(),
@@ -33,7 +41,7 @@ fn world() -> World {
         names: SecretNames::default(),
         auth: AdminAuth::Bearer(SecretString::from("admin-token")),
     };
-    World { deps, secrets, activity }
+    World { deps, secrets, activity, state, queue, dlq }
 }
 
 fn req(method: &str, path_and_query: &str, body: Option<Value>, headers: &[(&str, &str)]) -> ApiGatewayV2httpRequest {
@@ -336,4 +344,289 @@ async fn activity_filters_pages_and_csv() {
     assert_eq!(text(&r).lines().count(), 1 + 5);
     let r = handle(&w.deps, &req("GET", "/admin/tenants/acme/runs", None, &[]), NOW).await;
     assert_eq!(body(&r)["runs"][0]["failed"], 5);
+}
+
+// ---- the review queue and the dead-letter queue ------------------------------------
+
+mod queues {
+    use super::*;
+    use learnlink_core::job::{SyncJob, encode};
+    use learnlink_core::model::{Enrollment, EnrollmentStatus};
+    use learnlink_core::ports::{DeadLetter, LinkState, LinkStore, ReviewItem, ReviewStore};
+    use learnlink_core::webhook::{EventKind, EventPayload, LmsEvent};
+
+    fn acme() -> TenantId {
+        TenantId::parse("acme").unwrap()
+    }
+
+    fn job(tenant: &str, event: &str, enrollment: &str, learner: &str) -> SyncJob {
+        SyncJob::LmsEvent {
+            tenant: TenantId::parse(tenant).unwrap(),
+            source: "lms".into(),
+            event: LmsEvent {
+                id: event.into(),
+                kind: EventKind::EnrollmentCompleted,
+                occurred_at: NOW,
+                payload: EventPayload::Enrollment(Enrollment {
+                    id: enrollment.into(),
+                    learner_id: learner.into(),
+                    course_id: "C1".into(),
+                    course_title: None,
+                    status: EnrollmentStatus::Completed,
+                    progress_pct: Some(100.0),
+                    score: None,
+                    enrolled_at: None,
+                    completed_at: Some(NOW),
+                    updated_at: NOW,
+                }),
+            },
+        }
+    }
+
+    fn item(learner: &str) -> ReviewItem {
+        ReviewItem {
+            learner_id: learner.into(),
+            email: format!("{}@example.com", learner.to_lowercase()),
+            matching_field: "Email".into(),
+            match_value: format!("{}@example.com", learner.to_lowercase()),
+            candidates: vec!["003000000000001AAA".into(), "003000000000002AAA".into()],
+            first_seen: NOW,
+            last_seen: NOW,
+            held: 0,
+        }
+    }
+
+    /// Learners L1 (3 held records), L2 and L3 (one each) in acme's review queue.
+    async fn queued(w: &World) {
+        create(w).await;
+        let held: Vec<(String, String)> = (1..=3)
+            .map(|i| (format!("enrollment#E{i}"), encode(&job("acme", &format!("evt-{i}"), &format!("E{i}"), "L1"))))
+            .collect();
+        w.state.hold(&acme(), &item("L1"), &held).await.unwrap();
+        for l in ["L2", "L3"] {
+            let j = encode(&job("acme", &format!("evt-{l}"), &format!("E-{l}"), l));
+            w.state.hold(&acme(), &item(l), &[(format!("enrollment#E-{l}"), j)]).await.unwrap();
+        }
+    }
+
+    fn resolve(learner: &str, contact: &str) -> ApiGatewayV2httpRequest {
+        req(
+            "POST",
+            &format!("/admin/tenants/acme/review/{learner}/resolve"),
+            Some(json!({"contact_id": contact})),
+            &[],
+        )
+    }
+
+    fn letter(id: &str, body: String, minute: i64) -> DeadLetter {
+        DeadLetter { message_id: id.into(), body, receive_count: 5, sent_at: NOW + time::Duration::minutes(minute) }
+    }
+
+    /// acme: m1, m3; beta: m2; m4 is not a job.
+    async fn dead_letters(w: &World) {
+        create(w).await;
+        w.dlq.push(letter("m1", encode(&job("acme", "evt-1", "E1", "L1")), 1));
+        w.dlq.push(letter("m2", encode(&job("beta", "evt-2", "E2", "L2")), 2));
+        w.dlq.push(letter("m3", encode(&job("acme", "evt-3", "E3", "L3")), 3));
+        w.dlq.push(letter("m4", "{\"v\":1,\"kind\":\"no_such_job\"}".into(), 4));
+    }
+
+    #[tokio::test]
+    async fn the_review_queue_pages_in_learner_order() {
+        let w = world();
+        queued(&w).await;
+        let r = handle(&w.deps, &req("GET", "/admin/tenants/acme/review?limit=2", None, &[]), NOW).await;
+        assert_eq!(r.status_code, 200, "{}", text(&r));
+        let b = body(&r);
+        assert_eq!(b["tenant"], "acme");
+        let items = b["items"].as_array().unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0]["learner_id"], "L1");
+        assert_eq!(items[0]["held"], 3);
+        assert_eq!(items[0]["candidates"], json!(["003000000000001AAA", "003000000000002AAA"]));
+        assert_eq!(items[0]["first_seen"], "2026-11-23T10:00:00Z");
+        let cursor = b["next_cursor"].as_str().unwrap().to_string();
+        let r =
+            handle(&w.deps, &req("GET", &format!("/admin/tenants/acme/review?cursor={cursor}"), None, &[]), NOW).await;
+        let b = body(&r);
+        assert_eq!(b["items"][0]["learner_id"], "L3");
+        assert_eq!(b["items"].as_array().unwrap().len(), 1);
+        assert_eq!(b["next_cursor"], Value::Null);
+    }
+
+    #[tokio::test]
+    async fn resolving_stores_the_choice_and_sends_every_held_record_back() {
+        let w = world();
+        queued(&w).await;
+        let r = handle(&w.deps, &resolve("L1", "003000000000002AAA"), NOW).await;
+        assert_eq!(r.status_code, 200, "{}", text(&r));
+        assert_eq!(
+            body(&r),
+            json!({"tenant": "acme", "learner_id": "L1", "contact_id": "003000000000002AAA", "released": 3})
+        );
+        let sent: Vec<String> = w.queue.sent().iter().map(|j| j.describe()).collect();
+        assert_eq!(sent, ["acme/evt-1", "acme/evt-2", "acme/evt-3"]);
+        let links = w.state.links(&acme(), &["L1".to_string()]).await.unwrap();
+        assert_eq!((links["L1"].state, links["L1"].contact_id.as_str()), (LinkState::Chosen, "003000000000002AAA"));
+        assert_eq!(links["L1"].at, NOW);
+        assert!(w.state.review_item(&acme(), "L1").await.unwrap().is_none(), "the item is gone");
+        assert_eq!(w.state.held(&acme(), "L1", 10).await.unwrap().0.len(), 0);
+        // Resolved already: the learner is no longer in the queue.
+        let r = handle(&w.deps, &resolve("L1", "003000000000002AAA"), NOW).await;
+        assert_eq!((r.status_code, body(&r)["error"]["code"].clone()), (404, json!("unknown_learner")));
+        let r = handle(&w.deps, &req("GET", "/admin/tenants/acme/review", None, &[]), NOW).await;
+        assert_eq!(body(&r)["items"].as_array().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_send_keeps_what_was_not_sent_and_a_second_resolve_finishes() {
+        let w = world();
+        queued(&w).await;
+        w.queue.fail_nth(1);
+        let r = handle(&w.deps, &resolve("L1", "003000000000001AAA"), NOW).await;
+        assert_eq!((r.status_code, body(&r)["error"]["code"].clone()), (503, json!("unavailable")), "{}", text(&r));
+        assert!(body(&r)["error"]["message"].as_str().unwrap().contains("2 held record(s) were sent back"));
+        assert_eq!(w.state.review_item(&acme(), "L1").await.unwrap().unwrap().held, 1, "the unsent one stays held");
+        let r = handle(&w.deps, &resolve("L1", "003000000000001AAA"), NOW).await;
+        assert_eq!((r.status_code, body(&r)["released"].clone()), (200, json!(1)), "{}", text(&r));
+        assert_eq!(w.queue.sent().len(), 3, "each record was sent back once");
+        assert!(w.state.review_item(&acme(), "L1").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_held_record_stays_held_and_is_named() {
+        let w = world();
+        queued(&w).await;
+        w.state.hold(&acme(), &item("L2"), &[("enrollment#X".into(), "garbage".into())]).await.unwrap();
+        let r = handle(&w.deps, &resolve("L2", "003000000000001AAA"), NOW).await;
+        assert_eq!((r.status_code, body(&r)["error"]["code"].clone()), (409, json!("still_held")), "{}", text(&r));
+        assert_eq!(w.queue.sent().len(), 1, "the readable one was sent back");
+        let left = w.state.held(&acme(), "L2", 10).await.unwrap().0;
+        assert_eq!(left, [("enrollment#X".to_string(), "garbage".to_string())]);
+    }
+
+    #[tokio::test]
+    async fn a_tenants_dead_letters_are_listed_with_what_they_carry() {
+        let w = world();
+        dead_letters(&w).await;
+        let r = handle(&w.deps, &req("GET", "/admin/tenants/acme/dlq", None, &[]), NOW).await;
+        assert_eq!(r.status_code, 200, "{}", text(&r));
+        let b = body(&r);
+        let msgs = b["messages"].as_array().unwrap();
+        assert_eq!(msgs.iter().map(|m| m["message_id"].as_str().unwrap()).collect::<Vec<_>>(), ["m1", "m3"]);
+        assert_eq!(msgs[0]["event_id"], "evt-1");
+        assert_eq!(msgs[0]["record"], "enrollment E1");
+        assert_eq!(msgs[0]["receive_count"], 5);
+        assert_eq!(msgs[0]["sent_at"], "2026-11-23T10:01:00Z");
+        assert_eq!(msgs[0]["tenant"], "acme");
+        assert!(msgs[0]["description"].as_str().unwrap().contains("enrollment.completed of enrollment E1"));
+        // Every tenant's, and what no job can be read from, under no tenant.
+        let r = handle(&w.deps, &req("GET", "/admin/dlq", None, &[]), NOW).await;
+        let b = body(&r);
+        let msgs = b["messages"].as_array().unwrap();
+        assert_eq!(msgs.len(), 4);
+        assert_eq!(msgs[1]["tenant"], "beta");
+        assert_eq!((msgs[3]["tenant"].clone(), msgs[3]["event_id"].clone()), (Value::Null, Value::Null));
+        assert!(msgs[3]["description"].as_str().unwrap().contains("not a learnlink job"), "{}", msgs[3]);
+        let r = handle(&w.deps, &req("GET", "/admin/tenants/acme/dlq", None, &[]), NOW).await;
+        assert_eq!(body(&r)["messages"].as_array().unwrap().len(), 2, "listing removes nothing");
+    }
+
+    #[tokio::test]
+    async fn replay_sends_back_the_ones_asked_for_or_every_one_of_the_tenant() {
+        let w = world();
+        dead_letters(&w).await;
+        let r = handle(
+            &w.deps,
+            &req("POST", "/admin/tenants/acme/dlq/replay", Some(json!({"message_ids": ["m3", "m3"]})), &[]),
+            NOW,
+        )
+        .await;
+        assert_eq!(r.status_code, 200, "{}", text(&r));
+        assert_eq!(body(&r), json!({"tenant": "acme", "replayed": 1, "message_ids": ["m3"]}));
+        assert_eq!(w.dlq.replayed(), [encode(&job("acme", "evt-3", "E3", "L3"))]);
+        let r = handle(&w.deps, &raw_body("POST", "/admin/tenants/acme/dlq/replay", ""), NOW).await;
+        assert_eq!(body(&r), json!({"tenant": "acme", "replayed": 1, "message_ids": ["m1"]}));
+        let r = handle(&w.deps, &req("POST", "/admin/tenants/acme/dlq/replay", Some(json!({})), &[]), NOW).await;
+        assert_eq!(body(&r), json!({"tenant": "acme", "replayed": 0, "message_ids": []}));
+        // Other tenants' and unreadable messages stay.
+        let r = handle(&w.deps, &req("GET", "/admin/dlq", None, &[]), NOW).await;
+        let left: Vec<String> =
+            body(&r)["messages"].as_array().unwrap().iter().map(|m| m["message_id"].as_str().unwrap().into()).collect();
+        assert_eq!(left, ["m2", "m4"]);
+    }
+
+    #[tokio::test]
+    async fn bad_input_changes_nothing() {
+        let w = world();
+        queued(&w).await;
+        w.dlq.push(letter("m1", encode(&job("acme", "evt-1", "E1", "L1")), 1));
+        w.dlq.push(letter("m2", encode(&job("beta", "evt-2", "E2", "L2")), 2));
+        let replay = |b: Value| req("POST", "/admin/tenants/acme/dlq/replay", Some(b), &[]);
+        type Case = (&'static str, ApiGatewayV2httpRequest, u16, &'static str);
+        let cases: Vec<Case> = vec![
+            ("bad cursor", req("GET", "/admin/tenants/acme/review?cursor=zz", None, &[]), 400, "invalid_cursor"),
+            ("bad limit", req("GET", "/admin/tenants/acme/review?limit=0", None, &[]), 400, "invalid_parameter"),
+            ("unknown tenant review", req("GET", "/admin/tenants/nobody/review", None, &[]), 404, "unknown_tenant"),
+            ("unknown learner", resolve("L9", "003000000000001AAA"), 404, "unknown_learner"),
+            ("contact not a candidate", resolve("L1", "003000000000009AAA"), 422, "not_a_candidate"),
+            ("resolve not json", raw_body("POST", "/admin/tenants/acme/review/L1/resolve", "{x"), 400, "malformed_body"),
+            ("resolve empty", raw_body("POST", "/admin/tenants/acme/review/L1/resolve", ""), 400, "malformed_body"),
+            (
+                "resolve without contact",
+                req("POST", "/admin/tenants/acme/review/L1/resolve", Some(json!({"contact": "003"})), &[]),
+                400,
+                "malformed_body",
+            ),
+            (
+                "resolve contact not a string",
+                req("POST", "/admin/tenants/acme/review/L1/resolve", Some(json!({"contact_id": 3})), &[]),
+                400,
+                "malformed_body",
+            ),
+            (
+                "resolve unknown tenant",
+                req("POST", "/admin/tenants/nobody/review/L1/resolve", Some(json!({"contact_id": "003"})), &[]),
+                404,
+                "unknown_tenant",
+            ),
+            ("unknown tenant dlq", req("GET", "/admin/tenants/nobody/dlq", None, &[]), 404, "unknown_tenant"),
+            ("unknown message id", replay(json!({"message_ids": ["m1", "nope"]})), 404, "unknown_message"),
+            ("another tenant's message", replay(json!({"message_ids": ["m2"]})), 404, "unknown_message"),
+            ("replay not json", raw_body("POST", "/admin/tenants/acme/dlq/replay", "[nope"), 400, "malformed_body"),
+            ("replay empty list", replay(json!({"message_ids": []})), 400, "malformed_body"),
+            ("replay ids not strings", replay(json!({"message_ids": [1]})), 400, "malformed_body"),
+            ("replay unknown property", replay(json!({"ids": ["m1"]})), 400, "malformed_body"),
+            ("replay not an object", replay(json!(["m1"])), 400, "malformed_body"),
+            ("dlq wrong method", req("DELETE", "/admin/tenants/acme/dlq", None, &[]), 404, "not_found"),
+        ];
+        for (name, r, status, code) in cases {
+            let resp = handle(&w.deps, &r, NOW).await;
+            assert_eq!(resp.status_code, i64::from(status), "{name}: {}", text(&resp));
+            let b = body(&resp);
+            assert_eq!(b["error"]["code"], code, "{name}");
+            assert!(b["error"]["message"].as_str().is_some_and(|m| m.len() > 5), "{name}");
+        }
+        // The 422 names the candidates; the 404 names the unknown id.
+        let resp = handle(&w.deps, &resolve("L1", "003000000000009AAA"), NOW).await;
+        let m = body(&resp)["error"]["message"].as_str().unwrap().to_string();
+        assert!(m.contains("003000000000001AAA, 003000000000002AAA"), "{m}");
+        let resp = handle(&w.deps, &replay(json!({"message_ids": ["m1", "nope"]})), NOW).await;
+        assert!(body(&resp)["error"]["message"].as_str().unwrap().contains("nope"));
+        // Nothing moved.
+        assert!(w.queue.sent().is_empty());
+        assert!(w.dlq.replayed().is_empty());
+        assert_eq!(w.state.review_item(&acme(), "L1").await.unwrap().unwrap().held, 3);
+        assert!(w.state.links(&acme(), &["L1".to_string()]).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_store_failure_is_503() {
+        let w = world();
+        dead_letters(&w).await;
+        *w.dlq.fail_with.lock().unwrap() = Some(learnlink_core::PortError::retryable("sqs down"));
+        let r = handle(&w.deps, &req("GET", "/admin/tenants/acme/dlq", None, &[]), NOW).await;
+        assert_eq!((r.status_code, body(&r)["error"]["code"].clone()), (503, json!("unavailable")));
+        assert!(!text(&r).contains("sqs down"), "the cause is logged, not answered");
+    }
 }

@@ -7,6 +7,8 @@
 pub mod aws;
 pub mod dynamo;
 pub mod lambda;
+#[cfg(test)]
+pub(crate) mod motokit;
 pub mod salesforce;
 pub mod secrets;
 pub mod sqs;

@@ -22,10 +22,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 /// How long a refresh lease lives if its holder dies.
-pub const LEASE_TTL: time::Duration = time::Duration::seconds(30);
+pub const LEASE_TTL: time::Duration = time::Duration::seconds(60);
 /// How long an instance waits for another one's refresh before giving up
 /// (the message is retried later).
-pub const REFRESH_WAIT: Duration = Duration::from_secs(20);
+pub const REFRESH_WAIT: Duration = Duration::from_secs(45);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

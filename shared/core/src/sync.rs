@@ -134,6 +134,14 @@ pub fn contact_record(write: &crate::matching::ContactWrite, learner: &crate::mo
     rec
 }
 
+/// The Salesforce object an event's record is written to.
+pub fn event_record_object(ev: &LmsEvent) -> &'static str {
+    match &ev.payload {
+        EventPayload::Enrollment(_) => ENROLLMENT_OBJECT,
+        EventPayload::Certification(_) => CERTIFICATION_OBJECT,
+    }
+}
+
 pub fn event_record(ev: &LmsEvent) -> SfRecord {
     match &ev.payload {
         EventPayload::Enrollment(e) => enrollment_record(e),

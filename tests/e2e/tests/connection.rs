@@ -62,17 +62,31 @@ async fn fifty_concurrent_invocations_with_an_expired_token_refresh_once() {
     env.sf_admin("/sessions/expire", json!({})).await.unwrap();
     let before = env.sf_stats().await.unwrap()["refreshes"].as_u64().unwrap();
     let url = format!("{}/functions/SyncWorkerFunction/invoke", env.endpoints.runtime_url);
+    // Generous: fifty debug-build cold starts on two cores can be slow.
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(240)).build().unwrap();
     let calls: Vec<_> = (0..50)
         .map(|n| {
-            let http = env.http.clone();
+            let http = http.clone();
             let url = url.clone();
             let ev = sqs_event(n, &learner);
-            tokio::spawn(async move { http.post(url).json(&ev).send().await.unwrap().json::<Value>().await.unwrap() })
+            tokio::spawn(async move {
+                let r = http.post(url).json(&ev).send().await.map_err(|e| format!("invocation {n}: {e}"))?;
+                r.json::<Value>().await.map_err(|e| format!("invocation {n}: {e}"))
+            })
         })
         .collect();
     for c in calls {
         let r = c.await.unwrap();
-        assert_eq!(r["batchItemFailures"], json!([]), "{r}");
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => panic!("{e}; runtime: {}", env.runtime("stats").await.unwrap_or_default()),
+        };
+        assert_eq!(
+            r["batchItemFailures"],
+            json!([]),
+            "{r}; runtime: {}",
+            env.runtime("stats").await.unwrap_or_default()
+        );
     }
     let stats = env.sf_stats().await.unwrap();
     assert_eq!(stats["refreshes"].as_u64().unwrap() - before, 1, "exactly one refresh: {stats}");

@@ -5,8 +5,8 @@ use learnlink_core::PortError;
 use learnlink_core::activity::{ActivityEntry, ActivityFilter, ActivityPage, RunSummary};
 use learnlink_core::model::TenantId;
 use learnlink_core::ports::{
-    ActivityLog, Claim, ConfigStore, ConnectionStore, DedupeStore, OAuthStateStore, ParkStore, PendingAuth,
-    PutConfigError, StoredConfig,
+    ActivityLog, Claim, ConfigStore, ConnectionStore, DedupeStore, LearnerLink, LinkStore, OAuthStateStore,
+    ParkStore, PendingAuth, PutConfigError, ReviewItem, ReviewStore, StoredConfig,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -27,6 +27,9 @@ pub struct MemoryState {
     /// Every version of every tenant's configuration, oldest first.
     configs: Mutex<BTreeMap<TenantId, Vec<StoredConfig>>>,
     marks: Mutex<HashMap<String, MarkState>>,
+    /// The review queue: per tenant, per learner, the item and its held jobs by key.
+    review: Mutex<HashMap<TenantId, BTreeMap<String, (ReviewItem, BTreeMap<String, String>)>>>,
+    links: Mutex<HashMap<TenantId, HashMap<String, LearnerLink>>>,
     /// When set, every call fails with this error (to test failure paths).
     pub fail_with: Mutex<Option<PortError>>,
 }
@@ -199,6 +202,120 @@ impl ParkStore for MemoryState {
 }
 
 #[async_trait]
+impl ReviewStore for MemoryState {
+    async fn hold(&self, t: &TenantId, item: &ReviewItem, jobs: &[(String, String)]) -> Result<(), PortError> {
+        self.check()?;
+        let mut g = lock(&self.review);
+        let queue = g.entry(t.clone()).or_default();
+        let (stored, held) = queue.entry(item.learner_id.clone()).or_insert_with(|| (item.clone(), BTreeMap::new()));
+        let first_seen = stored.first_seen;
+        *stored = ReviewItem { first_seen, ..item.clone() };
+        for (k, v) in jobs {
+            held.insert(k.clone(), v.clone());
+        }
+        Ok(())
+    }
+    async fn review_items(
+        &self,
+        t: &TenantId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<ReviewItem>, Option<String>), PortError> {
+        self.check()?;
+        let limit = limit.clamp(1, 1000);
+        let g = lock(&self.review);
+        let mut items: Vec<ReviewItem> = g
+            .get(t)
+            .into_iter()
+            .flatten()
+            .filter(|(id, _)| after.is_none_or(|a| id.as_str() > a))
+            .take(limit + 1)
+            .map(|(_, (item, held))| ReviewItem { held: held.len() as u64, ..item.clone() })
+            .collect();
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|i| i.learner_id.clone())
+        } else {
+            None
+        };
+        Ok((items, next))
+    }
+    async fn review_item(&self, t: &TenantId, learner_id: &str) -> Result<Option<ReviewItem>, PortError> {
+        self.check()?;
+        Ok(lock(&self.review)
+            .get(t)
+            .and_then(|q| q.get(learner_id))
+            .map(|(item, held)| ReviewItem { held: held.len() as u64, ..item.clone() }))
+    }
+    async fn held(
+        &self,
+        t: &TenantId,
+        learner_id: &str,
+        limit: usize,
+    ) -> Result<(Vec<(String, String)>, bool), PortError> {
+        self.check()?;
+        let limit = limit.clamp(1, 1000);
+        let g = lock(&self.review);
+        let all: Vec<(String, String)> = g
+            .get(t)
+            .and_then(|q| q.get(learner_id))
+            .map(|(_, held)| held.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let more = all.len() > limit;
+        Ok((all.into_iter().take(limit).collect(), more))
+    }
+    async fn release(&self, t: &TenantId, learner_id: &str, keys: &[String]) -> Result<(), PortError> {
+        self.check()?;
+        if let Some((_, held)) = lock(&self.review).get_mut(t).and_then(|q| q.get_mut(learner_id)) {
+            for k in keys {
+                held.remove(k);
+            }
+        }
+        Ok(())
+    }
+    async fn remove_item(&self, t: &TenantId, learner_id: &str) -> Result<(), PortError> {
+        self.check()?;
+        let mut g = lock(&self.review);
+        let Some(queue) = g.get_mut(t) else { return Ok(()) };
+        if queue.get(learner_id).is_some_and(|(_, held)| !held.is_empty()) {
+            return Err(PortError::retryable(format!(
+                "jobs are still held for learner {learner_id}: release them first"
+            )));
+        }
+        queue.remove(learner_id);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LinkStore for MemoryState {
+    async fn links(&self, t: &TenantId, learner_ids: &[String]) -> Result<HashMap<String, LearnerLink>, PortError> {
+        self.check()?;
+        let g = lock(&self.links);
+        let Some(m) = g.get(t) else { return Ok(HashMap::new()) };
+        Ok(learner_ids.iter().filter_map(|id| m.get(id).map(|l| (id.clone(), l.clone()))).collect())
+    }
+    async fn put_links(&self, t: &TenantId, links: &[LearnerLink]) -> Result<(), PortError> {
+        self.check()?;
+        let mut g = lock(&self.links);
+        let m = g.entry(t.clone()).or_default();
+        for l in links {
+            m.insert(l.learner_id.clone(), l.clone());
+        }
+        Ok(())
+    }
+    async fn forget_links(&self, t: &TenantId, learner_ids: &[String]) -> Result<(), PortError> {
+        self.check()?;
+        if let Some(m) = lock(&self.links).get_mut(t) {
+            for id in learner_ids {
+                m.remove(id);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl OAuthStateStore for MemoryState {
     async fn save_state(&self, state: &str, p: &PendingAuth) -> Result<(), PortError> {
         self.check()?;
@@ -319,7 +436,7 @@ mod tests {
         m.confirm("k").await.unwrap();
         let much_later = t0 + time::Duration::hours(1);
         assert_eq!(m.claim("k", much_later, grace, ttl).await.unwrap(), Claim::Duplicate);
-        m.release("k").await.unwrap();
+        DedupeStore::release(&m, "k").await.unwrap();
         assert_eq!(m.claim("k", much_later, grace, ttl).await.unwrap(), Claim::Fresh);
     }
 }

@@ -7,10 +7,13 @@
 //! - version:     pk `TENANT#<id>`, sk `CONFIG#<version, 12 digits>` — every version ever stored;
 //!   written in one transaction with the current item (optimistic on `version`)
 //! - dedupe mark: pk `DEDUPE#<key>`, sk `DEDUPE`, `state` pending|done, `at`, `expires_at`
+//! - review queue and held jobs: see [`review`]; learner links: see [`links`]
 
 pub mod activity;
 pub mod connection;
+pub mod links;
 pub mod memory;
+pub mod review;
 
 use crate::aws::classify_sdk;
 use async_trait::async_trait;

@@ -31,6 +31,9 @@ struct Inner {
     outage: Option<u16>,
     records: HashMap<(String, String), (String, Map<String, Value>)>,
     contacts: HashSet<String>,
+    /// Contact id → the learner id it carries (Contacts written through the fake).
+    contact_learner: HashMap<String, String>,
+    queries: usize,
     valid_access: HashSet<String>,
     valid_refresh: HashSet<String>,
     script: VecDeque<Script>,
@@ -51,6 +54,16 @@ impl MemorySalesforce {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queries answered so far.
+    pub fn queries(&self) -> usize {
+        self.lock().queries
+    }
+
+    /// Whether a Contact carries this learner id now.
+    pub fn has_contact(&self, learner_id: &str) -> bool {
+        self.lock().contacts.contains(learner_id)
     }
 
     /// A Contact with this `LMS_Learner_Id__c` exists.
@@ -121,6 +134,36 @@ impl MemorySalesforce {
     }
 }
 
+impl Inner {
+    /// A Contact write: link/unlink/move by Id, or create by learner id.
+    fn write_contact(&mut self, by_id: bool, key: &str, body: &Map<String, Value>) -> RecordOutcome {
+        let learner = body.get(CONTACT_EXTERNAL_ID);
+        if by_id {
+            match learner {
+                Some(Value::String(l)) => {
+                    self.contacts.insert(l.clone());
+                    self.contact_learner.insert(key.to_string(), l.clone());
+                }
+                Some(Value::Null) => {
+                    if let Some(l) = self.contact_learner.remove(key) {
+                        self.contacts.remove(&l);
+                    }
+                }
+                _ => {}
+            }
+            return RecordOutcome::Updated { id: key.to_string() };
+        }
+        if let Some((id, _)) = self.contact_learner.iter().find(|(_, l)| l.as_str() == key) {
+            return RecordOutcome::Updated { id: id.clone() };
+        }
+        self.next_id += 1;
+        let id = format!("003{:015}", self.next_id);
+        self.contacts.insert(key.to_string());
+        self.contact_learner.insert(id.clone(), key.to_string());
+        RecordOutcome::Created { id }
+    }
+}
+
 #[async_trait]
 impl SalesforceApi for MemorySalesforce {
     async fn composite_upsert(
@@ -151,6 +194,13 @@ impl SalesforceApi for MemorySalesforce {
         let mut out = Vec::new();
         for c in &call.collections {
             let mut outcomes = Vec::new();
+            if c.sobject == "Contact" && per_record_error.is_none() {
+                for r in &c.records {
+                    outcomes.push(g.write_contact(c.is_update_by_id(), &r.record.external_id, &r.record.body));
+                }
+                out.push(outcomes);
+                continue;
+            }
             for r in &c.records {
                 if let Some(code) = &per_record_error {
                     outcomes.push(RecordOutcome::Failed(RecordFailure {
@@ -277,6 +327,7 @@ impl SalesforceApi for MemorySalesforce {
     async fn query(&self, session: &Session, soql: &str) -> Result<Vec<Map<String, Value>>, SalesforceError> {
         let mut g = self.lock();
         g.calls += 1;
+        g.queries += 1;
         if let Some(status) = g.outage {
             return Err(Self::outage_error(status));
         }

@@ -62,3 +62,62 @@ impl learnlink_core::ports::QueueStats for MemoryQueueStats {
         Ok(*self.depths.lock().unwrap_or_else(|p| p.into_inner()).get(queue_url).unwrap_or(&0))
     }
 }
+
+/// In-memory dead-letter queue: listing changes nothing; a replay moves the
+/// bodies to `replayed` (what the sync queue received), oldest first.
+#[derive(Default)]
+pub struct MemoryDeadLetterQueue {
+    letters: Mutex<Vec<learnlink_core::ports::DeadLetter>>,
+    replayed: Mutex<Vec<String>>,
+    /// When set, every call fails with this error.
+    pub fail_with: Mutex<Option<PortError>>,
+}
+
+impl MemoryDeadLetterQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A message SQS gave up on.
+    pub fn push(&self, letter: learnlink_core::ports::DeadLetter) {
+        self.letters.lock().unwrap_or_else(|p| p.into_inner()).push(letter);
+    }
+
+    /// The bodies replayed to the sync queue, in order.
+    pub fn replayed(&self) -> Vec<String> {
+        self.replayed.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn check(&self) -> Result<(), PortError> {
+        match &*self.fail_with.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(PortError::new(e.class, e.message.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl learnlink_core::ports::DeadLetterQueue for MemoryDeadLetterQueue {
+    async fn list(&self, max: usize) -> Result<Vec<learnlink_core::ports::DeadLetter>, PortError> {
+        self.check()?;
+        let mut all = self.letters.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        all.sort_by(|a, b| a.sent_at.cmp(&b.sent_at).then_with(|| a.message_id.cmp(&b.message_id)));
+        all.truncate(max);
+        Ok(all)
+    }
+
+    async fn replay(&self, message_ids: &[String]) -> Result<Vec<String>, PortError> {
+        self.check()?;
+        let mut letters = self.letters.lock().unwrap_or_else(|p| p.into_inner());
+        let mut replayed = self.replayed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        for id in message_ids {
+            if let Some(i) = letters.iter().position(|l| &l.message_id == id) {
+                let l = letters.remove(i);
+                replayed.push(l.body);
+                out.push(l.message_id);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,5 +1,7 @@
-//! SQS adapter: sends sync jobs to a queue in batches of 10.
+//! SQS adapter: sends sync jobs to a queue in batches of 10; the dead-letter
+//! queue ([`dlq`]).
 
+pub mod dlq;
 pub mod memory;
 
 use crate::aws::classify_sdk;
