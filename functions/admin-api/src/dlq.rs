@@ -145,8 +145,5 @@ pub(crate) async fn replay(deps: &Deps, raw: &str, req: &ApiGatewayV2httpRequest
     };
     let replayed = if ids.is_empty() { Vec::new() } else { deps.dlq.replay(&ids).await? };
     tracing::info!(tenant = %tenant, asked = ids.len(), replayed = replayed.len(), "dead-lettered messages replayed");
-    Ok(json_response(
-        200,
-        &json!({"tenant": tenant, "replayed": replayed.len(), "message_ids": replayed}),
-    ))
+    Ok(json_response(200, &json!({"tenant": tenant, "replayed": replayed.len(), "message_ids": replayed})))
 }

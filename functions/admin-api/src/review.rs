@@ -55,7 +55,8 @@ pub(crate) async fn list(deps: &Deps, raw: &str, req: &ApiGatewayV2httpRequest) 
 
 /// `{"contact_id": "003…"}`, or 400 naming the problem.
 fn contact_of(body: &Value) -> Result<String, Fail> {
-    let shape = || Fail::bad_request("malformed_body", "the body must be {\"contact_id\": \"<Salesforce Contact id>\"}");
+    let shape =
+        || Fail::bad_request("malformed_body", "the body must be {\"contact_id\": \"<Salesforce Contact id>\"}");
     let obj = body.as_object().ok_or_else(shape)?;
     if let Some(k) = obj.keys().find(|k| *k != "contact_id") {
         return Err(Fail::bad_request("malformed_body", format!("unknown property {k:?}: only contact_id is taken")));
@@ -151,8 +152,7 @@ async fn send_back(deps: &Deps, tenant: &TenantId, learner: &str) -> Result<u64,
             break; // nothing (readable) is held
         }
         let results = deps.sync_queue.send(&jobs).await;
-        let sent: Vec<String> =
-            keys.into_iter().zip(&results).filter(|(_, r)| r.is_ok()).map(|(k, _)| k).collect();
+        let sent: Vec<String> = keys.into_iter().zip(&results).filter(|(_, r)| r.is_ok()).map(|(k, _)| k).collect();
         deps.review.release(tenant, learner, &sent).await?;
         released += sent.len() as u64;
         if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {

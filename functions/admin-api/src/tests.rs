@@ -410,12 +410,7 @@ mod queues {
     }
 
     fn resolve(learner: &str, contact: &str) -> ApiGatewayV2httpRequest {
-        req(
-            "POST",
-            &format!("/admin/tenants/acme/review/{learner}/resolve"),
-            Some(json!({"contact_id": contact})),
-            &[],
-        )
+        req("POST", &format!("/admin/tenants/acme/review/{learner}/resolve"), Some(json!({"contact_id": contact})), &[])
     }
 
     fn letter(id: &str, body: String, minute: i64) -> DeadLetter {
@@ -570,7 +565,12 @@ mod queues {
             ("unknown tenant review", req("GET", "/admin/tenants/nobody/review", None, &[]), 404, "unknown_tenant"),
             ("unknown learner", resolve("L9", "003000000000001AAA"), 404, "unknown_learner"),
             ("contact not a candidate", resolve("L1", "003000000000009AAA"), 422, "not_a_candidate"),
-            ("resolve not json", raw_body("POST", "/admin/tenants/acme/review/L1/resolve", "{x"), 400, "malformed_body"),
+            (
+                "resolve not json",
+                raw_body("POST", "/admin/tenants/acme/review/L1/resolve", "{x"),
+                400,
+                "malformed_body",
+            ),
             ("resolve empty", raw_body("POST", "/admin/tenants/acme/review/L1/resolve", ""), 400, "malformed_body"),
             (
                 "resolve without contact",

@@ -100,7 +100,9 @@ where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
 {
     e.as_service_error().and_then(|se| se.code()).is_some_and(|c| {
-        c == "TransactionCanceledException" || c == "TransactionConflictException" || c == "ConditionalCheckFailedException"
+        c == "TransactionCanceledException"
+            || c == "TransactionConflictException"
+            || c == "ConditionalCheckFailedException"
     })
 }
 
@@ -441,11 +443,19 @@ mod tests {
 
         // A key held twice in one call and across calls is one job (the newest body).
         store
-            .hold(&t, &item("L1", &["003A", "003B"], t0), &jobs(&[("enrollment#E1", "j1"), ("enrollment#E2", "j2"), ("enrollment#E1", "j1b")]))
+            .hold(
+                &t,
+                &item("L1", &["003A", "003B"], t0),
+                &jobs(&[("enrollment#E1", "j1"), ("enrollment#E2", "j2"), ("enrollment#E1", "j1b")]),
+            )
             .await
             .unwrap();
         store
-            .hold(&t, &item("L1", &["003A", "003B", "003C"], t1), &jobs(&[("enrollment#E2", "j2b"), ("certification#C1", "j3")]))
+            .hold(
+                &t,
+                &item("L1", &["003A", "003B", "003C"], t1),
+                &jobs(&[("enrollment#E2", "j2b"), ("certification#C1", "j3")]),
+            )
             .await
             .unwrap();
         let got = store.review_item(&t, "L1").await.unwrap().unwrap();
@@ -514,7 +524,8 @@ mod tests {
 
         // Many jobs: one item each, counted exactly, paged.
         let t = TenantId::parse("acme").unwrap();
-        let many: Vec<(String, String)> = (0..60).map(|i| (format!("enrollment#E{i:03}"), format!("job {i}"))).collect();
+        let many: Vec<(String, String)> =
+            (0..60).map(|i| (format!("enrollment#E{i:03}"), format!("job {i}"))).collect();
         store.hold(&t, &item("L9", &["003A", "003B"], datetime!(2026-11-23 10:00 UTC)), &many).await.unwrap();
         assert_eq!(store.review_item(&t, "L9").await.unwrap().unwrap().held, 60);
         let raw = client

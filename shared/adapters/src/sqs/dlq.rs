@@ -215,7 +215,9 @@ impl SqsDeadLetterQueue {
             let entries: Result<Vec<_>, _> = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, r)| DeleteMessageBatchRequestEntry::builder().id(format!("m{i}")).receipt_handle(&r.receipt).build())
+                .map(|(i, r)| {
+                    DeleteMessageBatchRequestEntry::builder().id(format!("m{i}")).receipt_handle(&r.receipt).build()
+                })
                 .collect();
             let Ok(entries) = entries else { continue };
             match self.client.delete_message_batch().queue_url(&self.dlq_url).set_entries(Some(entries)).send().await {
@@ -252,9 +254,8 @@ impl DeadLetterQueue for SqsDeadLetterQueue {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let got = self
-            .scan(REPLAY_SCAN_MAX, REPLAY_VISIBILITY, |got| wanted.iter().all(|w| got.contains_key(*w)))
-            .await?;
+        let got =
+            self.scan(REPLAY_SCAN_MAX, REPLAY_VISIBILITY, |got| wanted.iter().all(|w| got.contains_key(*w))).await?;
         let (chosen, others): (Vec<&Received>, Vec<&Received>) =
             got.values().partition(|r| wanted.contains(r.letter.message_id.as_str()));
         // Everything not replayed is given back first.
