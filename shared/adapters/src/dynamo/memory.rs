@@ -5,8 +5,8 @@ use learnlink_core::PortError;
 use learnlink_core::activity::{ActivityEntry, ActivityFilter, ActivityPage, RunSummary};
 use learnlink_core::model::TenantId;
 use learnlink_core::ports::{
-    ActivityLog, Claim, ConfigStore, ConnectionStore, DedupeStore, LearnerLink, LinkStore, OAuthStateStore,
-    ParkStore, PendingAuth, PutConfigError, ReviewItem, ReviewStore, StoredConfig,
+    ActivityLog, Claim, ConfigStore, ConnectionStore, DedupeStore, LearnerLink, LinkStore, OAuthStateStore, ParkStore,
+    PendingAuth, PutConfigError, ReviewItem, ReviewStore, StoredConfig,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
