@@ -7,6 +7,7 @@
 pub mod aws;
 pub mod dynamo;
 pub mod lambda;
+pub mod lms;
 #[cfg(test)]
 pub(crate) mod motokit;
 pub mod salesforce;
