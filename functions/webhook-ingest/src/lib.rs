@@ -1,10 +1,12 @@
-//! webhook-ingest (SPEC §4.1): `POST /webhooks/{tenant}/{source}` → verify,
-//! parse the source's dialect into canonical events, deduplicate by event id,
-//! enqueue one sync job per event, answer 202.
+//! webhook-ingest (SPEC §4.1): `POST /webhooks/{tenant}/{source}` (and
+//! `POST /webhooks/{tenant}/{source}/{token}` for dialects authenticated by a
+//! URL token, Skilljar) → verify, parse the source's dialect into canonical
+//! events, deduplicate by event id, enqueue one sync job per event, answer 202.
 //!
 //! Nothing is enqueued for a rejected request, and rejections are logged
-//! without the body. Answers: 202 accepted; 401 bad or missing signature;
-//! 400 malformed body / unknown event type; 404 unknown tenant or source;
+//! without the body (and never with the URL token). Answers: 202 accepted;
+//! 401 bad or missing signature or token; 400 malformed body / unknown event
+//! type; 404 unknown tenant or source, or a token URL for a signed dialect;
 //! 413 too large; 503 when a store or the queue fails (the LMS retries).
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
@@ -104,14 +106,19 @@ pub async fn handle(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateT
     if body.len() > MAX_BODY_BYTES {
         return reject(tenant_raw, source, &Rejection::too_large(body.len()));
     }
+    let token = path_param(req, "token");
+    if token.is_some() && !src.dialect.authenticates_by_url_token() {
+        return reject(tenant_raw, source, &Rejection::no_token_route(tenant_raw, source, src.dialect));
+    }
     let headers = header_pairs(req);
-    if let Err(r) = webhook::verify(src.dialect, &headers, &body, secrets.for_source(source), now) {
+    if let Err(r) = webhook::verify(src.dialect, &headers, token, &body, secrets.for_source(source), now) {
         return reject(tenant_raw, source, &r);
     }
     let events = match webhook::parse(src.dialect, &body) {
         Ok(evs) => evs,
         Err(r) => return reject(tenant_raw, source, &r),
     };
+    let dialect = src.dialect.as_str();
 
     // Deduplicate by event id, then enqueue the fresh ones.
     let mut fresh = Vec::new();
@@ -159,7 +166,7 @@ pub async fn handle(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateT
         // duplicates on redelivery.
         return unavailable(tenant_raw, &e);
     }
-    tracing::info!(tenant = tenant_raw, source, accepted, duplicates, "webhook accepted");
+    tracing::info!(tenant = tenant_raw, source, dialect, accepted, duplicates, "webhook accepted");
     json_response(202, &json!({"accepted": accepted, "duplicates": duplicates}))
 }
 

@@ -183,3 +183,228 @@ async fn a_store_outage_answers_503_not_404() {
     assert_eq!(r.status_code, 503);
     assert!(w.queue.sent().is_empty());
 }
+
+// ---------------------------------------------------------------- vendor dialects
+
+use learnlink_core::webhook::{docebo, northpass, thinkific};
+
+const OLD: &str = "old-secret-0123456789";
+const NEW: &str = "new-secret-0123456789";
+
+/// A tenant with one source per vendor dialect, each with two active secrets.
+async fn vendor_world() -> World {
+    let state = Arc::new(MemoryState::new());
+    let secrets = Arc::new(MemorySecrets::new());
+    let queue = Arc::new(MemoryQueue::new());
+    state.seed_config(
+        &TenantId::parse("acme").unwrap(),
+        json!({"name": "Acme", "salesforce": {"environment": "production", "client_id": "cid"},
+               "webhooks": {"sources": [
+                   {"name": "think", "dialect": "thinkific"}, {"name": "north", "dialect": "northpass"},
+                   {"name": "doc", "dialect": "docebo"}, {"name": "skill", "dialect": "skilljar"}]}}),
+        NOW,
+    );
+    let doc = json!({"sources": {"think": [OLD, NEW], "north": [OLD, NEW], "doc": [OLD, NEW], "skill": [OLD, NEW]}});
+    secrets.put_secret("learnlink/acme/webhooks", &SecretString::from(doc.to_string())).await.unwrap();
+    let deps = Deps::new(state.clone(), secrets, state.clone(), queue.clone(), SecretNames::default());
+    World { state, queue, deps }
+}
+
+fn vendor_request(
+    source: &str,
+    body: &str,
+    headers: &[(&str, String)],
+    token: Option<&str>,
+) -> ApiGatewayV2httpRequest {
+    let mut r = fixture();
+    r.path_parameters.insert("tenant".into(), "acme".into());
+    r.path_parameters.insert("source".into(), source.into());
+    if let Some(t) = token {
+        r.route_key = Some("POST /webhooks/{tenant}/{source}/{token}".into());
+        r.path_parameters.insert("token".into(), t.into());
+    }
+    r.body = Some(body.to_string());
+    for (k, v) in headers {
+        r.headers.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+    }
+    r
+}
+
+fn thinkific_body(id: &str) -> String {
+    json!({"id": id, "resource": "enrollment", "action": "progress", "tenant_id": "59",
+           "created_at": "2026-11-23T09:59:00Z",
+           "payload": {"id": 4, "user": {"id": 95, "email": "j@doe.com", "first_name": "J", "last_name": "Doe"},
+                       "course": {"id": 25, "name": "C"}, "percentage_completed": "24.0",
+                       "updated_at": "2026-11-23T09:58:00Z"}})
+    .to_string()
+}
+
+fn northpass_body(id: &str) -> String {
+    json!({"data": {"id": id, "type": "course_progress_updated_events",
+                    "attributes": {"created_at": "2026-11-23T09:59:00Z", "progress": 40},
+                    "relationships": {"enrollment": {"data": {"id": "E1", "type": "enrollments"}},
+                                      "learner": {"data": {"id": "L1", "type": "people"}},
+                                      "course": {"data": {"id": "C1", "type": "courses"}}}},
+           "included": []})
+    .to_string()
+}
+
+fn docebo_body(n: usize) -> String {
+    let payloads: Vec<serde_json::Value> = (0..n)
+        .map(|u| json!({"fired_at": "2026-11-23 09:58:00", "user_id": u, "course_id": 91, "status": "in_progress"}))
+        .collect();
+    json!({"message_id": "wh-1", "webhook_id": 5, "original_domain": "acme.docebosaas.com",
+           "event": "course.enrollment.updated", "fired_by_batch_action": true, "payloads": payloads})
+    .to_string()
+}
+
+fn skilljar_body() -> String {
+    json!({"event_type": "COURSE_ENROLLMENT", "timestamp": "2026-11-23T09:58:00.000001+00:00",
+           "user": {"id": "u1", "email": "j@doe.com"}, "course": {"id": "c1", "title": "C"}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn each_vendor_dialect_is_accepted_with_either_secret_and_deduplicated() {
+    let w = vendor_world().await;
+    let tb = thinkific_body("20261123095900000000001");
+    let nb = northpass_body("np-1");
+    let db = docebo_body(25);
+    let sb = skilljar_body();
+    let cases: Vec<(&str, ApiGatewayV2httpRequest, u64)> = vec![
+        (
+            "thinkific",
+            vendor_request("think", &tb, &[(thinkific::SIGNATURE_HEADER, thinkific::sign(NEW, tb.as_bytes()))], None),
+            1,
+        ),
+        (
+            "northpass",
+            vendor_request("north", &nb, &[(northpass::SIGNATURE_HEADER, northpass::sign(OLD, nb.as_bytes()))], None),
+            1,
+        ),
+        (
+            "docebo",
+            vendor_request("doc", &db, &[(docebo::SIGNATURE_HEADER, docebo::sign(NEW, db.as_bytes()))], None),
+            25,
+        ),
+        ("skilljar", vendor_request("skill", &sb, &[], Some(OLD)), 1),
+    ];
+    let mut total = 0;
+    for (name, req, n) in &cases {
+        let r = handle(&w.deps, req, NOW).await;
+        assert_eq!(r.status_code, 202, "{name}: {:?}", r.body);
+        assert_eq!(json_body(&r), json!({"accepted": n, "duplicates": 0}), "{name}");
+        total += *n as usize;
+        // The LMS redelivers: every event is a duplicate.
+        let again = handle(&w.deps, req, NOW).await;
+        assert_eq!(json_body(&again), json!({"accepted": 0, "duplicates": n}), "{name}");
+    }
+    assert_eq!(w.queue.sent().len(), total);
+}
+
+#[tokio::test]
+async fn vendor_bad_input_table_enqueues_nothing() {
+    let w = vendor_world().await;
+    let tb = thinkific_body("t-1");
+    let nb = northpass_body("np-1");
+    let db = docebo_body(1);
+    let sb = skilljar_body();
+    let big = docebo_body(26);
+    let mixed =
+        db.replace(r#""status":"in_progress""#, r#""status":"in_progress","event":"course.enrollment.completed""#);
+    assert_ne!(mixed, db);
+    let np_bad = nb.replace(r#""progress":40"#, r#""progress":"forty""#);
+    assert_ne!(np_bad, nb);
+    let th = |b: &str, s: &str| vec![(thinkific::SIGNATURE_HEADER, thinkific::sign(s, b.as_bytes()))];
+    let nh = |b: &str, s: &str| vec![(northpass::SIGNATURE_HEADER, northpass::sign(s, b.as_bytes()))];
+    let dh = |b: &str, s: &str| vec![(docebo::SIGNATURE_HEADER, docebo::sign(s, b.as_bytes()))];
+    let cases: Vec<(&str, ApiGatewayV2httpRequest, u16, &str, &str)> = vec![
+        ("thinkific unsigned", vendor_request("think", &tb, &[], None), 401, "missing_signature", ""),
+        (
+            "thinkific wrong secret",
+            vendor_request("think", &tb, &th(&tb, "nope-0123456789abcdef"), None),
+            401,
+            "invalid_signature",
+            "",
+        ),
+        (
+            "thinkific signed as northpass",
+            vendor_request("think", &tb, &[(thinkific::SIGNATURE_HEADER, northpass::sign(NEW, tb.as_bytes()))], None),
+            401,
+            "invalid_signature",
+            "",
+        ),
+        (
+            "thinkific unknown action",
+            vendor_request("think", &tb.replace("progress", "trial"), &th(&tb.replace("progress", "trial"), NEW), None),
+            400,
+            "unknown_event_type",
+            "resource.action",
+        ),
+        ("northpass unsigned", vendor_request("north", &nb, &[], None), 401, "missing_signature", ""),
+        (
+            "northpass wrong secret",
+            vendor_request("north", &nb, &nh(&nb, "nope-0123456789abcdef"), None),
+            401,
+            "invalid_signature",
+            "",
+        ),
+        (
+            "northpass bad progress",
+            vendor_request("north", &np_bad, &nh(&np_bad, NEW), None),
+            400,
+            "malformed_body",
+            "data.attributes.progress: expected a number",
+        ),
+        ("docebo unsigned", vendor_request("doc", &db, &[], None), 401, "missing_signature", ""),
+        (
+            "docebo tampered",
+            vendor_request("doc", &db.replace("in_progress", "completed"), &dh(&db, NEW), None),
+            401,
+            "invalid_signature",
+            "",
+        ),
+        ("docebo 26 events", vendor_request("doc", &big, &dh(&big, NEW), None), 400, "malformed_body", "at most 25"),
+        (
+            "docebo mixed types",
+            vendor_request("doc", &mixed, &dh(&mixed, NEW), None),
+            400,
+            "malformed_body",
+            "one type",
+        ),
+        ("docebo not json", vendor_request("doc", "{x", &dh("{x", NEW), None), 400, "malformed_body", "not valid JSON"),
+        ("skilljar without token", vendor_request("skill", &sb, &[], None), 401, "missing_token", ""),
+        (
+            "skilljar wrong token",
+            vendor_request("skill", &sb, &[], Some("nope-0123456789abcdef")),
+            401,
+            "invalid_token",
+            "",
+        ),
+        (
+            "skilljar unknown type",
+            vendor_request("skill", &sb.replace("COURSE_ENROLLMENT", "PURCHASE"), &[], Some(NEW)),
+            400,
+            "unknown_event_type",
+            "event_type",
+        ),
+        (
+            "token for a signed dialect",
+            vendor_request("think", &tb, &th(&tb, NEW), Some(NEW)),
+            404,
+            "unknown_route",
+            "/webhooks/acme/think",
+        ),
+        ("too large", vendor_request("north", &" ".repeat(MAX_BODY_BYTES + 1), &[], None), 413, "body_too_large", ""),
+    ];
+    for (name, req, status, code, needle) in cases {
+        let r = handle(&w.deps, &req, NOW).await;
+        assert_eq!(r.status_code, i64::from(status), "{name}: {:?}", r.body);
+        let b = json_body(&r);
+        assert_eq!(b["error"]["code"], code, "{name}: {b}");
+        let msg = b["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{name}: {msg:?} lacks {needle:?}");
+        assert!(!msg.contains(OLD) && !msg.contains(NEW) && !msg.contains("nope-"), "{name}: a secret in {msg:?}");
+    }
+    assert!(w.queue.sent().is_empty());
+}
