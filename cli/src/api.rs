@@ -261,6 +261,76 @@ pub struct RunList {
     pub runs: Vec<RunSummary>,
 }
 
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ReviewItem {
+    pub learner_id: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub matching_field: String,
+    #[serde(default)]
+    pub match_value: String,
+    #[serde(default)]
+    pub candidates: Vec<String>,
+    #[serde(default)]
+    pub first_seen: String,
+    #[serde(default)]
+    pub last_seen: String,
+    #[serde(default)]
+    pub held: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReviewPage {
+    #[serde(default)]
+    pub tenant: String,
+    pub items: Vec<ReviewItem>,
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReviewResolved {
+    #[serde(default)]
+    pub tenant: String,
+    pub learner_id: String,
+    pub contact_id: String,
+    pub released: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct DeadLetter {
+    pub message_id: String,
+    #[serde(default)]
+    pub receive_count: u64,
+    #[serde(default)]
+    pub sent_at: String,
+    #[serde(default)]
+    pub tenant: Option<String>,
+    #[serde(default)]
+    pub event_id: Option<String>,
+    #[serde(default)]
+    pub record: Option<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeadLetters {
+    #[serde(default)]
+    pub tenant: Option<String>,
+    pub messages: Vec<DeadLetter>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeadLettersReplayed {
+    #[serde(default)]
+    pub tenant: String,
+    pub replayed: u64,
+    #[serde(default)]
+    pub message_ids: Vec<String>,
+}
+
 /// The filters of `GET …/activity`.
 #[derive(Debug, Clone, Default)]
 pub struct ActivityQuery {
@@ -512,6 +582,59 @@ impl Client {
     pub async fn list_runs(&self, tenant: &str, limit: Option<u32>) -> Result<Doc<RunList>, ApiError> {
         let q: Vec<(&str, String)> = limit.map(|l| ("limit", l.to_string())).into_iter().collect();
         self.get_json(self.tenant_url(tenant, &["runs"]), &q).await
+    }
+}
+
+impl Client {
+    /// `GET /admin/tenants/{tenant}/review` (listReview), one page.
+    pub async fn list_review(
+        &self,
+        tenant: &str,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<Doc<ReviewPage>, ApiError> {
+        let mut q = Vec::new();
+        if let Some(l) = limit {
+            q.push(("limit", l.to_string()));
+        }
+        if let Some(c) = cursor {
+            q.push(("cursor", c.to_string()));
+        }
+        self.get_json(self.tenant_url(tenant, &["review"]), &q).await
+    }
+
+    /// `POST /admin/tenants/{tenant}/review/{learner}/resolve` (resolveReview).
+    pub async fn resolve_review(
+        &self,
+        tenant: &str,
+        learner: &str,
+        contact: &str,
+    ) -> Result<Doc<ReviewResolved>, ApiError> {
+        let url = self.tenant_url(tenant, &["review", learner, "resolve"]);
+        let rb = self.http.post(url).json(&json!({ "contact_id": contact }));
+        let (status, body) = self.send(rb).await?;
+        self.parse(status, &body)
+    }
+
+    /// `GET /admin/tenants/{tenant}/dlq` (listTenantDeadLetters), or `GET /admin/dlq`
+    /// (listDeadLetters) without a tenant.
+    pub async fn list_dlq(&self, tenant: Option<&str>) -> Result<Doc<DeadLetters>, ApiError> {
+        let url = match tenant {
+            Some(t) => self.tenant_url(t, &["dlq"]),
+            None => self.url(&["admin", "dlq"]),
+        };
+        self.get_json(url, &[]).await
+    }
+
+    /// `POST /admin/tenants/{tenant}/dlq/replay` (replayTenantDeadLetters):
+    /// these messages, or every one of the tenant's when `ids` is empty.
+    pub async fn replay_dlq(&self, tenant: &str, ids: &[String]) -> Result<Doc<DeadLettersReplayed>, ApiError> {
+        let mut rb = self.http.post(self.tenant_url(tenant, &["dlq", "replay"]));
+        if !ids.is_empty() {
+            rb = rb.json(&json!({ "message_ids": ids }));
+        }
+        let (status, body) = self.send(rb).await?;
+        self.parse(status, &body)
     }
 }
 

@@ -81,10 +81,10 @@ pub enum Command {
     Logs(LogsArgs),
     /// Per-run summaries (created / updated / skipped / failed).
     Runs(RunsArgs),
-    /// Learners whose Contact match needs a person (not available in this version yet).
+    /// Learners whose Contact match is ambiguous: list them, choose their Contact.
     #[command(subcommand)]
     Review(ReviewCmd),
-    /// The dead-letter queue (not available in this version yet).
+    /// Messages the sync queue gave up on: list them, send them back.
     #[command(subcommand)]
     Dlq(DlqCmd),
     /// Export data (not available in this version yet).
@@ -421,39 +421,42 @@ pub enum ImportCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum ReviewCmd {
-    /// Learners whose Contact match is ambiguous.
+    /// Learners whose Contact match is ambiguous, with the candidate Contacts (every page).
     List {
         /// The tenant id.
         tenant: String,
     },
-    /// Link a learner to the Contact chosen.
+    /// Link a learner to the Contact chosen among its candidates; its held records go back to the sync queue.
+    #[command(
+        after_help = "Example:\n  learnlink review list acme\n  learnlink review resolve acme u-123 003AB00000123XYZ"
+    )]
     Resolve {
         /// The tenant id.
         tenant: String,
         /// The learner's LMS id.
         learner: String,
-        /// The Salesforce Contact id.
+        /// The Salesforce Contact id (one of the candidates).
         contact: String,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum DlqCmd {
-    /// The messages in the tenant's dead-letter queue.
+    /// The messages in the sync dead-letter queue: the tenant's, or every one (nothing is removed).
     List {
-        /// The tenant id.
-        tenant: String,
+        /// The tenant id (default: every message, also those no job can be read from).
+        tenant: Option<String>,
     },
-    /// Send dead-lettered messages back to the sync queue.
+    /// Send the tenant's dead-lettered messages back to the sync queue (each is sent, then deleted).
+    #[command(
+        after_help = "Examples:\n  learnlink dlq replay acme                       # every message of acme\n  learnlink dlq replay acme --id 4f1c… --id 9a2b…  # these ones"
+    )]
     Replay {
         /// The tenant id.
         tenant: String,
-        /// Every message.
-        #[arg(long, conflicts_with = "message_ids")]
-        all: bool,
-        /// The messages to replay.
-        #[arg(value_name = "MESSAGE-ID", required_unless_present = "all")]
-        message_ids: Vec<String>,
+        /// Only this message (repeatable; default: every message of the tenant).
+        #[arg(long = "id", value_name = "MESSAGE-ID")]
+        ids: Vec<String>,
     },
 }
 

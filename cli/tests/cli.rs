@@ -42,7 +42,7 @@ fn help_shows_every_command_and_the_exit_codes_but_never_the_token() {
     r.code(0);
     assert!(r.stdout.contains("--since <DATE>") && r.stdout.contains("--until <DATE>"));
     let r = run_in(dir.path(), &[], &["dlq", "replay", "--help"]);
-    assert!(r.stdout.contains("--all") && r.stdout.contains("[MESSAGE-ID]..."));
+    assert!(r.stdout.contains("--id <MESSAGE-ID>") && r.stdout.contains("<TENANT>"), "{}", r.stdout);
 }
 
 #[test]
@@ -59,16 +59,12 @@ fn usage_errors_exit_2() {
 #[test]
 fn groups_not_yet_available_exit_69_and_say_what_they_will_do() {
     let dir = scratch();
-    let cases: [&[&str]; 10] = [
+    let cases: [&[&str]; 6] = [
         &["backfill", "start", "acme", "--since", "2024-01-01"],
         &["backfill", "status", "acme"],
         &["backfill", "cancel", "acme"],
         &["import", "preview", "acme"],
         &["import", "run", "acme", "--dry-run"],
-        &["review", "list", "acme"],
-        &["review", "resolve", "acme", "u-1", "003000000000001"],
-        &["dlq", "list", "acme"],
-        &["dlq", "replay", "acme", "--all"],
         &["export", "enrollments", "acme", "--since", "7d"],
     ];
     for args in cases {
@@ -82,7 +78,7 @@ fn groups_not_yet_available_exit_69_and_say_what_they_will_do() {
         );
         assert!(r.stdout.is_empty());
     }
-    let r = run_in(dir.path(), &[], &["dlq", "list", "acme", "--json"]);
+    let r = run_in(dir.path(), &[], &["import", "preview", "acme", "--json"]);
     r.code(69);
     assert_eq!(r.err_json()["error"]["code"], "not_available");
 }
@@ -708,4 +704,111 @@ fn down_without_a_running_stack_says_so() {
     let r = run_in(dir.path(), &[], &["down"]);
     r.code(1);
     assert!(r.stderr.contains("not inside a learnlink checkout"));
+}
+
+// ---- the review queue and the dead-letter queue ----------------------------------
+
+#[test]
+fn review_list_follows_every_page_into_one_table_or_json() {
+    let mock = start();
+    let r = run(&mock, &["review", "list", "acme"]);
+    r.code(0);
+    for s in ["learner", "email", "candidates", "held", "first seen", "u-1", "pat3@acme.test", "003B00000000002AAA"] {
+        assert!(r.stdout.contains(s), "{s} missing:\n{}", r.stdout);
+    }
+    assert!(r.stdout.contains("2026-11-20 09:00:00"));
+    assert!(r.stderr.contains("learnlink review resolve acme <learner> <contact>"), "{}", r.stderr);
+    let log = mock.log();
+    assert!(log.contains(&"GET /admin/tenants/acme/review?cursor=rv-2".to_string()), "{log:?}");
+    let r = run(&mock, &["review", "list", "acme", "--json"]);
+    r.code(0);
+    let v = r.json();
+    assert_eq!(v["items"].as_array().unwrap().len(), 3);
+    assert_eq!(v["items"][2]["held"], 3);
+    assert_eq!(v["next_cursor"], Value::Null);
+    let r = run(&mock, &["review", "list", "beta"]);
+    r.code(0);
+    assert!(r.stdout.contains("No learner of beta waits"), "{}", r.stdout);
+    run(&mock, &["review", "list", "nobody"]).code(3);
+}
+
+#[test]
+fn review_resolve_links_a_candidate_and_says_what_went_back() {
+    let mock = start();
+    let r = run(&mock, &["review", "resolve", "acme", "u-2", "003B00000000002AAA"]);
+    r.code(0);
+    assert!(r.stdout.contains("Contact 003B00000000002AAA"), "{}", r.stdout);
+    assert!(r.stdout.contains("2 held record(s) went back to the sync queue"), "{}", r.stdout);
+    assert_eq!(
+        mock.state.lock().unwrap().resolved,
+        [("acme".to_string(), "u-2".to_string(), "003B00000000002AAA".to_string())]
+    );
+    // Not a candidate: 422 → exit 4, the candidates named.
+    let r = run(&mock, &["review", "resolve", "acme", "u-1", "003XXXXXXXXXXXXAAA"]);
+    r.code(4);
+    assert!(r.stderr.contains("the candidates are 003A00000000001AAA, 003B00000000001AAA"), "{}", r.stderr);
+    assert!(r.stderr.contains("hint:"), "{}", r.stderr);
+    // Resolved already, or never there: 404 → exit 3.
+    let r = run(&mock, &["review", "resolve", "acme", "u-2", "003B00000000002AAA"]);
+    r.code(3);
+    assert!(r.stderr.contains("learnlink review list acme"), "{}", r.stderr);
+    let r = run(&mock, &["review", "resolve", "acme", "u-9", "003", "--json"]);
+    r.code(3);
+    assert_eq!(r.err_json()["error"]["code"], "unknown_learner");
+    let r = run(&mock, &["review", "resolve", "acme", "u-3", "003A00000000003AAA", "--json"]);
+    r.code(0);
+    assert_eq!(r.json()["released"], 3);
+}
+
+#[test]
+fn dlq_list_of_a_tenant_or_of_everyone() {
+    let mock = start();
+    let r = run(&mock, &["dlq", "list", "acme"]);
+    r.code(0);
+    for s in ["message id", "received", "event", "m1", "m3", "evt-1", "enrollment E3", "2026-11-20 11:00:00"] {
+        assert!(r.stdout.contains(s), "{s} missing:\n{}", r.stdout);
+    }
+    assert!(!r.stdout.contains("m2") && !r.stdout.contains("m4"), "{}", r.stdout);
+    assert!(r.stderr.contains("learnlink dlq replay acme"), "{}", r.stderr);
+    let r = run(&mock, &["dlq", "list"]);
+    r.code(0);
+    assert!(
+        r.stdout.contains("tenant") && r.stdout.contains("beta") && r.stdout.contains("(unreadable)"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("not a learnlink job"));
+    let r = run(&mock, &["dlq", "list", "acme", "--json"]);
+    r.code(0);
+    let v = r.json();
+    assert_eq!(v["messages"].as_array().unwrap().len(), 3);
+    assert_eq!(v["messages"][0]["receive_count"], 5);
+    let r = run(&mock, &["dlq", "list", "racy"]);
+    r.code(0);
+    assert!(r.stdout.contains("No message of racy"), "{}", r.stdout);
+    run(&mock, &["dlq", "list", "nobody"]).code(3);
+}
+
+#[test]
+fn dlq_replay_all_or_some_and_unknown_or_stuck_ones_are_failures() {
+    let mock = start();
+    let r = run(&mock, &["dlq", "replay", "acme", "--id", "m3"]);
+    r.code(0);
+    assert!(r.stdout.contains("Replayed 1 message(s) of acme"), "{}", r.stdout);
+    // An unknown id: 404 → exit 3, nothing replayed.
+    let r = run(&mock, &["dlq", "replay", "acme", "--id", "m1", "--id", "m2"]);
+    r.code(3);
+    assert!(r.stderr.contains("m2") && r.stderr.contains("learnlink dlq list acme"), "{}", r.stderr);
+    // One the sync queue refused: exit 7, named.
+    let r = run(&mock, &["dlq", "replay", "acme", "--id", "m1", "--id", "m-stuck"]);
+    r.code(7);
+    assert!(r.stdout.contains("Replayed 1 message(s)"), "{}", r.stdout);
+    assert!(r.stderr.contains("m-stuck"), "{}", r.stderr);
+    let r = run(&mock, &["dlq", "replay", "acme", "--json"]);
+    r.code(0);
+    assert_eq!(r.json()["replayed"], 0, "only m-stuck was left");
+    let replays = mock.state.lock().unwrap().replays.clone();
+    assert_eq!(replays[0], json!({"message_ids": ["m3"]}));
+    assert_eq!(replays.last().unwrap(), &Value::Null, "no body: every message of the tenant");
+    run(&mock, &["dlq", "replay"]).code(2);
 }

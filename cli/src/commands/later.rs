@@ -1,7 +1,7 @@
 //! The command groups later work fills: their shape is in `--help`; running
 //! them says what they will do and exits 69.
 
-use crate::cli::{BackfillCmd, Command, DlqCmd, ExportCmd, ImportCmd, ReviewCmd};
+use crate::cli::{BackfillCmd, Command, ExportCmd, ImportCmd};
 use crate::error::{Failure, exit};
 
 /// The command and what it will do.
@@ -25,19 +25,6 @@ pub fn describe(c: &Command) -> (&'static str, &'static str) {
             "import run",
             "it will run the import of learners, departments and groups from Salesforce or an HRIS into the LMS now.",
         ),
-        Command::Review(ReviewCmd::List { .. }) => {
-            ("review list", "it will list the learners whose Contact match is ambiguous and needs a person's choice.")
-        }
-        Command::Review(ReviewCmd::Resolve { .. }) => {
-            ("review resolve", "it will link a learner to the Salesforce Contact you choose.")
-        }
-        Command::Dlq(DlqCmd::List { .. }) => (
-            "dlq list",
-            "it will list the messages in the tenant's dead-letter queue with the errors that put them there.",
-        ),
-        Command::Dlq(DlqCmd::Replay { .. }) => {
-            ("dlq replay", "it will send dead-lettered messages back to the sync queue.")
-        }
         Command::Export(ExportCmd::Enrollments { .. }) => {
             ("export enrollments", "it will export the tenant's enrollments since a date as CSV.")
         }

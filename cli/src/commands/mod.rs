@@ -2,14 +2,16 @@
 
 pub mod config;
 pub mod connect;
+pub mod dlq;
 pub mod later;
 pub mod logs;
+pub mod review;
 pub mod stack;
 pub mod status;
 pub mod tenant;
 
 use crate::api::{ApiError, Client};
-use crate::cli::{Command, ConfigCmd, TenantCmd};
+use crate::cli::{Command, ConfigCmd, DlqCmd, ReviewCmd, TenantCmd};
 use crate::error::Failure;
 use crate::output::{Output, compact, paint};
 use comfy_table::Color;
@@ -56,6 +58,12 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         Command::Connect(a) => connect::run(ctx, &a).await,
         Command::Logs(a) => logs::logs(ctx, a).await,
         Command::Runs(a) => logs::runs(ctx, &a.tenant, a.limit).await,
+        Command::Review(ReviewCmd::List { tenant }) => review::list(ctx, &tenant).await,
+        Command::Review(ReviewCmd::Resolve { tenant, learner, contact }) => {
+            review::resolve(ctx, &tenant, &learner, &contact).await
+        }
+        Command::Dlq(DlqCmd::List { tenant }) => dlq::list(ctx, tenant.as_deref()).await,
+        Command::Dlq(DlqCmd::Replay { tenant, ids }) => dlq::replay(ctx, &tenant, &ids).await,
         other => Err(later::not_available(&other)),
     }
 }

@@ -38,6 +38,14 @@ pub struct MockState {
     /// Every request: "METHOD path?query [if-match: N]".
     pub log: Vec<String>,
     pub activity: HashMap<String, Vec<ActivityEntry>>,
+    /// The review queue per tenant, in learner-id order.
+    pub review: HashMap<String, Vec<Value>>,
+    /// (tenant, learner, contact) of every successful resolve.
+    pub resolved: Vec<(String, String, String)>,
+    /// The dead-letter queue: messages with their tenant (null: unreadable).
+    pub dlq: Vec<Value>,
+    /// The body of every replay request (null: none).
+    pub replays: Vec<Value>,
 }
 
 type Shared = Arc<Mutex<MockState>>;
@@ -128,6 +136,36 @@ fn seed() -> MockState {
     s.tenants
         .insert("racy".into(), StoredTenant { versions: vec![(racy, t0)], secrets: BTreeMap::new(), created_at: t0 });
     s.activity.insert("acme".into(), entries());
+    s.review.insert(
+        "acme".into(),
+        (1..=3)
+            .map(|i| {
+                json!({"learner_id": format!("u-{i}"), "email": format!("pat{i}@acme.test"), "matching_field": "Email",
+                       "match_value": format!("pat{i}@acme.test"),
+                       "candidates": [format!("003A0000000000{i}AAA"), format!("003B0000000000{i}AAA")],
+                       "first_seen": "2026-11-20T09:00:00Z", "last_seen": "2026-11-20T12:00:00Z", "held": i})
+            })
+            .collect(),
+    );
+    let letter = |id: &str, tenant: Option<&str>, n: u32| {
+        let (event, record, description) = match tenant {
+            Some(_) => (
+                json!(format!("evt-{n}")),
+                json!(format!("enrollment E{n}")),
+                format!("enrollment.completed of enrollment E{n} from source \"lms\""),
+            ),
+            None => (Value::Null, Value::Null, "the message is not a learnlink job: expected value".to_string()),
+        };
+        json!({"message_id": id, "receive_count": 5, "sent_at": format!("2026-11-20T1{n}:00:00Z"), "tenant": tenant,
+               "event_id": event, "record": record, "description": description})
+    };
+    s.dlq = vec![
+        letter("m1", Some("acme"), 1),
+        letter("m2", Some("beta"), 2),
+        letter("m3", Some("acme"), 3),
+        letter("m4", None, 4),
+        letter("m-stuck", Some("acme"), 5),
+    ];
     s
 }
 
@@ -476,6 +514,117 @@ async fn runs(State(state): State<Shared>, Path(id): Path<String>) -> Response {
     )
 }
 
+async fn review(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let s = state.lock().unwrap();
+    if !s.tenants.contains_key(&id) {
+        return unknown(&id);
+    }
+    let limit = match int(&q, "limit", 1000) {
+        Ok(l) => l.unwrap_or(2) as usize,
+        Err(r) => return r,
+    };
+    let start = match q.get("cursor") {
+        None => 0,
+        Some(c) => match c.strip_prefix("rv-").and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) => n,
+            None => return err(400, "invalid_cursor", "the cursor is not one this API issued"),
+        },
+    };
+    let all = s.review.get(&id).cloned().unwrap_or_default();
+    let page: Vec<Value> = all.iter().skip(start).take(limit).cloned().collect();
+    let next = (start + limit < all.len()).then(|| format!("rv-{}", start + limit));
+    ok(200, json!({"tenant": id, "items": page, "next_cursor": next}))
+}
+
+async fn resolve(State(state): State<Shared>, Path((id, learner)): Path<(String, String)>, body: Bytes) -> Response {
+    let mut s = state.lock().unwrap();
+    if !s.tenants.contains_key(&id) {
+        return unknown(&id);
+    }
+    let body = match body_json(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Some(contact) = body.get("contact_id").and_then(Value::as_str).map(str::to_string) else {
+        return err(400, "malformed_body", "the body must be {\"contact_id\": \"<Salesforce Contact id>\"}");
+    };
+    let queue = s.review.entry(id.clone()).or_default();
+    let Some(pos) = queue.iter().position(|i| i["learner_id"] == learner.as_str()) else {
+        return err(404, "unknown_learner", &format!("learner {learner:?} is not in the review queue of {id}"));
+    };
+    let candidates: Vec<String> =
+        queue[pos]["candidates"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+    if !candidates.contains(&contact) {
+        return err(
+            422,
+            "not_a_candidate",
+            &format!(
+                "Contact {contact} is not a candidate for learner {learner:?}; the candidates are {}",
+                candidates.join(", ")
+            ),
+        );
+    }
+    let item = queue.remove(pos);
+    s.resolved.push((id.clone(), learner.clone(), contact.clone()));
+    ok(200, json!({"tenant": id, "learner_id": learner, "contact_id": contact, "released": item["held"]}))
+}
+
+async fn tenant_dlq(State(state): State<Shared>, Path(id): Path<String>) -> Response {
+    let s = state.lock().unwrap();
+    if !s.tenants.contains_key(&id) {
+        return unknown(&id);
+    }
+    let messages: Vec<Value> = s.dlq.iter().filter(|m| m["tenant"] == id.as_str()).cloned().collect();
+    ok(200, json!({"tenant": id, "messages": messages}))
+}
+
+async fn all_dlq(State(state): State<Shared>) -> Response {
+    ok(200, json!({"messages": state.lock().unwrap().dlq}))
+}
+
+/// Replays every message asked for (or every one of the tenant's) except
+/// `m-stuck`, which the sync queue "refuses".
+async fn replay(State(state): State<Shared>, Path(id): Path<String>, body: Bytes) -> Response {
+    let mut s = state.lock().unwrap();
+    if !s.tenants.contains_key(&id) {
+        return unknown(&id);
+    }
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        match body_json(&body) {
+            Ok(b) => b,
+            Err(r) => return r,
+        }
+    };
+    s.replays.push(body.clone());
+    let mine: Vec<String> = s
+        .dlq
+        .iter()
+        .filter(|m| m["tenant"] == id.as_str())
+        .map(|m| m["message_id"].as_str().unwrap().to_string())
+        .collect();
+    let asked: Vec<String> = match body.get("message_ids").and_then(Value::as_array) {
+        Some(ids) => ids.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        None => mine.clone(),
+    };
+    let unknown_ids: Vec<&str> = asked.iter().filter(|a| !mine.contains(a)).map(String::as_str).collect();
+    if !unknown_ids.is_empty() {
+        return err(
+            404,
+            "unknown_message",
+            &format!("the dead-letter queue holds no message {} of tenant {id}", unknown_ids.join(", ")),
+        );
+    }
+    let done: Vec<String> = asked.into_iter().filter(|a| a != "m-stuck").collect();
+    s.dlq.retain(|m| !done.iter().any(|d| m["message_id"] == d.as_str()));
+    ok(200, json!({"tenant": id, "replayed": done.len(), "message_ids": done}))
+}
+
 /// Start the mock on 127.0.0.1:0 (it lives as long as the test process).
 pub fn start() -> Mock {
     let state: Shared = Arc::new(Mutex::new(seed()));
@@ -489,6 +638,11 @@ pub fn start() -> Mock {
         .route("/admin/tenants/{id}/status", get(status))
         .route("/admin/tenants/{id}/activity", get(activity))
         .route("/admin/tenants/{id}/runs", get(runs))
+        .route("/admin/tenants/{id}/review", get(review))
+        .route("/admin/tenants/{id}/review/{learner}/resolve", post(resolve))
+        .route("/admin/tenants/{id}/dlq", get(tenant_dlq))
+        .route("/admin/tenants/{id}/dlq/replay", post(replay))
+        .route("/admin/dlq", get(all_dlq))
         .fallback(|| async { err(404, "not_found", "no admin route") })
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state.clone());
