@@ -407,7 +407,7 @@ pub fn northpass_body(c: &Change, type_override: Option<&str>) -> Value {
         ChangeKind::Updated => "course_progress_updated_events",
         ChangeKind::Completed => "course_completed_events",
     });
-    let (h1, h2) = (c.hash(0x4E07_7A55), c.hash(0x0DD_BA11));
+    let (h1, h2) = (c.hash(0x4E07_7A55), c.hash(0x0DDB_A110));
     let id = format!(
         "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
         h1 >> 32,
@@ -488,9 +488,9 @@ pub fn docebo_payload(c: &Change) -> Value {
 /// A Docebo message carrying `changes` (one type), single-payload form when
 /// `grouped` is false.
 pub fn docebo_body(changes: &[&Change], event: &str, grouped: bool) -> Value {
-    let mut h: u64 = 0xD0CE_B0;
+    let mut h: u64 = 0x00D0_CEB0;
     for c in changes {
-        h = h.rotate_left(7) ^ c.hash(0xD0CE_B0);
+        h = h.rotate_left(7) ^ c.hash(0x00D0_CEB0);
     }
     let mut m = json!({
         "message_id": format!("wh-{h:016x}"),

@@ -187,9 +187,12 @@ fn docebo_deliveries_hold_at_most_25_events_of_one_type() {
 
 // ---------------------------------------------------------------- over HTTP
 
+/// A delivery as received: path, headers, body.
+type Received1 = (String, Vec<(String, String)>, Vec<u8>);
+
 #[derive(Default)]
 struct Received {
-    deliveries: Vec<(String, Vec<(String, String)>, Vec<u8>)>,
+    deliveries: Vec<Received1>,
 }
 
 async fn receiver() -> (String, Arc<Mutex<Received>>, tokio::task::JoinHandle<()>) {
