@@ -187,10 +187,10 @@ pub(crate) fn json(body: &[u8]) -> Result<Value, Rejection> {
 }
 
 pub(crate) fn hmac_sha256(secret: &str, body: &[u8]) -> HmacSha256 {
-    // HMAC accepts keys of any length, so this cannot fail; the fallback
-    // keeps the code free of panics all the same.
-    let mut m = HmacSha256::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| HmacSha256::new_from_slice(b"").unwrap_or_else(|_| unreachable_hmac()));
+    let mut m = match HmacSha256::new_from_slice(secret.as_bytes()) {
+        Ok(m) => m,
+        Err(_) => unreachable_hmac(),
+    };
     m.update(body);
     m
 }
