@@ -205,7 +205,8 @@ impl LmsClient {
     }
 
     async fn learner_at(&self, target: &Target<'_>, id: &str) -> Result<Option<Learner>, PortError> {
-        if id.is_empty() {
+        // `.` and `..` would not stay one path segment: no LMS id.
+        if id.is_empty() || id == "." || id == ".." {
             return Ok(None);
         }
         let what = "GET /api/v1/learners/{id}";

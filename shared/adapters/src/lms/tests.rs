@@ -376,6 +376,7 @@ async fn against_the_lms_emulator() {
     assert!(again[0].updated_at > first.updated_at);
     assert_eq!(c.learner(&lms, "L000007").await.unwrap().unwrap().email, "moved@example.org");
     assert_eq!(c.learner(&lms, "L999999").await.unwrap(), None);
+    assert_eq!(c.learner(&lms, "..").await.unwrap(), None);
 
     // A wrong key: permanent, named, not shown.
     let wrong = LmsConnection { base_url: emu.base.clone(), api_key: SecretString::from("not-the-key") };
