@@ -82,7 +82,7 @@ pub(crate) async fn resolve(
     };
     let learner = path_segment(raw_learner).ok_or_else(|| unknown(raw_learner))?;
     let item = deps.review.review_item(tenant, &learner).await?.ok_or_else(|| unknown(&learner))?;
-    if !item.candidates.iter().any(|c| *c == contact) {
+    if !item.candidates.contains(&contact) {
         return Err(Fail::new(
             422,
             "not_a_candidate",

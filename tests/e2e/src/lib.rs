@@ -470,3 +470,27 @@ impl Drop for SfEmulator {
         let _ = self.child.wait();
     }
 }
+
+// ---- the review queue and the dead-letter queue ------------------------------------
+
+impl Env {
+    /// Run the `learnlink` CLI against this stack with the admin token (no colours).
+    pub fn learnlink(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        std::process::Command::new(bin_dir().join("learnlink"))
+            .args(["--api-url", &self.endpoints.api_url, "--token", &self.admin_token, "--no-color"])
+            .args(args)
+            .env_remove("LEARNLINK_API_URL")
+            .env_remove("LEARNLINK_ADMIN_TOKEN")
+            .output()
+            .context("running learnlink (build it first: make bins)")
+    }
+
+    /// Clear every pending fault of the Salesforce emulator.
+    pub async fn sf_clear_faults(&self) -> anyhow::Result<()> {
+        let r = self.http.delete(format!("{}/__emulator/faults", self.endpoints.salesforce_url)).send().await?;
+        if !r.status().is_success() {
+            bail!("clearing the emulator's faults: {}", r.status());
+        }
+        Ok(())
+    }
+}

@@ -18,6 +18,9 @@ pub enum MarkState {
     Done,
 }
 
+/// A learner in the review queue: the item and its held jobs by key.
+type Queued = (ReviewItem, BTreeMap<String, String>);
+
 #[derive(Default)]
 pub struct MemoryState {
     connections: Mutex<HashMap<TenantId, learnlink_core::connection::ConnectionState>>,
@@ -28,7 +31,7 @@ pub struct MemoryState {
     configs: Mutex<BTreeMap<TenantId, Vec<StoredConfig>>>,
     marks: Mutex<HashMap<String, MarkState>>,
     /// The review queue: per tenant, per learner, the item and its held jobs by key.
-    review: Mutex<HashMap<TenantId, BTreeMap<String, (ReviewItem, BTreeMap<String, String>)>>>,
+    review: Mutex<HashMap<TenantId, BTreeMap<String, Queued>>>,
     links: Mutex<HashMap<TenantId, HashMap<String, LearnerLink>>>,
     /// When set, every call fails with this error (to test failure paths).
     pub fail_with: Mutex<Option<PortError>>,
