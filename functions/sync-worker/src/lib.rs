@@ -10,15 +10,21 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use learnlink_core::activity::{ActivityEntry, Direction, Outcome, RunSummary};
 use learnlink_core::connection::{Links, TokenProvider};
 use learnlink_core::job::{self, SyncJob};
+use learnlink_core::matching::{ContactWrite, Decision};
 use learnlink_core::model::TenantId;
-use learnlink_core::ports::{ActivityLog, ConnectionStore, ParkStore, SalesforceApi, SecretStore, TenantStore};
-use learnlink_core::salesforce::{RecordOutcome, SalesforceError};
-use learnlink_core::sync::{self, CompositeCall};
+use learnlink_core::ports::{
+    ActivityLog, Applied, AppliedStore, ConnectionStore, LearnerLink, LinkState, LinkStore, LmsApi, ParkStore,
+    ReviewItem, ReviewStore, SalesforceApi, SecretStore, TenantStore,
+};
+use learnlink_core::salesforce::{RecordFailure, RecordOutcome, SalesforceError};
+use learnlink_core::sync::{self, CompositeCall, PlannedRecord};
 use learnlink_core::tenant::SecretNames;
-use learnlink_core::webhook::LmsEvent;
+use learnlink_core::webhook::{EventPayload, LmsEvent};
 use learnlink_core::{Classify, ErrorClass};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+
+pub mod contacts;
 
 pub struct Deps {
     pub tenants: Arc<dyn TenantStore>,
@@ -30,10 +36,20 @@ pub struct Deps {
     pub names: SecretNames,
     /// This instance's token cache and lease identity.
     pub tokens: TokenProvider,
+    /// The LMS API (learners, departments).
+    pub lms: Arc<dyn LmsApi>,
+    /// What learnlink remembers of learners' Contacts.
+    pub links: Arc<dyn LinkStore>,
+    /// The version of each record last written (SPEC §4.2).
+    pub applied: Arc<dyn AppliedStore>,
+    /// Ambiguous learners and their held records.
+    pub review: Arc<dyn ReviewStore>,
+    /// Per-instance caches (department trees).
+    pub caches: contacts::Caches,
 }
 
 impl Deps {
-    fn links(&self) -> Links<'_> {
+    fn connection_links(&self) -> Links<'_> {
         Links {
             secrets: self.secrets.as_ref(),
             salesforce: self.salesforce.as_ref(),
@@ -149,6 +165,69 @@ async fn park(deps: &Deps, tenant: &TenantId, items: &[Item], why: &str) -> Vec<
     }
 }
 
+/// The work of one batch for one tenant, accumulated as it goes.
+struct Batch<'a> {
+    tenant: &'a TenantId,
+    run_id: String,
+    out: Vec<(usize, MessageOutcome)>,
+    entries: Vec<ActivityEntry>,
+}
+
+impl Batch<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn entry(
+        &mut self,
+        object: &str,
+        lms_id: &str,
+        learner_id: Option<&str>,
+        salesforce_id: Option<String>,
+        outcome: Outcome,
+        reason: Option<&str>,
+        message: Option<String>,
+    ) {
+        self.entries.push(ActivityEntry {
+            at: time::OffsetDateTime::now_utc(),
+            job: format!("webhook:{}", self.run_id),
+            direction: Direction::LmsToSalesforce,
+            object: object.to_string(),
+            lms_id: lms_id.to_string(),
+            learner_id: learner_id.map(str::to_string),
+            salesforce_id,
+            outcome,
+            reason: reason.map(str::to_string),
+            message,
+        });
+    }
+
+    fn settle(&mut self, items: &[usize], o: MessageOutcome) {
+        self.out.extend(items.iter().map(|&i| (i, o.clone())));
+    }
+
+    fn fail(&mut self, items: &[usize], class: ErrorClass, reason: &str) {
+        self.settle(items, MessageOutcome::Failed { class, reason: reason.to_string() });
+    }
+}
+
+fn learner_of(ev: &LmsEvent) -> &str {
+    match &ev.payload {
+        EventPayload::Enrollment(e) => &e.learner_id,
+        EventPayload::Certification(c) => &c.learner_id,
+    }
+}
+
+fn applied_key(ev: &LmsEvent) -> String {
+    let (kind, id) = ev.record_key();
+    format!("{kind}#{id}")
+}
+
+/// The work item of a Contact write no message of the batch depends on.
+const NO_MESSAGE: usize = usize::MAX;
+
+/// Salesforce refused a record because no Contact carries its learner id.
+fn is_missing_contact(f: &RecordFailure) -> bool {
+    f.code == "INVALID_FIELD" && f.message.contains("Foreign key external ID")
+}
+
 async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(usize, MessageOutcome)> {
     let fail_all = |class: ErrorClass, reason: String| -> Vec<(usize, MessageOutcome)> {
         tracing::warn!(tenant = %tenant_id, class = %class, reason = %reason, messages = items.len(), "tenant's messages returned to the queue");
@@ -162,29 +241,396 @@ async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(
     if tenant.paused {
         return park(deps, tenant_id, items, "paused by an admin").await;
     }
-    let links = deps.links();
+    let links = deps.connection_links();
     let mut tokens = match deps.tokens.session(&links, &tenant).await {
         Ok(t) => t,
         Err(e) if e.parks_work() => return park(deps, tenant_id, items, &e.to_string()).await,
         Err(e) => return fail_all(e.class(), learnlink_core::error::error_chain(&e)),
     };
-    let calls: Vec<CompositeCall> = sync::plan(items.iter().map(|it| (it.index, &it.event)));
-    let mut results = Vec::with_capacity(calls.len());
-    let mut refreshed = false;
-    for call in &calls {
-        let mut res = deps.salesforce.composite_upsert(&tokens.session(), call).await;
-        if matches!(res, Err(SalesforceError::SessionExpired)) && !refreshed {
-            refreshed = true;
+    let started = time::OffsetDateTime::now_utc();
+    let mut b = Batch {
+        tenant: tenant_id,
+        run_id: uuid::Uuid::new_v4().simple().to_string(),
+        out: Vec::new(),
+        entries: Vec::new(),
+    };
+
+    // §4.2: the newest event per record, then skip what is older than what was applied.
+    let collapsed = sync::collapse(items.iter().map(|it| (it.index, &it.event)));
+    let keys: Vec<String> = collapsed.iter().map(|(ev, _)| applied_key(ev)).collect();
+    let applied = match deps.applied.applied(tenant_id, &keys).await {
+        Ok(a) => a,
+        Err(e) => return fail_all(e.class, e.chain()),
+    };
+    // Every learner of the batch is resolved, even one whose records are all
+    // stale: a deactivation must unlink its Contact whatever the record says.
+    let batch_learners = contacts::unique(collapsed.iter().map(|(ev, _)| learner_of(ev)));
+    let mut live: Vec<(&LmsEvent, Vec<usize>)> = Vec::new();
+    for ((ev, its), key) in collapsed.into_iter().zip(&keys) {
+        let (object, lms_id) = (sync::event_record_object(ev), ev.record_key().1);
+        match applied.get(key) {
+            Some(a) if ev.updated_at() < a.updated_at => {
+                b.entry(
+                    object,
+                    lms_id,
+                    Some(learner_of(ev)),
+                    None,
+                    Outcome::Skipped,
+                    Some("stale"),
+                    Some(format!(
+                        "LMS updated_at {} is older than the version already written ({})",
+                        learnlink_core::model::salesforce_datetime(ev.updated_at()),
+                        learnlink_core::model::salesforce_datetime(a.updated_at)
+                    )),
+                );
+                b.settle(&its, MessageOutcome::Done);
+            }
+            Some(a) if ev.updated_at() == a.updated_at => {
+                // The same version again: a redelivery of the applied event is
+                // silent; another event carrying it is logged once.
+                if a.event_id != ev.id {
+                    b.entry(
+                        object,
+                        lms_id,
+                        Some(learner_of(ev)),
+                        None,
+                        Outcome::Skipped,
+                        Some("unchanged"),
+                        Some("this version was written already".into()),
+                    );
+                }
+                b.settle(&its, MessageOutcome::Done);
+            }
+            _ => live.push((ev, its)),
+        }
+    }
+
+    // §4.3: learners → Contacts (with an LMS to read them from).
+    let mut resolved = None;
+    if let Some(base) = tenant.lms_base_url.as_deref()
+        && !batch_learners.is_empty()
+    {
+        let ids = batch_learners;
+        let mut r = contacts::resolve(deps, &tenant, base, &tokens.session(), &ids).await;
+        if matches!(&r, Err(e) if e.session_expired) {
             match deps.tokens.refreshed(&links, &tenant, &tokens, time::OffsetDateTime::now_utc).await {
                 Ok(t) => {
                     tokens = t;
+                    r = contacts::resolve(deps, &tenant, base, &tokens.session(), &ids).await;
+                }
+                Err(e) if e.parks_work() => return park(deps, tenant_id, items, &e.to_string()).await,
+                Err(e) => return fail_all(e.class(), learnlink_core::error::error_chain(&e)),
+            }
+        }
+        match r {
+            Ok(r) => {
+                tracing::info!(tenant = %tenant_id, learners = ids.len(), queries = r.queries, "learners resolved");
+                resolved = Some(r);
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %tenant_id, class = %e.class, reason = %e.reason, "learner resolution failed; the records return to the queue");
+                for (_, its) in &live {
+                    b.fail(its, e.class, &e.reason);
+                }
+                live.clear();
+            }
+        }
+    }
+
+    // Plan: Contact writes first, then the records that refer to them.
+    let mut records: Vec<PlannedRecord> = Vec::new();
+    let mut learner_items: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut to_hold: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (ev, its) in &live {
+        let learner = learner_of(ev);
+        let (object, lms_id) = (sync::event_record_object(ev), ev.record_key().1);
+        let Some(r) = &resolved else {
+            records.push(PlannedRecord { record: sync::event_record(ev), items: its.clone() });
+            continue;
+        };
+        if let Some((class, reason)) = r.failed.get(learner) {
+            b.fail(its, *class, reason);
+            continue;
+        }
+        learner_items.entry(learner).or_default().extend(its);
+        match r.decisions.get(learner) {
+            Some(Decision::Sync { .. }) => {
+                records.push(PlannedRecord { record: sync::event_record(ev), items: its.clone() });
+            }
+            Some(Decision::Skip { reason, message }) => {
+                b.entry(object, lms_id, Some(learner), None, Outcome::Skipped, Some(reason), Some(message.clone()));
+                b.settle(its, MessageOutcome::Done);
+            }
+            Some(Decision::Unlink { .. }) => {
+                b.entry(
+                    object,
+                    lms_id,
+                    Some(learner),
+                    None,
+                    Outcome::Skipped,
+                    Some("learner_inactive"),
+                    Some("the learner is deactivated in the LMS".into()),
+                );
+                b.settle(its, MessageOutcome::Done);
+            }
+            Some(Decision::Review { .. }) => {
+                to_hold.entry(learner).or_default().extend(its);
+                b.entry(
+                    object,
+                    lms_id,
+                    Some(learner),
+                    None,
+                    Outcome::Ambiguous,
+                    Some("ambiguous"),
+                    Some("several Contacts match this learner: held in the review queue".into()),
+                );
+            }
+            None => b.fail(its, ErrorClass::Retryable, "the learner was not resolved"),
+        }
+    }
+    // Hold ambiguous learners' records in the review queue.
+    if let Some(r) = &resolved {
+        for (learner, its) in &to_hold {
+            let Some(Decision::Review { value, candidates }) = r.decisions.get(*learner) else { continue };
+            let now = time::OffsetDateTime::now_utc();
+            let item = ReviewItem {
+                learner_id: learner.to_string(),
+                email: r.learners.get(*learner).map(|l| l.email.clone()).unwrap_or_default(),
+                matching_field: tenant.sync.matching_field().to_string(),
+                match_value: value.clone(),
+                candidates: candidates.clone(),
+                first_seen: now,
+                last_seen: now,
+                held: its.len() as u64,
+            };
+            let jobs: Vec<(String, String)> =
+                items.iter().filter(|it| its.contains(&it.index)).map(|it| (it.key.clone(), it.body.clone())).collect();
+            match deps.review.hold(tenant_id, &item, &jobs).await {
+                Ok(()) => {
+                    tracing::info!(tenant = %tenant_id, learner = %learner, candidates = candidates.len(), records = jobs.len(), "ambiguous learner held for review");
+                    b.settle(its, MessageOutcome::Done);
+                }
+                Err(e) => b.fail(its, e.class, &e.chain()),
+            }
+        }
+    }
+    let mut contact_writes: HashMap<String, (String, ContactWrite)> = HashMap::new();
+    let mut planned: Vec<PlannedRecord> = Vec::new();
+    if let Some(r) = &resolved {
+        let mut learners: Vec<&String> = r.decisions.keys().collect();
+        learners.sort();
+        for l in learners {
+            let write = match r.decisions.get(l) {
+                Some(Decision::Sync { contact_write: Some(w), .. }) => w.clone(),
+                Some(Decision::Unlink { contact_id: Some(c) }) => ContactWrite::Unlink { contact_id: c.clone() },
+                _ => continue,
+            };
+            let Some(learner) = r.learners.get(l) else { continue };
+            let record = sync::contact_record(&write, learner);
+            contact_writes.insert(record.external_id.clone(), (l.clone(), write));
+            // A Contact write settles the learner's messages; with none live
+            // in this batch it still gets an outcome (under NO_MESSAGE).
+            let its = learner_items.get(l.as_str()).cloned().filter(|v| !v.is_empty()).unwrap_or(vec![NO_MESSAGE]);
+            planned.push(PlannedRecord { record, items: its });
+        }
+    }
+    planned.extend(records);
+    let calls: Vec<CompositeCall> = sync::plan_records(planned);
+    let results = match execute(deps, &tenant, &links, &mut tokens, &calls).await {
+        Ok(r) => r,
+        Err(Parked(why)) => return park(deps, tenant_id, items, &why).await,
+    };
+
+    // Settle every record's outcome onto its messages.
+    let events: HashMap<(&str, &str), &LmsEvent> =
+        live.iter().map(|(ev, _)| ((sync::event_record_object(ev), ev.record_key().1), *ev)).collect();
+    let mut marks = Vec::new();
+    let mut new_links: Vec<LearnerLink> = Vec::new();
+    let mut forget: Vec<String> = Vec::new();
+    let mut seen = HashSet::new();
+    for s in sync::settle(&calls, results) {
+        let first = seen.insert((s.sobject, s.external_id.clone()));
+        if s.sobject == sync::CONTACT_OBJECT {
+            let Some((learner, write)) = contact_writes.get(&s.external_id) else { continue };
+            let o = match &s.outcome {
+                RecordOutcome::Created { id } | RecordOutcome::Updated { id } => {
+                    if first {
+                        let (outcome, reason, link) = contact_outcome(write, id, learner);
+                        b.entry("Contact", learner, Some(learner), Some(id.clone()), outcome, reason, None);
+                        new_links.push(link);
+                    }
+                    MessageOutcome::Done
+                }
+                RecordOutcome::Failed(f) => {
+                    if first {
+                        tracing::warn!(tenant = %tenant_id, learner = %learner, class = %f.class, code = %f.code, message = %f.message, "Contact write failed");
+                        if !f.class.redeliver() {
+                            b.entry(
+                                "Contact",
+                                learner,
+                                Some(learner),
+                                None,
+                                Outcome::Failed,
+                                Some(&f.code),
+                                Some(f.message.clone()),
+                            );
+                        }
+                    }
+                    // The learner's records fail with it (they refer to this Contact).
+                    MessageOutcome::Failed {
+                        class: f.class.worst(ErrorClass::Retryable),
+                        reason: format!("Contact {}: {}", f.code, f.message),
+                    }
+                }
+            };
+            if s.item != NO_MESSAGE {
+                b.out.push((s.item, o));
+            }
+            continue;
+        }
+        let ev = events.get(&(s.sobject, s.external_id.as_str())).copied();
+        let learner = ev.map(learner_of);
+        let o = match &s.outcome {
+            RecordOutcome::Created { id } | RecordOutcome::Updated { id } => {
+                let created = matches!(s.outcome, RecordOutcome::Created { .. });
+                if first {
+                    tracing::info!(tenant = %tenant_id, object = s.sobject, lms_id = %s.external_id, salesforce_id = %id,
+                        outcome = if created { "created" } else { "updated" }, "record synced");
+                    b.entry(
+                        s.sobject,
+                        &s.external_id,
+                        learner,
+                        Some(id.clone()),
+                        if created { Outcome::Created } else { Outcome::Updated },
+                        None,
+                        None,
+                    );
+                    if let Some(ev) = ev {
+                        marks.push((applied_key(ev), Applied { updated_at: ev.updated_at(), event_id: ev.id.clone() }));
+                    }
+                    // A Contact found linked by the query is remembered.
+                    if let (Some(r), Some(l)) = (&resolved, learner)
+                        && let Some(Decision::Sync { contact_id: Some(c), contact_write: None }) = r.decisions.get(l)
+                        && r.links.get(l).is_none_or(|k| k.state != LinkState::Linked || &k.contact_id != c)
+                    {
+                        new_links.push(LearnerLink {
+                            learner_id: l.to_string(),
+                            contact_id: c.clone(),
+                            account_id: None,
+                            state: LinkState::Linked,
+                            at: time::OffsetDateTime::now_utc(),
+                        });
+                    }
+                }
+                MessageOutcome::Done
+            }
+            // No Contact carries the learner id (deleted or relinked in
+            // Salesforce meanwhile): forget the link and resolve again.
+            RecordOutcome::Failed(f) if resolved.is_some() && is_missing_contact(f) => {
+                if first {
+                    tracing::warn!(tenant = %tenant_id, object = s.sobject, lms_id = %s.external_id, learner = ?learner,
+                        "no Contact carries the learner id; the learner is resolved again on redelivery");
+                    if let Some(l) = learner {
+                        forget.push(l.to_string());
+                    }
+                }
+                MessageOutcome::Failed { class: ErrorClass::Retryable, reason: format!("{}: {}", f.code, f.message) }
+            }
+            RecordOutcome::Failed(f) if f.class.redeliver() => {
+                tracing::warn!(tenant = %tenant_id, object = s.sobject, lms_id = %s.external_id, class = %f.class,
+                    code = %f.code, message = %f.message, "record failed; message returned for retry");
+                MessageOutcome::Failed { class: f.class, reason: format!("{}: {}", f.code, f.message) }
+            }
+            RecordOutcome::Failed(f) => {
+                if first {
+                    tracing::warn!(tenant = %tenant_id, object = s.sobject, lms_id = %s.external_id, class = %f.class,
+                        code = %f.code, message = %f.message, outcome = "failed", "record rejected by Salesforce");
+                    b.entry(
+                        s.sobject,
+                        &s.external_id,
+                        learner,
+                        None,
+                        Outcome::Failed,
+                        Some(&f.code),
+                        Some(f.message.clone()),
+                    );
+                }
+                MessageOutcome::Rejected { code: f.code.clone(), message: f.message.clone() }
+            }
+        };
+        b.out.push((s.item, o));
+    }
+    if !new_links.is_empty()
+        && let Err(e) = deps.links.put_links(tenant_id, &new_links).await
+    {
+        // Only memory: the next batch looks the learners up again.
+        tracing::warn!(tenant = %tenant_id, error = %e.chain(), "could not remember learner links");
+    }
+    forget.sort();
+    forget.dedup();
+    if !forget.is_empty()
+        && let Err(e) = deps.links.forget_links(tenant_id, &forget).await
+    {
+        tracing::warn!(tenant = %tenant_id, error = %e.chain(), "could not forget stale learner links");
+    }
+    if !marks.is_empty()
+        && let Err(e) = deps.applied.mark_applied(tenant_id, &marks).await
+    {
+        // The records are written; without the markers an older event could
+        // still be applied later, so say so loudly.
+        tracing::error!(tenant = %tenant_id, error = %e.chain(), records = marks.len(), "could not record applied versions");
+    }
+    record_activity(deps, b.tenant, &b.run_id, started, &b.entries).await;
+    b.out
+}
+
+/// The activity outcome and the link to remember after a Contact write.
+fn contact_outcome(write: &ContactWrite, id: &str, learner: &str) -> (Outcome, Option<&'static str>, LearnerLink) {
+    let link = |state: LinkState, account: Option<&String>| LearnerLink {
+        learner_id: learner.to_string(),
+        contact_id: id.to_string(),
+        account_id: account.cloned(),
+        state,
+        at: time::OffsetDateTime::now_utc(),
+    };
+    match write {
+        ContactWrite::Link { account_id, .. } => (Outcome::Linked, None, link(LinkState::Linked, account_id.as_ref())),
+        ContactWrite::Move { account_id, .. } => {
+            (Outcome::Updated, Some("moved"), link(LinkState::Linked, Some(account_id)))
+        }
+        ContactWrite::Create { account_id } => (Outcome::Created, None, link(LinkState::Linked, account_id.as_ref())),
+        ContactWrite::Unlink { .. } => (Outcome::Unlinked, Some("learner_inactive"), link(LinkState::Unlinked, None)),
+    }
+}
+
+/// The tenant became disconnected while the batch ran: park it whole.
+struct Parked(String);
+
+/// Run the calls in order. A session that expired is refreshed once; a
+/// throttled call stops the batch (the rest is returned as throttled).
+async fn execute(
+    deps: &Deps,
+    tenant: &learnlink_core::tenant::Tenant,
+    links: &Links<'_>,
+    tokens: &mut learnlink_core::salesforce::TokenSet,
+    calls: &[CompositeCall],
+) -> Result<Vec<Result<Vec<Vec<RecordOutcome>>, SalesforceError>>, Parked> {
+    let mut results = Vec::with_capacity(calls.len());
+    let mut refreshed = false;
+    for call in calls {
+        let mut res = deps.salesforce.composite_upsert(&tokens.session(), call).await;
+        if matches!(res, Err(SalesforceError::SessionExpired)) && !refreshed {
+            refreshed = true;
+            match deps.tokens.refreshed(links, tenant, tokens, time::OffsetDateTime::now_utc).await {
+                Ok(t) => {
+                    *tokens = t;
                     res = deps.salesforce.composite_upsert(&tokens.session(), call).await;
                 }
                 // Disconnected: keep the whole batch (what was written already
                 // is rewritten idempotently on replay).
-                Err(e) if e.parks_work() => return park(deps, tenant_id, items, &e.to_string()).await,
+                Err(e) if e.parks_work() => return Err(Parked(e.to_string())),
                 Err(e) => {
-                    tracing::error!(tenant = %tenant_id, class = %e.class(), error = %learnlink_core::error::error_chain(&e), "session refresh failed");
+                    tracing::error!(tenant = %tenant.id, class = %e.class(), error = %learnlink_core::error::error_chain(&e), "session refresh failed");
                     res = Err(SalesforceError::Transport(learnlink_core::PortError::new(
                         e.class(),
                         learnlink_core::error::error_chain(&e),
@@ -199,9 +645,7 @@ async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(
             break;
         }
     }
-    // Calls not made (after throttling) fail as throttled.
-    let done = results.len();
-    for _ in done..calls.len() {
+    for _ in results.len()..calls.len() {
         results.push(Err(SalesforceError::Api {
             class: ErrorClass::Throttled,
             status: 403,
@@ -209,69 +653,7 @@ async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(
             message: "not sent: the org's API limit was reached earlier in this batch".into(),
         }));
     }
-    let started = time::OffsetDateTime::now_utc();
-    let run_id = uuid::Uuid::new_v4().simple().to_string();
-    let learner_of = |item: usize| {
-        items.iter().find(|it| it.index == item).map(|it| match &it.event.payload {
-            learnlink_core::webhook::EventPayload::Enrollment(e) => e.learner_id.clone(),
-            learnlink_core::webhook::EventPayload::Certification(c) => c.learner_id.clone(),
-        })
-    };
-    let mut entries = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    for s in sync::settle(&calls, results) {
-        // One entry per record outcome (several messages may carry one record).
-        let entry =
-            |outcome: Outcome, salesforce_id: Option<String>, reason: Option<String>, message: Option<String>| {
-                ActivityEntry {
-                    at: time::OffsetDateTime::now_utc(),
-                    job: format!("webhook:{run_id}"),
-                    direction: Direction::LmsToSalesforce,
-                    object: s.sobject.to_string(),
-                    lms_id: s.external_id.clone(),
-                    learner_id: learner_of(s.item),
-                    salesforce_id,
-                    outcome,
-                    reason,
-                    message,
-                }
-            };
-        let first = seen.insert((s.sobject, s.external_id.clone()));
-        match &s.outcome {
-            RecordOutcome::Created { id } if first => {
-                entries.push(entry(Outcome::Created, Some(id.clone()), None, None))
-            }
-            RecordOutcome::Updated { id } if first => {
-                entries.push(entry(Outcome::Updated, Some(id.clone()), None, None))
-            }
-            RecordOutcome::Failed(f) if first && !f.class.redeliver() => {
-                entries.push(entry(Outcome::Failed, None, Some(f.code.clone()), Some(f.message.clone())))
-            }
-            _ => {}
-        }
-        let o = match &s.outcome {
-            RecordOutcome::Created { id } | RecordOutcome::Updated { id } => {
-                let created = matches!(s.outcome, RecordOutcome::Created { .. });
-                tracing::info!(tenant = %tenant_id, object = s.sobject, lms_id = %s.external_id, salesforce_id = %id,
-                    outcome = if created { "created" } else { "updated" }, "record synced");
-                MessageOutcome::Done
-            }
-            RecordOutcome::Failed(f) if f.class.redeliver() => {
-                tracing::warn!(tenant = %tenant_id, object = s.sobject, lms_id = %s.external_id, class = %f.class,
-                    code = %f.code, message = %f.message, "record failed; message returned for retry");
-                MessageOutcome::Failed { class: f.class, reason: format!("{}: {}", f.code, f.message) }
-            }
-            RecordOutcome::Failed(f) => {
-                tracing::warn!(tenant = %tenant_id, object = s.sobject, lms_id = %s.external_id, class = %f.class,
-                    code = %f.code, message = %f.message, outcome = "failed", "record rejected by Salesforce");
-                MessageOutcome::Rejected { code: f.code.clone(), message: f.message.clone() }
-            }
-        };
-        out.push((s.item, o));
-    }
-    record_activity(deps, tenant_id, &run_id, started, &entries).await;
-    out
+    Ok(results)
 }
 
 /// The activity log and the run summary. A failure here is logged and does

@@ -18,7 +18,12 @@ async fn main() -> Result<(), Error> {
     let deps = sync_worker::Deps {
         tenants: state.clone(),
         connections: state.clone(),
-        parking: state,
+        parking: state.clone(),
+        links: state.clone(),
+        applied: state.clone(),
+        review: state,
+        lms: Arc::new(learnlink_adapters::lms::LmsClient::new()?),
+        caches: Default::default(),
         tokens: learnlink_core::connection::TokenProvider::new(uuid::Uuid::new_v4().simple().to_string()),
         activity: Arc::new(learnlink_adapters::dynamo::activity::DynamoActivity::new(ddb, &cfg.activity_table)),
         secrets: Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws))),

@@ -1,5 +1,6 @@
 use super::*;
 use aws_lambda_events::sqs::SqsMessage;
+use learnlink_adapters::dynamo::applied::MemoryApplied;
 use learnlink_adapters::dynamo::memory::{MemoryActivity, MemoryState};
 use learnlink_adapters::salesforce::memory::{MemorySalesforce, Script};
 use learnlink_adapters::secrets::memory::MemorySecrets;
@@ -10,7 +11,35 @@ use learnlink_core::webhook::{EventKind, EventPayload};
 use secrecy::{ExposeSecret, SecretString};
 use time::macros::datetime;
 
+/// An LMS answering from memory.
+#[derive(Default)]
+struct FakeLms {
+    learners: std::sync::Mutex<Vec<learnlink_core::model::Learner>>,
+    departments: Vec<learnlink_core::model::Department>,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl LmsApi for FakeLms {
+    async fn learners(
+        &self,
+        _lms: &learnlink_core::ports::LmsConnection,
+        ids: &[String],
+    ) -> Result<Vec<learnlink_core::model::Learner>, learnlink_core::PortError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(self.learners.lock().unwrap().iter().filter(|l| ids.contains(&l.id)).cloned().collect())
+    }
+    async fn departments(
+        &self,
+        _lms: &learnlink_core::ports::LmsConnection,
+    ) -> Result<Vec<learnlink_core::model::Department>, learnlink_core::PortError> {
+        Ok(self.departments.clone())
+    }
+}
+
 struct World {
+    lms: Arc<FakeLms>,
+    applied: Arc<MemoryApplied>,
     sf: Arc<MemorySalesforce>,
     secrets: Arc<MemorySecrets>,
     activity: Arc<MemoryActivity>,
@@ -40,7 +69,14 @@ async fn world() -> World {
     };
     secrets.put_secret("learnlink/acme/salesforce", &tokens.to_secret_json()).await.unwrap();
     let activity = Arc::new(MemoryActivity::new());
+    let lms = Arc::new(FakeLms::default());
+    let applied = Arc::new(MemoryApplied::new());
     let deps = Deps {
+        lms: lms.clone(),
+        links: state.clone(),
+        applied: applied.clone(),
+        review: state.clone(),
+        caches: Default::default(),
         tenants: state.clone(),
         secrets: secrets.clone(),
         salesforce: sf.clone(),
@@ -50,7 +86,7 @@ async fn world() -> World {
         names: SecretNames::default(),
         tokens: TokenProvider::new("test-instance"),
     };
-    World { sf, secrets, activity, state, deps }
+    World { lms, applied, sf, secrets, activity, state, deps }
 }
 
 fn job(tenant: &str, enrollment: &str, learner: &str, minute: i64, status: EnrollmentStatus) -> String {
@@ -241,4 +277,275 @@ async fn a_big_batch_uses_one_call_per_thousand_records() {
     assert!(r.batch_item_failures.is_empty());
     assert_eq!(w.sf.record_count(), 2_500);
     assert_eq!(w.sf.calls(), 3);
+}
+
+// ---- job 1 with an LMS: learners → Contacts (SPEC §4.3), order (§4.2) ----
+
+fn learner(id: &str, email: &str, dept: Option<&str>) -> learnlink_core::model::Learner {
+    learnlink_core::model::Learner {
+        id: id.into(),
+        email: email.into(),
+        first_name: "Ada".into(),
+        last_name: "Lovelace".into(),
+        department_id: dept.map(str::to_string),
+        fields: Default::default(),
+        active: true,
+        updated_at: datetime!(2026-11-20 10:00 UTC),
+    }
+}
+
+fn contact_row(id: &str, learner: Option<&str>, email: &str) -> serde_json::Map<String, serde_json::Value> {
+    let v = serde_json::json!({"attributes": {"type": "Contact"}, "Id": id, "AccountId": null,
+        "LMS_Learner_Id__c": learner, "Email": email});
+    v.as_object().unwrap().clone()
+}
+
+/// A world whose tenant reads learners from an LMS, with these sync settings.
+async fn lms_world(sync: serde_json::Value, learners: Vec<learnlink_core::model::Learner>) -> World {
+    let mut w = world().await;
+    w.state.seed_config(
+        &TenantId::parse("acme").unwrap(),
+        serde_json::json!({"name": "Acme", "salesforce": {"environment": "production", "client_id": "cid"},
+            "lms": {"base_url": "http://127.0.0.1:9"}, "sync": sync}),
+        datetime!(2026-11-02 0:00 UTC),
+    );
+    w.secrets.put_secret("learnlink/acme/lms", &SecretString::from(r#"{"api_key":"lms-key-123"}"#)).await.unwrap();
+    let lms = Arc::new(FakeLms {
+        learners: std::sync::Mutex::new(learners),
+        departments: vec![
+            learnlink_core::model::Department { id: "D1".into(), name: "Sales".into(), parent_id: None },
+            learnlink_core::model::Department {
+                id: "D2".into(),
+                name: "Sales EMEA".into(),
+                parent_id: Some("D1".into()),
+            },
+            learnlink_core::model::Department { id: "D9".into(), name: "Other".into(), parent_id: None },
+        ],
+        reads: Default::default(),
+    });
+    w.deps.lms = lms.clone();
+    w.lms = lms;
+    w
+}
+
+fn acme() -> TenantId {
+    TenantId::parse("acme").unwrap()
+}
+
+fn outcomes_of(w: &World) -> Vec<(String, learnlink_core::activity::Outcome, Option<String>)> {
+    w.activity.all(&acme()).into_iter().map(|e| (e.lms_id, e.outcome, e.reason)).collect()
+}
+
+#[tokio::test]
+async fn a_unique_match_is_linked_in_the_same_call_as_its_records_and_remembered() {
+    use learnlink_core::activity::Outcome;
+    let w = lms_world(serde_json::json!({}), vec![learner("L7", "Seven@Acme.com ", None)]).await;
+    w.sf.set_query_rows("Contact", vec![contact_row("003000000000007AAA", None, "seven@acme.com")]);
+    let r = handle(&w.deps, sqs(&[job("acme", "E1", "L7", 0, EnrollmentStatus::Enrolled)])).await;
+    assert!(r.batch_item_failures.is_empty(), "{:?}", r.batch_item_failures);
+    assert_eq!((w.sf.queries(), w.sf.calls()), (1, 2), "one Contact query, one Composite call");
+    assert!(w.sf.has_contact("L7"));
+    assert_eq!(w.sf.record_count(), 1);
+    let log = outcomes_of(&w);
+    assert!(log.contains(&("L7".into(), Outcome::Linked, None)), "{log:?}");
+    assert!(log.contains(&("E1".into(), Outcome::Created, None)), "{log:?}");
+    // The next record of this learner needs no lookup at all.
+    let r = handle(&w.deps, sqs(&[job("acme", "E2", "L7", 0, EnrollmentStatus::Enrolled)])).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!((w.sf.queries(), w.sf.calls()), (1, 3), "memory settles the learner: no query");
+}
+
+#[tokio::test]
+async fn an_ambiguous_learner_is_held_for_review_and_nothing_is_written() {
+    use learnlink_core::ports::ReviewStore;
+    let w = lms_world(serde_json::json!({}), vec![learner("L8", "dup@acme.com", None)]).await;
+    w.sf.set_query_rows(
+        "Contact",
+        vec![
+            contact_row("003000000000001AAA", None, "dup@acme.com"),
+            contact_row("003000000000002AAA", None, "DUP@acme.com"),
+        ],
+    );
+    let r = handle(&w.deps, sqs(&[job("acme", "E1", "L8", 0, EnrollmentStatus::Enrolled)])).await;
+    assert!(r.batch_item_failures.is_empty(), "held messages are acknowledged");
+    assert_eq!(w.sf.record_count(), 0);
+    let item = w.state.review_item(&acme(), "L8").await.unwrap().unwrap();
+    assert_eq!(item.candidates, vec!["003000000000001AAA".to_string(), "003000000000002AAA".to_string()]);
+    let (held, _) = w.state.held(&acme(), "L8", 10).await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        outcomes_of(&w),
+        vec![("E1".into(), learnlink_core::activity::Outcome::Ambiguous, Some("ambiguous".into()))]
+    );
+}
+
+#[tokio::test]
+async fn out_of_scope_filtered_and_contactless_learners_are_skipped_with_their_reasons() {
+    let sync = serde_json::json!({
+        "department_scope": {"department_id": "D1", "include_sub_departments": true},
+        "domain_filter": {"mode": "deny", "domains": ["gmail.com"]},
+    });
+    let w = lms_world(
+        sync,
+        vec![
+            learner("L1", "a@acme.com", Some("D9")),
+            learner("L2", "b@gmail.com", Some("D2")),
+            learner("L3", "c@acme.com", Some("D2")),
+        ],
+    )
+    .await;
+    w.sf.set_query_rows("Contact", vec![]);
+    let batch = sqs(&[
+        job("acme", "E1", "L1", 0, EnrollmentStatus::Enrolled),
+        job("acme", "E2", "L2", 0, EnrollmentStatus::Enrolled),
+        job("acme", "E3", "L3", 0, EnrollmentStatus::Enrolled),
+    ]);
+    let r = handle(&w.deps, batch).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(w.sf.record_count(), 0);
+    let mut reasons: Vec<(String, Option<String>)> = outcomes_of(&w).into_iter().map(|(id, _, r)| (id, r)).collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        vec![
+            ("E1".into(), Some("out_of_scope".into())),
+            ("E2".into(), Some("domain_filtered".into())),
+            ("E3".into(), Some("no_contact".into())),
+        ]
+    );
+    assert_eq!(w.sf.queries(), 1, "only the in-scope learner is looked up");
+}
+
+#[tokio::test]
+async fn create_contacts_creates_one_and_a_redelivery_does_not_duplicate_it() {
+    let w = lms_world(serde_json::json!({"create_contacts": true}), vec![learner("L4", "new@acme.com", None)]).await;
+    w.sf.set_query_rows("Contact", vec![]);
+    let batch = sqs(&[job("acme", "E1", "L4", 0, EnrollmentStatus::Enrolled)]);
+    assert!(handle(&w.deps, batch.clone()).await.batch_item_failures.is_empty());
+    assert!(w.sf.has_contact("L4"));
+    assert_eq!(w.sf.record_count(), 1);
+    // Redelivered (e.g. the delete was lost): the applied marker makes it silent.
+    let before = w.activity.all(&acme()).len();
+    assert!(handle(&w.deps, batch).await.batch_item_failures.is_empty());
+    assert_eq!(w.activity.all(&acme()).len(), before, "a redelivery adds no activity entry");
+}
+
+#[tokio::test]
+async fn an_older_event_after_a_newer_one_is_skipped_as_stale() {
+    let w = lms_world(serde_json::json!({}), vec![learner("L1", "one@acme.com", None)]).await;
+    w.sf.set_query_rows("Contact", vec![contact_row("003000000000001AAA", Some("L1"), "one@acme.com")]);
+    assert!(
+        handle(&w.deps, sqs(&[job("acme", "E1", "L1", 9, EnrollmentStatus::Completed)]))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert!(
+        handle(&w.deps, sqs(&[job("acme", "E1", "L1", 2, EnrollmentStatus::InProgress)]))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert_eq!(w.sf.record("LMS_Enrollment__c", "E1").unwrap()["Status__c"], "Completed", "never regresses");
+    assert!(outcomes_of(&w).iter().any(|(id, o, r)| id == "E1"
+        && *o == learnlink_core::activity::Outcome::Skipped
+        && r.as_deref() == Some("stale")));
+    assert_eq!(w.applied.len(), 1);
+}
+
+#[tokio::test]
+async fn a_deactivated_learner_is_unlinked_and_a_reactivated_one_linked_again() {
+    use learnlink_core::activity::Outcome;
+    let w = lms_world(serde_json::json!({}), vec![learner("L5", "five@acme.com", None)]).await;
+    w.sf.set_query_rows("Contact", vec![contact_row("003000000000005AAA", None, "five@acme.com")]);
+    assert!(
+        handle(&w.deps, sqs(&[job("acme", "E1", "L5", 0, EnrollmentStatus::Enrolled)]))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert!(w.sf.has_contact("L5"));
+    // Deactivated in the LMS: the next record unlinks the Contact (which stays).
+    w.lms.learners.lock().unwrap()[0].active = false;
+    assert!(
+        handle(&w.deps, sqs(&[job("acme", "E2", "L5", 1, EnrollmentStatus::Enrolled)]))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert!(!w.sf.has_contact("L5"));
+    assert!(outcomes_of(&w).contains(&("L5".into(), Outcome::Unlinked, Some("learner_inactive".into()))));
+    assert!(outcomes_of(&w).contains(&("E2".into(), Outcome::Skipped, Some("learner_inactive".into()))));
+    // Reactivated: matched and linked again.
+    w.lms.learners.lock().unwrap()[0].active = true;
+    assert!(
+        handle(&w.deps, sqs(&[job("acme", "E3", "L5", 2, EnrollmentStatus::Enrolled)]))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert!(w.sf.has_contact("L5"));
+    assert!(w.sf.record("LMS_Enrollment__c", "E3").is_some());
+}
+
+#[tokio::test]
+async fn a_learner_the_lms_does_not_know_yet_is_retried() {
+    let w = lms_world(serde_json::json!({}), vec![]).await;
+    let r = handle(&w.deps, sqs(&[job("acme", "E1", "L-new", 0, EnrollmentStatus::Enrolled)])).await;
+    assert_eq!(failed_ids(&r), vec!["m0"]);
+    assert_eq!(w.sf.calls(), 0);
+}
+
+#[tokio::test]
+async fn a_missing_lms_key_keeps_the_messages() {
+    let w = lms_world(serde_json::json!({}), vec![learner("L1", "one@acme.com", None)]).await;
+    let secrets = Arc::new(MemorySecrets::new());
+    let tokens = w.secrets.get_secret("learnlink/acme/salesforce").await.unwrap().unwrap();
+    secrets.put_secret("learnlink/acme/salesforce", &tokens).await.unwrap();
+    let w = World { deps: Deps { secrets, ..w.deps }, ..w };
+    let outcomes = process(&w.deps, &sqs(&[job("acme", "E1", "L1", 0, EnrollmentStatus::Enrolled)])).await;
+    assert!(
+        matches!(&outcomes[0], MessageOutcome::Failed { reason, .. } if reason.contains("lms.api_key")),
+        "{outcomes:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_contact_deleted_in_salesforce_is_forgotten_and_resolved_again() {
+    use learnlink_core::ports::LinkStore;
+    let w = lms_world(serde_json::json!({}), vec![learner("L6", "six@acme.com", None)]).await;
+    // learnlink remembers a link Salesforce no longer has.
+    w.state
+        .put_links(
+            &acme(),
+            &[LearnerLink {
+                learner_id: "L6".into(),
+                contact_id: "003000000000006AAA".into(),
+                account_id: None,
+                state: LinkState::Linked,
+                at: datetime!(2026-11-01 0:00 UTC),
+            }],
+        )
+        .await
+        .unwrap();
+    let r = handle(&w.deps, sqs(&[job("acme", "E1", "L6", 0, EnrollmentStatus::Enrolled)])).await;
+    assert_eq!(failed_ids(&r), vec!["m0"], "retried, not dropped");
+    assert!(w.state.links(&acme(), &["L6".into()]).await.unwrap().is_empty(), "the link is forgotten");
+    // Redelivered: looked up again, linked, written.
+    w.sf.set_query_rows("Contact", vec![contact_row("003000000000066AAA", None, "six@acme.com")]);
+    let r = handle(&w.deps, sqs(&[job("acme", "E1", "L6", 0, EnrollmentStatus::Enrolled)])).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert!(w.sf.record("LMS_Enrollment__c", "E1").is_some());
+}
+
+#[tokio::test]
+async fn a_deactivation_unlinks_even_when_the_record_itself_is_unchanged() {
+    let w = lms_world(serde_json::json!({}), vec![learner("L5", "five@acme.com", None)]).await;
+    w.sf.set_query_rows("Contact", vec![contact_row("003000000000005AAA", None, "five@acme.com")]);
+    let batch = sqs(&[job("acme", "E1", "L5", 0, EnrollmentStatus::Enrolled)]);
+    assert!(handle(&w.deps, batch.clone()).await.batch_item_failures.is_empty());
+    assert!(w.sf.has_contact("L5"));
+    w.lms.learners.lock().unwrap()[0].active = false;
+    assert!(handle(&w.deps, batch).await.batch_item_failures.is_empty());
+    assert!(!w.sf.has_contact("L5"), "unlinked although the enrollment was already applied");
 }

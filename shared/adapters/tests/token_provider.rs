@@ -49,6 +49,8 @@ async fn world() -> World {
             salesforce_client_id: "cid".into(),
             sources: vec![],
             paused: false,
+            lms_base_url: None,
+            sync: Default::default(),
             version: 1,
             created_at: time::OffsetDateTime::UNIX_EPOCH,
         },

@@ -8,8 +8,10 @@
 //!   written in one transaction with the current item (optimistic on `version`)
 //! - dedupe mark: pk `DEDUPE#<key>`, sk `DEDUPE`, `state` pending|done, `at`, `expires_at`
 //! - review queue and held jobs: see [`review`]; learner links: see [`links`]
+//! - applied record versions: see [`applied`]
 
 pub mod activity;
+pub mod applied;
 pub mod connection;
 pub mod links;
 pub mod memory;

@@ -1,0 +1,214 @@
+//! What version of each LMS record learnlink last wrote (SPEC §4.2), so a
+//! reordered or redelivered older event never overwrites a newer one.
+//!
+//! Item: pk `APPLIED#<tenant>#<record key>`, sk `APPLIED`; `updated_at`
+//! (epoch ms), `event_id`, `expires_at` (TTL: a year — far beyond any
+//! redelivery or reordering window). Reads are consistent BatchGetItem
+//! (≤100 keys, unprocessed keys retried); writes are conditional updates
+//! that only ever move a marker forward, so two workers racing leave the
+//! newest.
+
+use super::DynamoState;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use futures::StreamExt;
+use learnlink_core::PortError;
+use learnlink_core::model::TenantId;
+use learnlink_core::ports::{Applied, AppliedStore};
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use time::OffsetDateTime;
+
+const ROUNDS: u32 = 8;
+/// Conditional updates in flight at once.
+const WRITE_CONCURRENCY: usize = 16;
+const KEEP: time::Duration = time::Duration::days(365);
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn pk(tenant: &TenantId, key: &str) -> String {
+    format!("APPLIED#{tenant}#{key}")
+}
+
+fn ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[async_trait]
+impl AppliedStore for DynamoState {
+    async fn applied(&self, tenant: &TenantId, keys: &[String]) -> Result<HashMap<String, Applied>, PortError> {
+        let mut seen = HashSet::new();
+        let unique: Vec<&String> = keys.iter().filter(|k| seen.insert(k.as_str())).collect();
+        let prefix = pk(tenant, "");
+        let mut found = HashMap::new();
+        for chunk in unique.chunks(100) {
+            let ks: Vec<HashMap<String, AttributeValue>> = chunk
+                .iter()
+                .map(|k| HashMap::from([("pk".to_string(), s(pk(tenant, k))), ("sk".to_string(), s("APPLIED"))]))
+                .collect();
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(ks))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| PortError::permanent(format!("building a read: {e}")))?;
+            let mut pending = HashMap::from([(self.table.clone(), request)]);
+            let mut round = 0;
+            while !pending.is_empty() {
+                if round == ROUNDS {
+                    return Err(PortError::retryable("reading applied versions: some keys stayed unprocessed"));
+                }
+                if round > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << round.min(6))).await;
+                }
+                round += 1;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(std::mem::take(&mut pending)))
+                    .send()
+                    .await
+                    .map_err(|e| Self::err("reading applied versions", e))?;
+                for item in out.responses.unwrap_or_default().into_values().flatten() {
+                    let key = item.get("pk").and_then(|v| v.as_s().ok()).and_then(|p| p.strip_prefix(&prefix));
+                    let at = item.get("updated_at").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+                    let event = item.get("event_id").and_then(|v| v.as_s().ok());
+                    let (Some(key), Some(at), Some(event)) = (key, at, event) else {
+                        return Err(PortError::permanent("a stored applied-version item is incomplete"));
+                    };
+                    let updated_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000)
+                        .map_err(|e| PortError::permanent(format!("a stored applied version is out of range: {e}")))?;
+                    found.insert(key.to_string(), Applied { updated_at, event_id: event.clone() });
+                }
+                pending = out.unprocessed_keys.unwrap_or_default();
+                pending.retain(|_, k| !k.keys().is_empty());
+            }
+        }
+        Ok(found)
+    }
+
+    async fn mark_applied(&self, tenant: &TenantId, marks: &[(String, Applied)]) -> Result<(), PortError> {
+        let expires = (OffsetDateTime::now_utc() + KEEP).unix_timestamp();
+        let writes: Vec<_> = marks.iter().map(|(key, a)| mark_one(self, tenant, key, a, expires)).collect();
+        let results: Vec<Result<(), PortError>> =
+            futures::stream::iter(writes).buffer_unordered(WRITE_CONCURRENCY).collect().await;
+        results.into_iter().collect()
+    }
+}
+
+async fn mark_one(
+    state: &DynamoState,
+    tenant: &TenantId,
+    key: &str,
+    a: &Applied,
+    expires: i64,
+) -> Result<(), PortError> {
+    let r = state
+        .client
+        .update_item()
+        .table_name(&state.table)
+        .key("pk", s(pk(tenant, key)))
+        .key("sk", s("APPLIED"))
+        .update_expression("SET updated_at = :u, event_id = :e, expires_at = :x")
+        .condition_expression("attribute_not_exists(pk) OR updated_at <= :u")
+        .expression_attribute_values(":u", AttributeValue::N(ms(a.updated_at).to_string()))
+        .expression_attribute_values(":e", s(a.event_id.clone()))
+        .expression_attribute_values(":x", AttributeValue::N(expires.to_string()))
+        .send()
+        .await;
+    match r {
+        Ok(_) => Ok(()),
+        // A newer version is there already: it stays.
+        Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
+        Err(e) => Err(DynamoState::err("recording an applied version", e)),
+    }
+}
+
+/// In-memory [`AppliedStore`] for unit tests.
+#[derive(Default)]
+pub struct MemoryApplied {
+    marks: Mutex<HashMap<(TenantId, String), Applied>>,
+}
+
+impl MemoryApplied {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(TenantId, String), Applied>> {
+        self.marks.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
+
+#[async_trait]
+impl AppliedStore for MemoryApplied {
+    async fn applied(&self, tenant: &TenantId, keys: &[String]) -> Result<HashMap<String, Applied>, PortError> {
+        let g = self.lock();
+        Ok(keys.iter().filter_map(|k| g.get(&(tenant.clone(), k.clone())).map(|a| (k.clone(), a.clone()))).collect())
+    }
+
+    async fn mark_applied(&self, tenant: &TenantId, marks: &[(String, Applied)]) -> Result<(), PortError> {
+        let mut g = self.lock();
+        for (k, a) in marks {
+            let slot = g.entry((tenant.clone(), k.clone())).or_insert_with(|| a.clone());
+            if slot.updated_at <= a.updated_at {
+                *slot = a.clone();
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(min: i64) -> OffsetDateTime {
+        time::macros::datetime!(2026-11-23 10:00 UTC) + time::Duration::minutes(min)
+    }
+
+    async fn forward_only(store: &dyn AppliedStore) {
+        let tenant = TenantId::parse("acme").unwrap();
+        let a = |m: i64, e: &str| Applied { updated_at: t(m), event_id: e.into() };
+        store.mark_applied(&tenant, &[("enrollment#E1".into(), a(5, "e5"))]).await.unwrap();
+        store.mark_applied(&tenant, &[("enrollment#E1".into(), a(3, "e3"))]).await.unwrap();
+        let got = store.applied(&tenant, &["enrollment#E1".into(), "enrollment#E2".into()]).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got["enrollment#E1"], a(5, "e5"), "an older version never replaces a newer one");
+        store.mark_applied(&tenant, &[("enrollment#E1".into(), a(9, "e9"))]).await.unwrap();
+        let got = store.applied(&tenant, &["enrollment#E1".into()]).await.unwrap();
+        assert_eq!(got["enrollment#E1"], a(9, "e9"));
+        let other = TenantId::parse("other").unwrap();
+        assert!(store.applied(&other, &["enrollment#E1".into()]).await.unwrap().is_empty(), "tenants are apart");
+    }
+
+    #[tokio::test]
+    async fn memory_markers_only_move_forward() {
+        forward_only(&MemoryApplied::new()).await;
+    }
+
+    #[tokio::test]
+    async fn dynamo_markers_only_move_forward_and_read_in_chunks() {
+        let moto = crate::motokit::Moto::start().await;
+        let state = DynamoState::new(moto.state_table("state").await, "state");
+        forward_only(&state).await;
+        let tenant = TenantId::parse("bulk").unwrap();
+        let marks: Vec<(String, Applied)> = (0..250)
+            .map(|i| (format!("enrollment#E{i}"), Applied { updated_at: t(i), event_id: format!("e{i}") }))
+            .collect();
+        state.mark_applied(&tenant, &marks).await.unwrap();
+        let keys: Vec<String> = marks.iter().map(|(k, _)| k.clone()).collect();
+        let got = state.applied(&tenant, &keys).await.unwrap();
+        assert_eq!(got.len(), 250);
+        assert_eq!(got["enrollment#E249"].event_id, "e249");
+    }
+}
