@@ -494,3 +494,22 @@ impl Env {
         Ok(())
     }
 }
+
+impl Env {
+    /// `POST /admin/tenants` with [`Env::tenant_config`], the LMS emulator as
+    /// the tenant's LMS API, and these sync settings (SPEC §4.3).
+    pub async fn create_tenant_with_lms(&self, id: &str, webhook_secret: &str, sync: Value) -> anyhow::Result<()> {
+        let mut config = self.tenant_config(id, webhook_secret);
+        config["lms"] = json!({"base_url": self.endpoints.lms_url, "api_key": LMS_API_KEY});
+        config["sync"] = sync;
+        let (status, v) =
+            self.admin(reqwest::Method::POST, "/admin/tenants", Some(json!({"id": id, "config": config}))).await?;
+        if status != 201 {
+            bail!("creating tenant {id}: {status} {v}");
+        }
+        Ok(())
+    }
+}
+
+pub mod core_bench;
+pub mod jsforce_bench;

@@ -100,13 +100,68 @@ async fn run() -> anyhow::Result<bool> {
     anyhow::ensure!(connect.wait()?.success(), "learnlink connect failed");
     println!("    tokens stored in Secrets Manager as learnlink/{tenant}/salesforce");
 
-    step(
-        3,
-        &format!("LMS: {LEARNERS} learners with {PER_LEARNER} enrollments each; their Contacts exist in Salesforce"),
-    );
+    step(3, &format!("LMS: {LEARNERS} learners with {PER_LEARNER} enrollments each; Salesforce: Contacts to match"));
     env.lms_dataset(LEARNERS, PER_LEARNER).await?;
-    let contacts = env.seed_contacts_for_learners().await?;
-    println!("    {contacts} Contacts carry LMS_Learner_Id__c");
+    let mut learners = env.lms_all("learners").await?;
+    learners.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    let email = |l: &Value| l["email"].as_str().unwrap_or_default().to_string();
+    let mut contacts = Vec::new();
+    let (matched, created) = (150usize, 40usize);
+    for (i, l) in learners.iter().enumerate() {
+        if i < matched {
+            // Typed by hand in Salesforce: case differs, no learner id yet.
+            let e = if i % 3 == 0 { email(l).to_uppercase() } else { email(l) };
+            contacts.push(json!({"FirstName": l["first_name"], "LastName": l["last_name"], "Email": e}));
+        } else if i >= matched + created {
+            for n in 0..2 {
+                contacts.push(json!({"LastName": format!("{} (copy {n})", l["last_name"].as_str().unwrap_or("?")), "Email": email(l)}));
+            }
+        }
+    }
+    let active: std::collections::HashSet<String> =
+        learners.iter().filter(|l| l["active"] == true).filter_map(|l| l["id"].as_str().map(str::to_string)).collect();
+    let held_learners: std::collections::HashSet<String> =
+        learners.iter().skip(matched + created).filter_map(|l| l["id"].as_str().map(str::to_string)).collect();
+    let seed = |sobject: &'static str, body: Vec<Value>| {
+        let env = &env;
+        async move {
+            let r = env
+                .http
+                .post(format!("{}/__emulator/records/{sobject}", env.endpoints.salesforce_url))
+                .json(&body)
+                .send()
+                .await?;
+            anyhow::ensure!(r.status().is_success(), "seeding {sobject}: {}", r.status());
+            anyhow::Ok(r.json::<Vec<Value>>().await?)
+        }
+    };
+    seed("Contact", contacts).await?;
+    let account = seed("Account", vec![json!({"Name": "Demo Academy Learners"})]).await?;
+    let account = account.first().and_then(|a| a["id"].as_str()).unwrap_or_default().to_string();
+    println!(
+        "    {matched} learners have an unlinked Contact with their email, {created} have none, {} have two (ambiguous)",
+        held_learners.len()
+    );
+    println!(
+        "    $ learnlink config set {tenant} lms '{{\"base_url\": \"{}\", \"api_key\": \"…\"}}'",
+        env.endpoints.lms_url
+    );
+    let lms = json!({"base_url": env.endpoints.lms_url, "api_key": learnlink_e2e::LMS_API_KEY}).to_string();
+    cli(&["config", "set", &tenant, "lms", &lms])?;
+    let sync = json!({"create_contacts": true, "account_placement": {"rule": "default_account", "default_account_id": account}}).to_string();
+    println!("    $ learnlink config set {tenant} sync '{sync}'");
+    cli(&["config", "set", &tenant, "sync", &sync])?;
+    let all = env.lms_all("enrollments").await?;
+    let held_records = all
+        .iter()
+        .filter(|e| e["learner_id"].as_str().is_some_and(|l| held_learners.contains(l) && active.contains(l)))
+        .count();
+    let inactive_records = all.iter().filter(|e| e["learner_id"].as_str().is_some_and(|l| !active.contains(l))).count();
+    let expected = total - held_records - inactive_records;
+    println!(
+        "    {} learners are deactivated in the LMS: their {inactive_records} enrollments are skipped",
+        learners.len() - active.len()
+    );
 
     step(4, &format!("The LMS sends {total} enrollment webhooks (10 events per delivery, 10% sent twice, shuffled)"));
     let started = Instant::now();
@@ -129,17 +184,17 @@ async fn run() -> anyhow::Result<bool> {
         if r.len() != last.get() {
             last.set(r.len());
             let width = 40;
-            let done = r.len() * width / total.max(1);
+            let done = r.len() * width / expected.max(1);
             print!(
                 "\r    [{}{}] {}/{}",
                 "#".repeat(done.min(width)),
                 " ".repeat(width - done.min(width)),
                 r.len(),
-                total
+                expected
             );
             let _ = std::io::stdout().flush();
         }
-        Ok((r.len() >= total).then_some(r))
+        Ok((r.len() >= expected).then_some(r))
     })
     .await;
     println!();
@@ -163,19 +218,28 @@ async fn run() -> anyhow::Result<bool> {
         *by_status.entry(r["Status__c"].as_str().unwrap_or("?").to_string()).or_default() += 1;
     }
     let calls = stats["by_kind"]["composite"].as_u64().unwrap_or(0);
+    let queries = stats["by_kind"]["query"].as_u64().unwrap_or(0);
+    let all_contacts = env.sf_records("Contact").await?;
+    let linked = all_contacts.iter().filter(|c| c["LMS_Learner_Id__c"].is_string()).count();
+    let made = all_contacts.iter().filter(|c| c["AccountId"].as_str() == Some(account.as_str())).count();
     step(6, "Summary");
     println!("    enrollments in the LMS           {total}");
-    println!("    enrollments in Salesforce        {}", records.len());
+    println!(
+        "    enrollments in Salesforce        {} (expected {expected}; {held_records} held for review, {inactive_records} of deactivated learners skipped)",
+        records.len()
+    );
     println!("    by status                        {by_status:?}");
+    println!("    Contacts linked to learners      {linked} ({made} created in \"Demo Academy Learners\")");
     println!(
         "    webhook deliveries               {} ({} duplicates dropped by event id)",
         sent["deliveries"], sent["duplicates"]
     );
     println!("    sync-worker batches              {} (largest {})", sync["batches"], sync["max_batch"]);
     println!(
-        "    Salesforce Composite calls       {calls} ({:.0} records per call)",
-        records.len() as f64 / calls.max(1) as f64
+        "    Salesforce Composite calls       {calls} ({:.0} records per call, Contact links included)",
+        (records.len() + linked) as f64 / calls.max(1) as f64
     );
+    println!("    Salesforce queries               {queries} (learner lookups are batched, never one per record)");
     println!("    Salesforce API calls (all)       {}", stats["api_calls"]);
     println!("    failed records                   {}", stats["records_failed"]);
     println!("    time from first webhook to last  {:.1} s", elapsed.as_secs_f64());
@@ -184,15 +248,37 @@ async fn run() -> anyhow::Result<bool> {
         vec!["status", tenant.as_str()],
         vec!["runs", tenant.as_str(), "--limit", "3"],
         vec!["logs", tenant.as_str(), "--limit", "5"],
+        vec!["review", "list", tenant.as_str()],
     ] {
         println!("    $ learnlink {}", args.join(" "));
         cli(&args)?;
     }
-    let ok = records.len() == total;
+    // The admin resolves one ambiguous learner: its held records go out.
+    let (_, review) = env.admin(reqwest::Method::GET, &format!("/admin/tenants/{tenant}/review"), None).await?;
+    let mut ok = records.len() == expected;
+    if let Some(item) = review["items"].as_array().and_then(|a| a.first()) {
+        let learner = item["learner_id"].as_str().unwrap_or_default().to_string();
+        let contact = item["candidates"][0].as_str().unwrap_or_default().to_string();
+        let held = item["held"].as_u64().unwrap_or(0) as usize;
+        println!("    $ learnlink review resolve {tenant} {learner} {contact}");
+        cli(&["review", "resolve", &tenant, &learner, &contact])?;
+        let after = wait_for("the resolved learner's records", Duration::from_secs(60), || async {
+            let n = env.sf_records("LMS_Enrollment__c").await?.len();
+            Ok((n >= expected + held).then_some(n))
+        })
+        .await;
+        match after {
+            Ok(n) => println!("    {held} held records of {learner} written: {n} enrollments in Salesforce"),
+            Err(e) => {
+                println!("    {e}");
+                ok = false;
+            }
+        }
+    }
     println!(
         "\n{}",
         if ok {
-            "Job 1 demo: every enrollment arrived exactly once."
+            "Job 1 demo: every enrollment of a matched learner arrived exactly once; ambiguous ones wait for review."
         } else {
             "Job 1 demo: some enrollments are missing (see .learnlink/logs)."
         }
