@@ -46,6 +46,9 @@ pub struct Deps {
     pub review: Arc<dyn ReviewStore>,
     /// Per-instance caches (department trees).
     pub caches: contacts::Caches,
+    /// The sync queue's maxReceiveCount: a message failing its last
+    /// delivery is logged as a dead letter.
+    pub max_receive_count: u32,
 }
 
 impl Deps {
@@ -134,8 +137,46 @@ pub async fn process(deps: &Deps, event: &SqsEvent) -> Vec<MessageOutcome> {
         for (i, o) in sync_tenant(deps, &tenant, &items).await {
             outcomes[i].merge(o);
         }
+        dead_letters(deps, &tenant, event, &items, &outcomes).await;
     }
     outcomes
+}
+
+/// Messages failing their last delivery go to the DLQ now: say so in the
+/// activity log (SPEC §7), with the reason, so `learnlink logs` shows them
+/// and `learnlink dlq replay` can bring them back.
+async fn dead_letters(deps: &Deps, tenant: &TenantId, event: &SqsEvent, items: &[Item], outcomes: &[MessageOutcome]) {
+    let mut entries = Vec::new();
+    for it in items {
+        let (Some(rec), Some(MessageOutcome::Failed { reason, .. })) =
+            (event.records.get(it.index), outcomes.get(it.index))
+        else {
+            continue;
+        };
+        let count: u32 = rec.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(0);
+        if count < deps.max_receive_count {
+            continue;
+        }
+        tracing::error!(tenant = %tenant, message_id = rec.message_id.as_deref().unwrap_or("?"), receive_count = count,
+            reason = %reason, "last delivery failed: the message moves to the dead-letter queue");
+        entries.push(ActivityEntry {
+            at: time::OffsetDateTime::now_utc(),
+            job: "webhook:dead-letter".into(),
+            direction: Direction::LmsToSalesforce,
+            object: sync::event_record_object(&it.event).to_string(),
+            lms_id: it.event.record_key().1.to_string(),
+            learner_id: Some(learner_of(&it.event).to_string()),
+            salesforce_id: None,
+            outcome: Outcome::Failed,
+            reason: Some("dead_letter".into()),
+            message: Some(format!("{reason} (after {count} deliveries; replay with `learnlink dlq replay {tenant}`)")),
+        });
+    }
+    if !entries.is_empty()
+        && let Err(e) = deps.activity.record(tenant, &entries).await
+    {
+        tracing::error!(tenant = %tenant, error = %e.chain(), "could not write the activity log");
+    }
 }
 
 /// One decoded message of a batch.

@@ -24,6 +24,7 @@ async fn main() -> Result<(), Error> {
         review: state,
         lms: Arc::new(learnlink_adapters::lms::LmsClient::new()?),
         caches: Default::default(),
+        max_receive_count: std::env::var("MAX_RECEIVE_COUNT").ok().and_then(|v| v.parse().ok()).unwrap_or(5),
         tokens: learnlink_core::connection::TokenProvider::new(uuid::Uuid::new_v4().simple().to_string()),
         activity: Arc::new(learnlink_adapters::dynamo::activity::DynamoActivity::new(ddb, &cfg.activity_table)),
         secrets: Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws))),

@@ -77,6 +77,7 @@ async fn world() -> World {
         applied: applied.clone(),
         review: state.clone(),
         caches: Default::default(),
+        max_receive_count: 5,
         tenants: state.clone(),
         secrets: secrets.clone(),
         salesforce: sf.clone(),
@@ -548,4 +549,18 @@ async fn a_deactivation_unlinks_even_when_the_record_itself_is_unchanged() {
     w.lms.learners.lock().unwrap()[0].active = false;
     assert!(handle(&w.deps, batch).await.batch_item_failures.is_empty());
     assert!(!w.sf.has_contact("L5"), "unlinked although the enrollment was already applied");
+}
+
+#[tokio::test]
+async fn a_last_failed_delivery_is_logged_as_a_dead_letter() {
+    let w = world().await;
+    w.sf.push_script(Script::RecordError("UNABLE_TO_LOCK_ROW".into()));
+    let mut batch = sqs(&[job("acme", "E1", "L1", 0, EnrollmentStatus::Enrolled)]);
+    batch.records[0].attributes.insert("ApproximateReceiveCount".into(), "5".into());
+    let r = handle(&w.deps, batch).await;
+    assert_eq!(failed_ids(&r), vec!["m0"]);
+    let log = w.activity.all(&acme());
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].reason.as_deref(), Some("dead_letter"));
+    assert!(log[0].message.as_deref().unwrap_or_default().contains("UNABLE_TO_LOCK_ROW"));
 }
