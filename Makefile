@@ -52,8 +52,13 @@ build: setup ## sam build (arm64) and target/lambda-zips/<Function>.zip for the 
 deploy: build ## sam deploy --guided
 	cd infra && sam deploy --guided --template-file ../target/sam-build/template.yaml
 
-bench: setup ## benchmarks (release): BENCH lines, also .learnlink/bench.json; ONLY=<group>
+bench: setup valgrind ## benchmarks (release): BENCH lines, also .learnlink/bench.json; ONLY=<group>
 	cargo build --release --workspace --bins && LEARNLINK_BIN_DIR=target/release target/release/learnlink-bench $(ONLY)
+
+.PHONY: valgrind
+valgrind: # callgrind counts the core's instructions for `make bench` (installed once)
+	@command -v valgrind >/dev/null || { S=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$S apt-get update -qq && $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
 
 clean: down ## remove build output and local state
 	cargo clean && rm -rf .learnlink
