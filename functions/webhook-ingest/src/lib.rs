@@ -10,12 +10,14 @@
 //! 413 too large; 503 when a store or the queue fails (the LMS retries).
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use futures::StreamExt;
 use learnlink_adapters::lambda::{body_bytes, error_response, header_pairs, json_response, path_param};
 use learnlink_core::PortError;
 use learnlink_core::job::SyncJob;
 use learnlink_core::model::TenantId;
 use learnlink_core::ports::{Claim, DedupeStore, JobQueue, SecretStore, TenantStore};
 use learnlink_core::tenant::{SecretNames, Tenant, WebhookSecrets};
+use learnlink_core::webhook::LmsEvent;
 use learnlink_core::webhook::{self, MAX_BODY_BYTES, Rejection};
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -85,6 +87,9 @@ fn unavailable(tenant: &str, e: &PortError) -> ApiGatewayV2httpResponse {
     error_response(503, "unavailable", "learnlink could not accept the delivery right now; retry later")
 }
 
+/// DynamoDB calls in flight at once for one delivery's event ids.
+const CONCURRENCY: usize = 16;
+
 pub async fn handle(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateTime) -> ApiGatewayV2httpResponse {
     let tenant_raw = path_param(req, "tenant").unwrap_or("");
     let source = path_param(req, "source").unwrap_or("");
@@ -124,9 +129,22 @@ pub async fn handle(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateT
     let mut fresh = Vec::new();
     let mut keys = Vec::new();
     let mut duplicates = 0usize;
-    for ev in events {
-        let key = format!("{tenant_id}#{source}#{}", ev.id);
-        match deps.dedupe.claim(&key, now, PENDING_GRACE, DEDUPE_TTL).await {
+    // Claims go out concurrently (a delivery may carry 100 events); their
+    // answers are read in the events' order.
+    let claims: Vec<(LmsEvent, String)> = events
+        .into_iter()
+        .map(|ev| {
+            let k = format!("{tenant_id}#{source}#{}", ev.id);
+            (ev, k)
+        })
+        .collect();
+    let answers: Vec<Result<Claim, PortError>> = futures::stream::iter(claims.iter())
+        .map(|(_, key)| deps.dedupe.claim(key, now, PENDING_GRACE, DEDUPE_TTL))
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    for ((ev, key), answer) in claims.into_iter().zip(answers) {
+        match answer {
             Ok(Claim::Fresh) => {
                 keys.push(key);
                 fresh.push(SyncJob::LmsEvent { tenant: tenant_id.clone(), source: source.to_string(), event: ev });
@@ -141,16 +159,12 @@ pub async fn handle(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateT
     let results = deps.queue.send(&fresh).await;
     let mut failed: Option<PortError> = None;
     let mut accepted = 0usize;
+    let mut to_confirm = Vec::new();
     for (key, res) in keys.iter().zip(results) {
         match res {
             Ok(()) => {
                 accepted += 1;
-                if let Err(e) = deps.dedupe.confirm(key).await {
-                    // The claim stays pending; it expires after the grace
-                    // period, so at worst a redelivery is enqueued twice,
-                    // which idempotent writes absorb.
-                    tracing::warn!(tenant = tenant_raw, error = %e.chain(), "could not confirm an event id");
-                }
+                to_confirm.push(key);
             }
             Err(e) => {
                 if let Err(re) = deps.dedupe.release(key).await {
@@ -159,6 +173,16 @@ pub async fn handle(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateT
                 failed.get_or_insert(e);
             }
         }
+    }
+    let confirmed: Vec<Result<(), PortError>> = futures::stream::iter(to_confirm)
+        .map(|key| deps.dedupe.confirm(key))
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    for e in confirmed.into_iter().filter_map(Result::err) {
+        // The claim stays pending; it expires after the grace period, so at
+        // worst a redelivery is enqueued twice, which idempotent writes absorb.
+        tracing::warn!(tenant = tenant_raw, error = %e.chain(), "could not confirm an event id");
     }
     if let Some(e) = failed {
         // Some events were not enqueued: ask the LMS to redeliver. The ones

@@ -132,16 +132,44 @@ pub struct Department {
 /// (`2026-05-12T10:00:00.000Z`).
 pub fn salesforce_datetime(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
+    // Written digit by digit: this runs for every date of every record.
+    fn push(out: &mut Vec<u8>, v: u32, width: u32) {
+        let mut div = 10u32.pow(width - 1);
+        while div > 0 {
+            out.push(b'0' + ((v / div) % 10) as u8);
+            div /= 10;
+        }
+    }
+    let mut out = Vec::with_capacity(24);
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        // Outside what Salesforce accepts anyway; keep the sign and digits.
+        return format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            year,
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.millisecond()
+        );
+    }
+    push(&mut out, year as u32, 4);
+    out.push(b'-');
+    push(&mut out, u32::from(u8::from(t.month())), 2);
+    out.push(b'-');
+    push(&mut out, u32::from(t.day()), 2);
+    out.push(b'T');
+    push(&mut out, u32::from(t.hour()), 2);
+    out.push(b':');
+    push(&mut out, u32::from(t.minute()), 2);
+    out.push(b':');
+    push(&mut out, u32::from(t.second()), 2);
+    out.push(b'.');
+    push(&mut out, u32::from(t.millisecond()), 3);
+    out.push(b'Z');
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -161,5 +189,9 @@ mod tests {
     fn salesforce_datetime_has_millis_and_z() {
         let t = time::macros::datetime!(2026-05-12 10:00:00.5 +02:00);
         assert_eq!(salesforce_datetime(t), "2026-05-12T08:00:00.500Z");
+        let t = time::macros::datetime!(0987-01-02 03:04:05.067 UTC);
+        assert_eq!(salesforce_datetime(t), "0987-01-02T03:04:05.067Z");
+        let t = time::macros::datetime!(9999-12-31 23:59:59.999 UTC);
+        assert_eq!(salesforce_datetime(t), "9999-12-31T23:59:59.999Z");
     }
 }

@@ -47,10 +47,18 @@ pub fn enrollment_record(e: &Enrollment) -> SfRecord {
         body.insert("Course_Title__c".into(), Value::String(t.clone()));
     }
     body.insert("Status__c".into(), Value::String(e.status.salesforce_label().into()));
-    body.insert("Progress__c".into(), opt_num(e.progress_pct));
-    body.insert("Score__c".into(), opt_num(e.score));
-    body.insert("Enrolled_At__c".into(), opt_dt(e.enrolled_at));
-    body.insert("Completed_At__c".into(), opt_dt(e.completed_at));
+    // A value the event does not carry is left out, not cleared: vendor
+    // dialects send partial state (no score, no progress outside completion).
+    for (field, v) in [
+        ("Progress__c", opt_num(e.progress_pct)),
+        ("Score__c", opt_num(e.score)),
+        ("Enrolled_At__c", opt_dt(e.enrolled_at)),
+        ("Completed_At__c", opt_dt(e.completed_at)),
+    ] {
+        if !v.is_null() {
+            body.insert(field.into(), v);
+        }
+    }
     body.insert("LMS_Updated_At__c".into(), Value::String(salesforce_datetime(e.updated_at)));
     SfRecord { sobject: ENROLLMENT_OBJECT, external_id_field: ENROLLMENT_EXTERNAL_ID, external_id: e.id.clone(), body }
 }
@@ -61,8 +69,11 @@ pub fn certification_record(c: &Certification) -> SfRecord {
     body.insert(CERTIFICATION_EXTERNAL_ID.into(), Value::String(c.id.clone()));
     body.insert("Contact__r".into(), contact_ref(&c.learner_id));
     body.insert("Name".into(), Value::String(c.name.chars().take(80).collect()));
-    body.insert("Issued_At__c".into(), opt_dt(c.issued_at));
-    body.insert("Expires_At__c".into(), opt_dt(c.expires_at));
+    for (field, v) in [("Issued_At__c", opt_dt(c.issued_at)), ("Expires_At__c", opt_dt(c.expires_at))] {
+        if !v.is_null() {
+            body.insert(field.into(), v);
+        }
+    }
     body.insert("LMS_Updated_At__c".into(), Value::String(salesforce_datetime(c.updated_at)));
     SfRecord {
         sobject: CERTIFICATION_OBJECT,
@@ -205,6 +216,63 @@ impl CompositeCall {
             })
             .collect();
         json!({"allOrNone": false, "compositeRequest": subs})
+    }
+
+    /// [`CompositeCall::request_body`] as bytes, serialized straight from the
+    /// planned records (no intermediate JSON tree, no copy of any record).
+    pub fn request_bytes(&self) -> Vec<u8> {
+        use serde::Serialize;
+        use serde::ser::SerializeSeq;
+        struct Records<'a>(&'a [PlannedRecord]);
+        impl Serialize for Records<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut seq = s.serialize_seq(Some(self.0.len()))?;
+                for r in self.0 {
+                    seq.serialize_element(&r.record.body)?;
+                }
+                seq.end()
+            }
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Body<'a> {
+            all_or_none: bool,
+            records: Records<'a>,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Sub<'a> {
+            method: &'static str,
+            url: String,
+            reference_id: String,
+            body: Body<'a>,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Request<'a> {
+            all_or_none: bool,
+            composite_request: Vec<Sub<'a>>,
+        }
+        let subs = self
+            .collections
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Sub {
+                method: "PATCH",
+                url: if c.is_update_by_id() {
+                    format!("/services/data/{API_VERSION}/composite/sobjects")
+                } else {
+                    format!("/services/data/{API_VERSION}/composite/sobjects/{}/{}", c.sobject, c.external_id_field)
+                },
+                reference_id: format!("upsert{i}"),
+                body: Body { all_or_none: false, records: Records(&c.records) },
+            })
+            .collect();
+        let size: usize = self.collections.iter().map(|c| c.records.len() * 400).sum();
+        let mut out = Vec::with_capacity(size + 512);
+        // Maps of strings, numbers and nulls cannot fail to serialize.
+        let _ = serde_json::to_writer(&mut out, &Request { all_or_none: false, composite_request: subs });
+        out
     }
 
     /// Read a Composite response into one outcome per record, per collection.
@@ -433,7 +501,7 @@ mod tests {
         assert_eq!(r.body["Status__c"], "In Progress");
         assert_eq!(r.body["Contact__r"], json!({"attributes": {"type": "Contact"}, "LMS_Learner_Id__c": "L1"}));
         assert_eq!(r.body["LMS_Updated_At__c"], "2026-11-23T10:00:00.000Z");
-        assert_eq!(r.body["Score__c"], Value::Null);
+        assert!(!r.body.contains_key("Score__c"), "a value the event does not carry is not cleared");
         // attributes must come first for Salesforce's parser of nested objects
         assert_eq!(r.body.keys().next().map(String::as_str), Some("attributes"));
     }
@@ -484,6 +552,16 @@ mod tests {
         let settled = settle(&calls, vec![Ok(outcomes)]);
         assert_eq!(settled.len(), 2);
         assert_eq!(settled[1].item, 1);
+    }
+
+    #[test]
+    fn request_bytes_are_the_request_body() {
+        let events: Vec<LmsEvent> =
+            (0..450).map(|i| ev(&format!("e{i}"), &format!("E{i}"), 0, EnrollmentStatus::Enrolled)).collect();
+        let calls = plan(events.iter().enumerate());
+        let bytes = calls[0].request_bytes();
+        let parsed: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(parsed, calls[0].request_body());
     }
 
     #[test]

@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 /// The two record counts measured.
 pub const SMALL: usize = 2_000;
 pub const LARGE: usize = 12_000;
-/// The function of `core-bench` callgrind counts (and what it calls).
-pub const MEASURED_FN: &str = "*measured_core_path*";
+/// The functions of `core-bench` callgrind counts (and what they call):
+/// sync-worker's pure part (mapping, matching, planning) ...
+pub const MEASURED_FN: &str = "*measured_worker*";
+/// ... and webhook-ingest's (verification and parsing), counted apart.
+pub const INGEST_FN: &str = "*measured_ingest*";
 /// Longest one callgrind run may take.
 const RUN_LIMIT: Duration = Duration::from_secs(600);
 
@@ -20,8 +23,17 @@ const RUN_LIMIT: Duration = Duration::from_secs(600);
 /// Ir(SMALL)) / (LARGE − SMALL), each counted by callgrind on
 /// `<bin_dir>/core-bench` (a release build).
 pub fn core_instructions_per_record(bin_dir: &Path) -> anyhow::Result<f64> {
-    let small = callgrind_ir(bin_dir, SMALL)?;
-    let large = callgrind_ir(bin_dir, LARGE)?;
+    per_record(bin_dir, MEASURED_FN)
+}
+
+/// The same for webhook-ingest's verification and parsing of the deliveries.
+pub fn ingest_instructions_per_record(bin_dir: &Path) -> anyhow::Result<f64> {
+    per_record(bin_dir, INGEST_FN)
+}
+
+fn per_record(bin_dir: &Path, function: &str) -> anyhow::Result<f64> {
+    let small = callgrind_ir(bin_dir, SMALL, function)?;
+    let large = callgrind_ir(bin_dir, LARGE, function)?;
     if large <= small {
         bail!("callgrind counted {large} instructions for {LARGE} records but {small} for {SMALL}");
     }
@@ -29,7 +41,7 @@ pub fn core_instructions_per_record(bin_dir: &Path) -> anyhow::Result<f64> {
 }
 
 /// Instructions callgrind counts in `core-bench <records>`'s measured part.
-pub fn callgrind_ir(bin_dir: &Path, records: usize) -> anyhow::Result<u64> {
+pub fn callgrind_ir(bin_dir: &Path, records: usize, function: &str) -> anyhow::Result<u64> {
     let bin = bin_dir.join("core-bench");
     if !bin.exists() {
         bail!("{} is missing: cargo build --release -p learnlink-e2e --bins", bin.display());
@@ -38,7 +50,7 @@ pub fn callgrind_ir(bin_dir: &Path, records: usize) -> anyhow::Result<u64> {
     let out_file = dir.path().join("callgrind.out");
     let mut cmd = std::process::Command::new("valgrind");
     cmd.args(["--tool=callgrind", "--collect-atstart=no"])
-        .arg(format!("--toggle-collect={MEASURED_FN}"))
+        .arg(format!("--toggle-collect={function}"))
         .arg(format!("--callgrind-out-file={}", out_file.display()))
         .arg(&bin)
         .arg(records.to_string())

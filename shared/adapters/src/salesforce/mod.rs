@@ -277,7 +277,9 @@ impl SalesforceApi for SalesforceClient {
         call: &CompositeCall,
     ) -> Result<Vec<Vec<RecordOutcome>>, SalesforceError> {
         let url = Self::url(session, &format!("/services/data/{API_VERSION}/composite"))?;
-        let reply = self.call("Composite request", session, self.http.post(url).json(&call.request_body())).await?;
+        let request =
+            self.http.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body(call.request_bytes());
+        let reply = self.call("Composite request", session, request).await?;
         if reply.status != 200 {
             return Err(error_from_response(reply.status, &reply.body));
         }

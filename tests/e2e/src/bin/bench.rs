@@ -41,6 +41,176 @@ async fn job1_skeleton(f: &mut Figures) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn calls(stats: &Value, kind: Option<&str>) -> u64 {
+    match kind {
+        None => stats["api_calls"].as_u64().unwrap_or(0),
+        Some(k) => stats["by_kind"][k].as_u64().unwrap_or(0),
+    }
+}
+
+/// Job 1 as customers run it (SPEC §4): a tenant whose learners are matched
+/// to Contacts through the LMS API. 1,000 learners, 12 enrollments each:
+/// 1,000 warm the learner links (the first enrollment of each learner), the
+/// next 10,000 arrive as a steady webhook stream (100 per delivery) and are
+/// counted; then jsforce upserts the same 10,000 against the same emulator;
+/// then 1,000 more arrive one per delivery at 50 events/s for the latency.
+async fn job1(f: &mut Figures) -> anyhow::Result<()> {
+    const LEARNERS: u32 = 1_000;
+    let env = Env::start("bench-job1", Options::default())?;
+    let secret = "whsec-bench-0123456789";
+    env.lms_dataset(LEARNERS, 12).await?;
+    env.seed_contacts_for_learners().await?;
+    env.create_tenant_with_lms("bench", secret, json!({})).await?;
+    env.connect_salesforce("bench").await?;
+    let enrollments = env.lms_all("enrollments").await?;
+    // Per learner, its enrollments in LMS order.
+    let mut per_learner: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    for e in &enrollments {
+        per_learner.entry(e["learner_id"].as_str().unwrap_or_default().to_string()).or_default().push(e.clone());
+    }
+    let mut warm = Vec::new();
+    let mut stream = Vec::new();
+    let mut latency = Vec::new();
+    for list in per_learner.values() {
+        for (i, e) in list.iter().enumerate() {
+            match i {
+                0 => warm.push(e.clone()),
+                1..=10 => stream.push(e.clone()),
+                _ => latency.push(e.clone()),
+            }
+        }
+    }
+    anyhow::ensure!(stream.len() == 10_000, "the data set gave {} stream enrollments", stream.len());
+    let ids = |v: &[Value]| -> Vec<String> { v.iter().filter_map(|e| e["id"].as_str().map(str::to_string)).collect() };
+    let written = |n: usize| {
+        let env = &env;
+        async move {
+            wait_for("the benchmark's enrollments", Duration::from_secs(900), || async {
+                Ok((env.sf_records("LMS_Enrollment__c").await?.len() >= n).then_some(()))
+            })
+            .await
+        }
+    };
+
+    // Warm-up: every learner's first enrollment (learner links remembered).
+    let s0 = env.sf_stats().await?;
+    env.emit_webhooks(
+        "bench",
+        secret,
+        json!({"enrollment_ids": ids(&warm), "events_per_delivery": 100, "concurrency": 4}),
+    )
+    .await?;
+    written(warm.len()).await?;
+    let s1 = env.sf_stats().await?;
+    f.add(
+        "job1_warmup_calls_per_1k_new_learners",
+        (calls(&s1, None) - calls(&s0, None)) as f64 * 1_000.0 / warm.len() as f64,
+        "calls",
+    );
+
+    // The steady stream.
+    let start = Instant::now();
+    env.emit_webhooks(
+        "bench",
+        secret,
+        json!({"enrollment_ids": ids(&stream), "events_per_delivery": 100, "concurrency": 4}),
+    )
+    .await?;
+    written(warm.len() + stream.len()).await?;
+    let secs = start.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let s2 = env.sf_stats().await?;
+    let used = calls(&s2, None) - calls(&s1, None);
+    let lookups = calls(&s2, Some("query")) - calls(&s1, Some("query"));
+    f.add("job1_calls_per_10k", used as f64, "calls");
+    f.add("job1_record_lookups_per_10k", lookups as f64, "queries");
+    f.add("job1_stream_seconds_per_10k", (secs * 100.0).round() / 100.0, "s");
+
+    // jsforce, the same 10,000 records, the same emulator.
+    let records: Vec<Value> = stream
+        .iter()
+        .filter_map(|e| serde_json::from_value::<learnlink_core::model::Enrollment>(e.clone()).ok())
+        .map(|e| {
+            let mut body = learnlink_core::sync::enrollment_record(&e).body;
+            body.remove("attributes");
+            Value::Object(body)
+        })
+        .collect();
+    anyhow::ensure!(records.len() == stream.len(), "some enrollments did not read as canonical");
+    let tokens: Value = env
+        .http
+        .post(format!("{}/__emulator/connections", env.endpoints.salesforce_url))
+        .json(&json!({}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let js = learnlink_e2e::jsforce_bench::jsforce_upsert(
+        &env.endpoints.salesforce_url,
+        tokens["instance_url"].as_str().unwrap_or_default(),
+        tokens["access_token"].as_str().unwrap_or_default(),
+        &records,
+    )
+    .await?;
+    f.add("jsforce_calls_per_10k", js.calls as f64, "calls");
+    f.add("jsforce_to_learnlink_calls_ratio", ((js.calls as f64 / used.max(1) as f64) * 100.0).round() / 100.0, "x");
+
+    // Latency at 50 events/s: each enrollment sent alone, timed from its
+    // POST to the record's SystemModstamp in the emulator (same clock).
+    let mut sent_at: std::collections::HashMap<String, i64> = Default::default();
+    let url = format!("{}/bench/lms", env.endpoints.webhook_url);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut pending = Vec::new();
+    for (n, e) in latency.iter().enumerate() {
+        tick.tick().await;
+        let mut data = e.clone();
+        let now = time::OffsetDateTime::now_utc();
+        data["updated_at"] = json!(now.format(&time::format_description::well_known::Rfc3339)?);
+        let body = json!({"events": [{"id": format!("lat-{n}"), "type": "enrollment.updated", "occurred_at": data["updated_at"], "data": data}]}).to_string();
+        let id = e["id"].as_str().unwrap_or_default().to_string();
+        sent_at.insert(id, (now.unix_timestamp_nanos() / 1_000_000) as i64);
+        let req = env
+            .http
+            .post(&url)
+            .header("learnlink-signature", learnlink_e2e::sign(secret, &body))
+            .header("content-type", "application/json")
+            .body(body);
+        pending.push(tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) }));
+    }
+    for p in pending {
+        let status = p.await??;
+        anyhow::ensure!(status == 202, "a latency webhook got {status}");
+    }
+    let total = warm.len() + stream.len() + latency.len();
+    written(total).await?;
+    let records = env.sf_records("LMS_Enrollment__c").await?;
+    let mut lat: Vec<f64> = records
+        .iter()
+        .filter_map(|r| {
+            let sent = sent_at.get(r["LMS_Enrollment_Id__c"].as_str()?)?;
+            let seen = time::OffsetDateTime::parse(
+                r["SystemModstamp"].as_str()?,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .ok()?;
+            Some(((seen.unix_timestamp_nanos() / 1_000_000) as i64 - sent) as f64)
+        })
+        .collect();
+    anyhow::ensure!(lat.len() == latency.len(), "{} of {} latency records found", lat.len(), latency.len());
+    lat.sort_by(f64::total_cmp);
+    f.add("job1_latency_p50_ms", percentile(&lat, 50.0), "ms");
+    f.add("job1_latency_p99_ms", percentile(&lat, 99.0), "ms");
+    Ok(())
+}
+
 /// The product's Salesforce client against the emulator: 10,000 enrollment
 /// upserts through Composite + sObject Collections, counted and timed.
 async fn salesforce(f: &mut Figures) -> anyhow::Result<()> {
@@ -116,16 +286,25 @@ async fn main() -> ExitCode {
     learnlink_adapters::install_crypto_provider();
     let only = std::env::args().nth(1).unwrap_or_default();
     let mut figures = Figures(Vec::new());
-    const GROUPS: [&str; 2] = ["salesforce", "job1_skeleton"];
+    const GROUPS: [&str; 4] = ["salesforce", "job1_skeleton", "job1", "core"];
     let mut ran = 0;
     for name in GROUPS {
-        if !only.is_empty() && !name.starts_with(&only) {
+        if !only.is_empty() && name != only {
             continue;
         }
         ran += 1;
         let result = match name {
             "job1_skeleton" => job1_skeleton(&mut figures).await,
             "salesforce" => salesforce(&mut figures).await,
+            "job1" => job1(&mut figures).await,
+            "core" => (|| {
+                let bin = learnlink_e2e::bin_dir();
+                let core = learnlink_e2e::core_bench::core_instructions_per_record(&bin)?;
+                figures.add("core_instructions_per_record", core.round(), "instructions");
+                let ingest = learnlink_e2e::core_bench::ingest_instructions_per_record(&bin)?;
+                figures.add("core_ingest_instructions_per_record", ingest.round(), "instructions");
+                anyhow::Ok(())
+            })(),
             _ => Ok(()),
         };
         if let Err(e) = result {

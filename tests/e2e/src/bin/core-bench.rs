@@ -24,7 +24,7 @@ use learnlink_core::matching::{self, AccountIndex, ContactIndex, ContactRow, Dec
 use learnlink_core::model::{Department, Enrollment, EnrollmentStatus, Learner};
 use learnlink_core::sync::{self, PlannedRecord};
 use learnlink_core::webhook::{self, Dialect, LmsEvent};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -184,60 +184,78 @@ fn learner_of(ev: &LmsEvent) -> &str {
 /// The counted part: everything learnlink's core does for the records.
 #[inline(never)]
 fn measured_core_path(input: &Input, contact_rows: ContactRows) -> anyhow::Result<Totals> {
-    let Input { now, secrets, settings, departments, accounts, learners, batches } = input;
     let mut totals = Totals::default();
     // sync-worker caches the tree (5 minutes): built once.
-    let tree = DepartmentTree::new(departments.iter().cloned());
-    for (deliveries, rows) in batches.iter().zip(contact_rows) {
-        // webhook-ingest: each delivery verified on its raw body, then parsed.
-        let mut events: Vec<LmsEvent> = Vec::new();
-        for (headers, body) in deliveries {
-            webhook::verify(Dialect::Canonical, headers, None, body, secrets, *now)
-                .map_err(|r| anyhow::anyhow!("{r}"))?;
-            events.extend(webhook::parse(Dialect::Canonical, body).map_err(|r| anyhow::anyhow!("{r}"))?);
-        }
+    let tree = DepartmentTree::new(input.departments.iter().cloned());
+    for (deliveries, rows) in input.batches.iter().zip(contact_rows) {
+        let events = measured_ingest(input, deliveries)?;
         totals.events += events.len();
-        // sync-worker: the newest event per record, the batch's learners.
-        let collapsed = sync::collapse(events.iter().enumerate());
-        let mut seen = HashSet::new();
-        let batch_learners: Vec<&Learner> = collapsed
-            .iter()
-            .map(|(ev, _)| learner_of(ev))
-            .filter(|id| seen.insert(*id))
-            .filter_map(|id| learners.get(id))
-            .collect();
-        // Matching against the batch's query rows.
-        let contacts = ContactIndex::new(rows);
-        let account_index = AccountIndex::new(accounts.iter().map(|(i, n)| (i.as_str(), n.as_str())));
-        let known = Known { settings, tree: &tree, contacts: &contacts, accounts: &account_index };
-        let decisions: HashMap<&str, Decision> =
-            batch_learners.iter().map(|l| (l.id.as_str(), matching::decide(l, None, &known))).collect();
-        // Plan: Contact writes first (learner order), then the records.
-        let mut ids: Vec<&str> = decisions.keys().copied().collect();
-        ids.sort_unstable();
-        let mut planned: Vec<PlannedRecord> = Vec::new();
-        for id in ids {
-            if let (Some(Decision::Sync { contact_write: Some(w), .. }), Some(l)) =
-                (decisions.get(id), learners.get(id))
-            {
-                planned.push(PlannedRecord { record: sync::contact_record(w, l), items: Vec::new() });
-            }
-        }
-        totals.contact_writes += planned.len();
-        for (ev, items) in &collapsed {
-            if let Some(Decision::Sync { .. }) = decisions.get(learner_of(ev)) {
-                planned.push(PlannedRecord { record: sync::event_record(ev), items: items.clone() });
-                totals.records += 1;
-            }
-        }
-        let calls = sync::plan_records(planned);
-        totals.calls += calls.len();
-        for call in &calls {
-            let body: Value = call.request_body();
-            totals.bytes += black_box(serde_json::to_vec(&body)?).len();
-        }
+        measured_worker(input, &tree, &events, rows, &mut totals)?;
     }
     Ok(totals)
+}
+
+/// webhook-ingest: each delivery verified on its raw body, then parsed
+/// (counted apart: `core_ingest_instructions_per_record`).
+#[inline(never)]
+fn measured_ingest(input: &Input, deliveries: &[Delivery]) -> anyhow::Result<Vec<LmsEvent>> {
+    let mut events: Vec<LmsEvent> = Vec::new();
+    for (headers, body) in deliveries {
+        webhook::verify(Dialect::Canonical, headers, None, body, &input.secrets, input.now)
+            .map_err(|r| anyhow::anyhow!("{r}"))?;
+        events.extend(webhook::parse(Dialect::Canonical, body).map_err(|r| anyhow::anyhow!("{r}"))?);
+    }
+    Ok(events)
+}
+
+/// sync-worker's pure part — mapping, matching, planning, the Composite
+/// request bytes (`core_instructions_per_record`, SPEC issue 6).
+#[inline(never)]
+fn measured_worker(
+    input: &Input,
+    tree: &DepartmentTree,
+    events: &[LmsEvent],
+    rows: Vec<ContactRow>,
+    totals: &mut Totals,
+) -> anyhow::Result<()> {
+    let Input { settings, accounts, learners, .. } = input;
+    // The newest event per record, the batch's learners.
+    let collapsed = sync::collapse(events.iter().enumerate());
+    let mut seen = HashSet::new();
+    let batch_learners: Vec<&Learner> = collapsed
+        .iter()
+        .map(|(ev, _)| learner_of(ev))
+        .filter(|id| seen.insert(*id))
+        .filter_map(|id| learners.get(id))
+        .collect();
+    // Matching against the batch's query rows.
+    let contacts = ContactIndex::new(rows);
+    let account_index = AccountIndex::new(accounts.iter().map(|(i, n)| (i.as_str(), n.as_str())));
+    let known = Known { settings, tree, contacts: &contacts, accounts: &account_index };
+    let decisions: HashMap<&str, Decision> =
+        batch_learners.iter().map(|l| (l.id.as_str(), matching::decide(l, None, &known))).collect();
+    // Plan: Contact writes first (learner order), then the records.
+    let mut ids: Vec<&str> = decisions.keys().copied().collect();
+    ids.sort_unstable();
+    let mut planned: Vec<PlannedRecord> = Vec::new();
+    for id in ids {
+        if let (Some(Decision::Sync { contact_write: Some(w), .. }), Some(l)) = (decisions.get(id), learners.get(id)) {
+            planned.push(PlannedRecord { record: sync::contact_record(w, l), items: Vec::new() });
+        }
+    }
+    totals.contact_writes += planned.len();
+    for (ev, items) in &collapsed {
+        if let Some(Decision::Sync { .. }) = decisions.get(learner_of(ev)) {
+            planned.push(PlannedRecord { record: sync::event_record(ev), items: items.clone() });
+            totals.records += 1;
+        }
+    }
+    let calls = sync::plan_records(planned);
+    totals.calls += calls.len();
+    for call in &calls {
+        totals.bytes += black_box(call.request_bytes()).len();
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
