@@ -317,7 +317,9 @@ pub trait AppliedStore: Send + Sync {
         tenant: &TenantId,
         keys: &[String],
     ) -> Result<std::collections::HashMap<String, Applied>, PortError>;
-    /// Record what was written; a marker only ever moves forward in time.
+    /// Record what was written (of several marks for one key, the newest).
+    /// Callers mark only versions newer than what they read, so markers move
+    /// forward.
     async fn mark_applied(&self, tenant: &TenantId, marks: &[(String, Applied)]) -> Result<(), PortError>;
 }
 

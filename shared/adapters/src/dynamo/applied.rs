@@ -4,14 +4,15 @@
 //! Item: pk `APPLIED#<tenant>#<record key>`, sk `APPLIED`; `updated_at`
 //! (epoch ms), `event_id`, `expires_at` (TTL: a year — far beyond any
 //! redelivery or reordering window). Reads are consistent BatchGetItem
-//! (≤100 keys, unprocessed keys retried); writes are conditional updates
-//! that only ever move a marker forward, so two workers racing leave the
-//! newest.
+//! (≤100 keys, unprocessed keys retried); writes are BatchWriteItem (≤25,
+//! unprocessed items retried). The worker writes a marker only for a
+//! version newer than the one it read at the start of its batch, so markers
+//! move forward; two invocations racing on one record within a second can
+//! still leave the older one (the known gap in ARCHITECTURE.md).
 
 use super::DynamoState;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
-use futures::StreamExt;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use learnlink_core::PortError;
 use learnlink_core::model::TenantId;
 use learnlink_core::ports::{Applied, AppliedStore};
@@ -20,8 +21,6 @@ use std::sync::Mutex;
 use time::OffsetDateTime;
 
 const ROUNDS: u32 = 8;
-/// Conditional updates in flight at once.
-const WRITE_CONCURRENCY: usize = 16;
 const KEEP: time::Duration = time::Duration::days(365);
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -89,39 +88,34 @@ impl AppliedStore for DynamoState {
     }
 
     async fn mark_applied(&self, tenant: &TenantId, marks: &[(String, Applied)]) -> Result<(), PortError> {
+        // BatchWriteItem refuses a key twice in one call: keep the newest per key.
+        let mut newest: HashMap<&str, &Applied> = HashMap::new();
+        for (k, a) in marks {
+            let slot = newest.entry(k.as_str()).or_insert(a);
+            if slot.updated_at < a.updated_at {
+                *slot = a;
+            }
+        }
         let expires = (OffsetDateTime::now_utc() + KEEP).unix_timestamp();
-        let writes: Vec<_> = marks.iter().map(|(key, a)| mark_one(self, tenant, key, a, expires)).collect();
-        let results: Vec<Result<(), PortError>> =
-            futures::stream::iter(writes).buffer_unordered(WRITE_CONCURRENCY).collect().await;
-        results.into_iter().collect()
-    }
-}
-
-async fn mark_one(
-    state: &DynamoState,
-    tenant: &TenantId,
-    key: &str,
-    a: &Applied,
-    expires: i64,
-) -> Result<(), PortError> {
-    let r = state
-        .client
-        .update_item()
-        .table_name(&state.table)
-        .key("pk", s(pk(tenant, key)))
-        .key("sk", s("APPLIED"))
-        .update_expression("SET updated_at = :u, event_id = :e, expires_at = :x")
-        .condition_expression("attribute_not_exists(pk) OR updated_at <= :u")
-        .expression_attribute_values(":u", AttributeValue::N(ms(a.updated_at).to_string()))
-        .expression_attribute_values(":e", s(a.event_id.clone()))
-        .expression_attribute_values(":x", AttributeValue::N(expires.to_string()))
-        .send()
-        .await;
-    match r {
-        Ok(_) => Ok(()),
-        // A newer version is there already: it stays.
-        Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
-        Err(e) => Err(DynamoState::err("recording an applied version", e)),
+        let mut keys: Vec<&str> = newest.keys().copied().collect();
+        keys.sort_unstable();
+        for chunk in keys.chunks(25) {
+            let mut requests = Vec::with_capacity(chunk.len());
+            for k in chunk {
+                let a = newest[k];
+                let put = PutRequest::builder()
+                    .item("pk", s(pk(tenant, k)))
+                    .item("sk", s("APPLIED"))
+                    .item("updated_at", AttributeValue::N(ms(a.updated_at).to_string()))
+                    .item("event_id", s(a.event_id.clone()))
+                    .item("expires_at", AttributeValue::N(expires.to_string()))
+                    .build()
+                    .map_err(|e| PortError::permanent(format!("building a write: {e}")))?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+            super::links::write_batch(self, requests, "recording applied versions").await?;
+        }
+        Ok(())
     }
 }
 
@@ -157,12 +151,17 @@ impl AppliedStore for MemoryApplied {
     }
 
     async fn mark_applied(&self, tenant: &TenantId, marks: &[(String, Applied)]) -> Result<(), PortError> {
-        let mut g = self.lock();
+        // As DynamoDB: the newest of one call's marks per key, written over what was there.
+        let mut newest: HashMap<&str, &Applied> = HashMap::new();
         for (k, a) in marks {
-            let slot = g.entry((tenant.clone(), k.clone())).or_insert_with(|| a.clone());
-            if slot.updated_at <= a.updated_at {
-                *slot = a.clone();
+            let slot = newest.entry(k.as_str()).or_insert(a);
+            if slot.updated_at < a.updated_at {
+                *slot = a;
             }
+        }
+        let mut g = self.lock();
+        for (k, a) in newest {
+            g.insert((tenant.clone(), k.to_string()), a.clone());
         }
         Ok(())
     }
@@ -179,11 +178,14 @@ mod tests {
     async fn forward_only(store: &dyn AppliedStore) {
         let tenant = TenantId::parse("acme").unwrap();
         let a = |m: i64, e: &str| Applied { updated_at: t(m), event_id: e.into() };
-        store.mark_applied(&tenant, &[("enrollment#E1".into(), a(5, "e5"))]).await.unwrap();
-        store.mark_applied(&tenant, &[("enrollment#E1".into(), a(3, "e3"))]).await.unwrap();
+        // Several marks for one record in one call: the newest is kept.
+        store
+            .mark_applied(&tenant, &[("enrollment#E1".into(), a(5, "e5")), ("enrollment#E1".into(), a(3, "e3"))])
+            .await
+            .unwrap();
         let got = store.applied(&tenant, &["enrollment#E1".into(), "enrollment#E2".into()]).await.unwrap();
         assert_eq!(got.len(), 1);
-        assert_eq!(got["enrollment#E1"], a(5, "e5"), "an older version never replaces a newer one");
+        assert_eq!(got["enrollment#E1"], a(5, "e5"));
         store.mark_applied(&tenant, &[("enrollment#E1".into(), a(9, "e9"))]).await.unwrap();
         let got = store.applied(&tenant, &["enrollment#E1".into()]).await.unwrap();
         assert_eq!(got["enrollment#E1"], a(9, "e9"));
@@ -192,12 +194,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn memory_markers_only_move_forward() {
+    async fn memory_markers_keep_the_newest() {
         forward_only(&MemoryApplied::new()).await;
     }
 
     #[tokio::test]
-    async fn dynamo_markers_only_move_forward_and_read_in_chunks() {
+    async fn dynamo_markers_keep_the_newest_and_read_in_chunks() {
         let moto = crate::motokit::Moto::start().await;
         let state = DynamoState::new(moto.state_table("state").await, "state");
         forward_only(&state).await;
