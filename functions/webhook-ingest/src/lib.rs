@@ -10,14 +10,12 @@
 //! 413 too large; 503 when a store or the queue fails (the LMS retries).
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use futures::StreamExt;
 use learnlink_adapters::lambda::{body_bytes, error_response, header_pairs, json_response, path_param};
 use learnlink_core::PortError;
 use learnlink_core::job::SyncJob;
 use learnlink_core::model::TenantId;
 use learnlink_core::ports::{Claim, DedupeStore, JobQueue, SecretStore, TenantStore};
 use learnlink_core::tenant::{SecretNames, Tenant, WebhookSecrets};
-use learnlink_core::webhook::LmsEvent;
 use learnlink_core::webhook::{self, MAX_BODY_BYTES, Rejection};
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -87,9 +85,6 @@ fn unavailable(tenant: &str, e: &PortError) -> ApiGatewayV2httpResponse {
     error_response(503, "unavailable", "learnlink could not accept the delivery right now; retry later")
 }
 
-/// DynamoDB calls in flight at once for one delivery's event ids.
-const CONCURRENCY: usize = 16;
-
 pub async fn handle(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateTime) -> ApiGatewayV2httpResponse {
     let tenant_raw = path_param(req, "tenant").unwrap_or("");
     let source = path_param(req, "source").unwrap_or("");
@@ -129,31 +124,25 @@ pub async fn handle(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateT
     let mut fresh = Vec::new();
     let mut keys = Vec::new();
     let mut duplicates = 0usize;
-    // Claims go out concurrently (a delivery may carry 100 events); their
-    // answers are read in the events' order.
-    let claims: Vec<(LmsEvent, String)> = events
-        .into_iter()
-        .map(|ev| {
-            let k = format!("{tenant_id}#{source}#{}", ev.id);
-            (ev, k)
-        })
-        .collect();
-    let answers: Vec<Result<Claim, PortError>> = futures::stream::iter(claims.iter())
-        .map(|(_, key)| deps.dedupe.claim(key, now, PENDING_GRACE, DEDUPE_TTL))
-        .buffered(CONCURRENCY)
-        .collect()
-        .await;
-    for ((ev, key), answer) in claims.into_iter().zip(answers) {
+    // One round trip claims the delivery's event ids (a transaction per 100).
+    let claim_keys: Vec<String> = events.iter().map(|ev| format!("{tenant_id}#{source}#{}", ev.id)).collect();
+    let answers = match deps.dedupe.claim_many(&claim_keys, now, PENDING_GRACE, DEDUPE_TTL).await {
+        Ok(a) => a,
+        Err(e) => {
+            // Some ids may be claimed already: release them all, so the LMS's
+            // redelivery is not taken for a duplicate (a second enqueue of an
+            // id that was in flight elsewhere is absorbed by idempotent writes).
+            release_all(deps, &claim_keys).await;
+            return unavailable(tenant_raw, &e);
+        }
+    };
+    for ((ev, key), answer) in events.into_iter().zip(claim_keys).zip(answers) {
         match answer {
-            Ok(Claim::Fresh) => {
+            Claim::Fresh => {
                 keys.push(key);
                 fresh.push(SyncJob::LmsEvent { tenant: tenant_id.clone(), source: source.to_string(), event: ev });
             }
-            Ok(Claim::Duplicate) => duplicates += 1,
-            Err(e) => {
-                release_all(deps, &keys).await;
-                return unavailable(tenant_raw, &e);
-            }
+            Claim::Duplicate => duplicates += 1,
         }
     }
     let results = deps.queue.send(&fresh).await;
@@ -174,15 +163,11 @@ pub async fn handle(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateT
             }
         }
     }
-    let confirmed: Vec<Result<(), PortError>> = futures::stream::iter(to_confirm)
-        .map(|key| deps.dedupe.confirm(key))
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    for e in confirmed.into_iter().filter_map(Result::err) {
-        // The claim stays pending; it expires after the grace period, so at
+    let confirm: Vec<String> = to_confirm.into_iter().cloned().collect();
+    if let Err(e) = deps.dedupe.confirm_many(&confirm, now, DEDUPE_TTL).await {
+        // The claims stay pending; they expire after the grace period, so at
         // worst a redelivery is enqueued twice, which idempotent writes absorb.
-        tracing::warn!(tenant = tenant_raw, error = %e.chain(), "could not confirm an event id");
+        tracing::warn!(tenant = tenant_raw, error = %e.chain(), "could not confirm event ids");
     }
     if let Some(e) = failed {
         // Some events were not enqueued: ask the LMS to redeliver. The ones

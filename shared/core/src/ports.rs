@@ -61,6 +61,36 @@ pub trait DedupeStore: Send + Sync {
     ) -> Result<Claim, PortError>;
     async fn confirm(&self, key: &str) -> Result<(), PortError>;
     async fn release(&self, key: &str) -> Result<(), PortError>;
+
+    /// [`DedupeStore::claim`] for a delivery's keys, one answer per key in
+    /// order (a key repeated in `keys` is a duplicate after its first).
+    /// Adapters do it in as few round trips as they can.
+    async fn claim_many(
+        &self,
+        keys: &[String],
+        now: OffsetDateTime,
+        pending_grace: time::Duration,
+        ttl: time::Duration,
+    ) -> Result<Vec<Claim>, PortError> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            out.push(if seen.insert(k.as_str()) {
+                self.claim(k, now, pending_grace, ttl).await?
+            } else {
+                Claim::Duplicate
+            });
+        }
+        Ok(out)
+    }
+
+    /// [`DedupeStore::confirm`] for several keys (claimed at `now`, kept `ttl`).
+    async fn confirm_many(&self, keys: &[String], _now: OffsetDateTime, _ttl: time::Duration) -> Result<(), PortError> {
+        for k in keys {
+            self.confirm(k).await?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -282,6 +282,129 @@ impl DedupeStore for DynamoState {
         }
     }
 
+    async fn claim_many(
+        &self,
+        keys: &[String],
+        now: OffsetDateTime,
+        pending_grace: time::Duration,
+        ttl: time::Duration,
+    ) -> Result<Vec<Claim>, PortError> {
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+        // Transactions take 100 items, each item once: the first of a
+        // repeated key is claimed, the rest are duplicates.
+        let mut answers: Vec<Option<Claim>> = vec![None; keys.len()];
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        for (i, k) in keys.iter().enumerate() {
+            if first.contains_key(k.as_str()) {
+                answers[i] = Some(Claim::Duplicate);
+            } else {
+                first.insert(k.as_str(), i);
+            }
+        }
+        let todo: Vec<usize> = (0..keys.len()).filter(|i| answers[*i].is_none()).collect();
+        for chunk in todo.chunks(100) {
+            let mut pending: Vec<usize> = chunk.to_vec();
+            // Each round removes at least one duplicate; bounded by the chunk.
+            for _ in 0..=chunk.len() {
+                if pending.is_empty() {
+                    break;
+                }
+                let mut items = Vec::with_capacity(pending.len());
+                for &i in &pending {
+                    let put = Put::builder()
+                        .table_name(&self.table)
+                        .item("pk", s(format!("DEDUPE#{}", keys[i])))
+                        .item("sk", s("DEDUPE"))
+                        .item("state", s("pending"))
+                        .item("at", AttributeValue::N(now.unix_timestamp().to_string()))
+                        .item("expires_at", AttributeValue::N((now + ttl).unix_timestamp().to_string()))
+                        .condition_expression("attribute_not_exists(pk) OR (#st = :pending AND #at < :stale)")
+                        .expression_attribute_names("#st", "state")
+                        .expression_attribute_names("#at", "at")
+                        .expression_attribute_values(":pending", s("pending"))
+                        .expression_attribute_values(
+                            ":stale",
+                            AttributeValue::N((now - pending_grace).unix_timestamp().to_string()),
+                        )
+                        .build()
+                        .map_err(|e| PortError::permanent(format!("building a claim: {e}")))?;
+                    items.push(TransactWriteItem::builder().put(put).build());
+                }
+                match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+                    Ok(_) => {
+                        for &i in &pending {
+                            answers[i] = Some(Claim::Fresh);
+                        }
+                        pending.clear();
+                    }
+                    Err(e) => {
+                        let reasons = e
+                            .as_service_error()
+                            .filter(|se| se.is_transaction_canceled_exception())
+                            .and_then(|se| match se {
+                                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(t) => {
+                                    Some(t.cancellation_reasons().to_vec())
+                                }
+                                _ => None,
+                            });
+                        let Some(reasons) = reasons.filter(|r| r.len() == pending.len()) else {
+                            // No per-item reasons: claim these one by one.
+                            if e.as_service_error().is_some_and(|se| se.is_transaction_canceled_exception()) {
+                                for &i in &pending {
+                                    answers[i] = Some(self.claim(&keys[i], now, pending_grace, ttl).await?);
+                                }
+                                pending.clear();
+                                continue;
+                            }
+                            return Err(Self::err("claiming event ids", e));
+                        };
+                        let mut rest = Vec::new();
+                        let mut duplicates = 0;
+                        for (&i, r) in pending.iter().zip(&reasons) {
+                            if r.code() == Some("ConditionalCheckFailed") {
+                                answers[i] = Some(Claim::Duplicate);
+                                duplicates += 1;
+                            } else {
+                                rest.push(i);
+                            }
+                        }
+                        if duplicates == 0 {
+                            // Cancelled for another reason (a conflict, throughput): retryable.
+                            return Err(PortError::retryable(format!(
+                                "claiming event ids: the transaction was cancelled ({})",
+                                reasons.iter().filter_map(|r| r.code()).collect::<Vec<_>>().join(", ")
+                            )));
+                        }
+                        pending = rest;
+                    }
+                }
+            }
+        }
+        Ok(answers.into_iter().map(|a| a.unwrap_or(Claim::Duplicate)).collect())
+    }
+
+    async fn confirm_many(&self, keys: &[String], now: OffsetDateTime, ttl: time::Duration) -> Result<(), PortError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        let mut seen = std::collections::HashSet::new();
+        let unique: Vec<&String> = keys.iter().filter(|k| seen.insert(k.as_str())).collect();
+        for chunk in unique.chunks(25) {
+            let mut requests = Vec::with_capacity(chunk.len());
+            for k in chunk {
+                let put = PutRequest::builder()
+                    .item("pk", s(format!("DEDUPE#{k}")))
+                    .item("sk", s("DEDUPE"))
+                    .item("state", s("done"))
+                    .item("at", AttributeValue::N(now.unix_timestamp().to_string()))
+                    .item("expires_at", AttributeValue::N((now + ttl).unix_timestamp().to_string()))
+                    .build()
+                    .map_err(|e| PortError::permanent(format!("building a confirmation: {e}")))?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+            links::write_batch(self, requests, "confirming event ids").await?;
+        }
+        Ok(())
+    }
+
     async fn confirm(&self, key: &str) -> Result<(), PortError> {
         self.client
             .update_item()
@@ -307,5 +430,40 @@ impl DedupeStore for DynamoState {
             .await
             .map_err(|e| Self::err("releasing event id", e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod dedupe_tests {
+    use super::*;
+
+    /// The same answers from DynamoDB (one transaction per 100 keys) as from
+    /// one claim at a time.
+    #[tokio::test]
+    async fn claims_in_transactions_tell_fresh_from_duplicate() {
+        let moto = crate::motokit::Moto::start().await;
+        let state = DynamoState::new(moto.state_table("state").await, "state");
+        let t0 = time::macros::datetime!(2026-11-23 10:00 UTC);
+        let (grace, ttl) = (time::Duration::minutes(5), time::Duration::days(7));
+        // Seen before: one confirmed, one pending and fresh, one pending and abandoned.
+        assert_eq!(state.claim("done", t0, grace, ttl).await.unwrap(), Claim::Fresh);
+        state.confirm("done").await.unwrap();
+        assert_eq!(state.claim("busy", t0, grace, ttl).await.unwrap(), Claim::Fresh);
+        let later = t0 + time::Duration::minutes(1);
+        let mut keys: Vec<String> = (0..230).map(|i| format!("k{i}")).collect();
+        keys.push("done".into());
+        keys.push("busy".into());
+        keys.push("k7".into()); // repeated within the delivery
+        let answers = state.claim_many(&keys, later, grace, ttl).await.unwrap();
+        assert_eq!(answers.len(), keys.len());
+        assert!(answers[..230].iter().all(|a| *a == Claim::Fresh));
+        assert_eq!(&answers[230..], &[Claim::Duplicate, Claim::Duplicate, Claim::Duplicate]);
+        // Confirmed in batches: a redelivery is a duplicate, even after the grace.
+        state.confirm_many(&keys[..230], later, ttl).await.unwrap();
+        let much_later = t0 + time::Duration::hours(1);
+        let again = state.claim_many(&keys[..3], much_later, grace, ttl).await.unwrap();
+        assert_eq!(again, vec![Claim::Duplicate; 3]);
+        // An abandoned pending claim is taken over.
+        assert_eq!(state.claim_many(&["busy".to_string()], much_later, grace, ttl).await.unwrap(), vec![Claim::Fresh]);
     }
 }
