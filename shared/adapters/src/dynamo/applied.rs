@@ -12,7 +12,7 @@
 
 use super::DynamoState;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use learnlink_core::PortError;
 use learnlink_core::model::TenantId;
 use learnlink_core::ports::{Applied, AppliedStore};
@@ -20,7 +20,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use time::OffsetDateTime;
 
-const ROUNDS: u32 = 8;
 const KEEP: time::Duration = time::Duration::days(365);
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -39,50 +38,23 @@ fn ms(t: OffsetDateTime) -> i64 {
 impl AppliedStore for DynamoState {
     async fn applied(&self, tenant: &TenantId, keys: &[String]) -> Result<HashMap<String, Applied>, PortError> {
         let mut seen = HashSet::new();
-        let unique: Vec<&String> = keys.iter().filter(|k| seen.insert(k.as_str())).collect();
+        let ks: Vec<HashMap<String, AttributeValue>> = keys
+            .iter()
+            .filter(|k| seen.insert(k.as_str()))
+            .map(|k| HashMap::from([("pk".to_string(), s(pk(tenant, k))), ("sk".to_string(), s("APPLIED"))]))
+            .collect();
         let prefix = pk(tenant, "");
         let mut found = HashMap::new();
-        for chunk in unique.chunks(100) {
-            let ks: Vec<HashMap<String, AttributeValue>> = chunk
-                .iter()
-                .map(|k| HashMap::from([("pk".to_string(), s(pk(tenant, k))), ("sk".to_string(), s("APPLIED"))]))
-                .collect();
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(ks))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| PortError::permanent(format!("building a read: {e}")))?;
-            let mut pending = HashMap::from([(self.table.clone(), request)]);
-            let mut round = 0;
-            while !pending.is_empty() {
-                if round == ROUNDS {
-                    return Err(PortError::retryable("reading applied versions: some keys stayed unprocessed"));
-                }
-                if round > 0 {
-                    tokio::time::sleep(std::time::Duration::from_millis(25 << round.min(6))).await;
-                }
-                round += 1;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .set_request_items(Some(std::mem::take(&mut pending)))
-                    .send()
-                    .await
-                    .map_err(|e| Self::err("reading applied versions", e))?;
-                for item in out.responses.unwrap_or_default().into_values().flatten() {
-                    let key = item.get("pk").and_then(|v| v.as_s().ok()).and_then(|p| p.strip_prefix(&prefix));
-                    let at = item.get("updated_at").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
-                    let event = item.get("event_id").and_then(|v| v.as_s().ok());
-                    let (Some(key), Some(at), Some(event)) = (key, at, event) else {
-                        return Err(PortError::permanent("a stored applied-version item is incomplete"));
-                    };
-                    let updated_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000)
-                        .map_err(|e| PortError::permanent(format!("a stored applied version is out of range: {e}")))?;
-                    found.insert(key.to_string(), Applied { updated_at, event_id: event.clone() });
-                }
-                pending = out.unprocessed_keys.unwrap_or_default();
-                pending.retain(|_, k| !k.keys().is_empty());
-            }
+        for item in super::links::read_batch(self, ks, "reading applied versions").await? {
+            let key = item.get("pk").and_then(|v| v.as_s().ok()).and_then(|p| p.strip_prefix(&prefix));
+            let at = item.get("updated_at").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+            let event = item.get("event_id").and_then(|v| v.as_s().ok());
+            let (Some(key), Some(at), Some(event)) = (key, at, event) else {
+                return Err(PortError::permanent("a stored applied-version item is incomplete"));
+            };
+            let updated_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000)
+                .map_err(|e| PortError::permanent(format!("a stored applied version is out of range: {e}")))?;
+            found.insert(key.to_string(), Applied { updated_at, event_id: event.clone() });
         }
         Ok(found)
     }

@@ -66,6 +66,47 @@ async fn backoff(round: u32) {
     tokio::time::sleep(std::time::Duration::from_millis(50 << round.min(5))).await;
 }
 
+/// BatchGetItem (consistent) of any number of keys, 100 a call, retrying
+/// `UnprocessedKeys`; the items found, in no particular order.
+pub(crate) async fn read_batch(
+    state: &DynamoState,
+    keys: Vec<HashMap<String, AttributeValue>>,
+    what: &str,
+) -> Result<Vec<HashMap<String, AttributeValue>>, PortError> {
+    let mut found = Vec::new();
+    let mut keys = keys.into_iter().peekable();
+    while keys.peek().is_some() {
+        let chunk: Vec<_> = keys.by_ref().take(100).collect();
+        let request = KeysAndAttributes::builder()
+            .set_keys(Some(chunk))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| PortError::permanent(format!("building a read: {e}")))?;
+        let mut pending = HashMap::from([(state.table.clone(), request)]);
+        let mut round = 0;
+        while !pending.is_empty() {
+            if round == ROUNDS {
+                return Err(PortError::retryable(format!("{what}: some keys stayed unprocessed")));
+            }
+            if round > 0 {
+                backoff(round).await;
+            }
+            round += 1;
+            let out = state
+                .client
+                .batch_get_item()
+                .set_request_items(Some(std::mem::take(&mut pending)))
+                .send()
+                .await
+                .map_err(|e| DynamoState::err(what, e))?;
+            found.extend(out.responses.unwrap_or_default().into_values().flatten());
+            pending = out.unprocessed_keys.unwrap_or_default();
+            pending.retain(|_, k| !k.keys().is_empty());
+        }
+    }
+    Ok(found)
+}
+
 /// BatchWriteItem of up to 25 requests, retrying `UnprocessedItems`.
 pub(crate) async fn write_batch(state: &DynamoState, requests: Vec<WriteRequest>, what: &str) -> Result<(), PortError> {
     let mut pending = HashMap::from([(state.table.clone(), requests)]);
@@ -100,42 +141,15 @@ impl LinkStore for DynamoState {
         learner_ids: &[String],
     ) -> Result<HashMap<String, LearnerLink>, PortError> {
         let mut seen = HashSet::new();
-        let unique: Vec<&String> = learner_ids.iter().filter(|l| seen.insert(l.as_str())).collect();
+        let keys: Vec<HashMap<String, AttributeValue>> = learner_ids
+            .iter()
+            .filter(|l| seen.insert(l.as_str()))
+            .map(|l| HashMap::from([("pk".to_string(), s(pk(tenant, l))), ("sk".to_string(), s("LINK"))]))
+            .collect();
         let mut found = HashMap::new();
-        for chunk in unique.chunks(100) {
-            let keys: Vec<HashMap<String, AttributeValue>> = chunk
-                .iter()
-                .map(|l| HashMap::from([("pk".to_string(), s(pk(tenant, l))), ("sk".to_string(), s("LINK"))]))
-                .collect();
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| PortError::permanent(format!("building a read: {e}")))?;
-            let mut pending = HashMap::from([(self.table.clone(), request)]);
-            let mut round = 0;
-            while !pending.is_empty() {
-                if round == ROUNDS {
-                    return Err(PortError::retryable("reading learner links: some keys stayed unprocessed"));
-                }
-                if round > 0 {
-                    backoff(round).await;
-                }
-                round += 1;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .set_request_items(Some(std::mem::take(&mut pending)))
-                    .send()
-                    .await
-                    .map_err(|e| Self::err("reading learner links", e))?;
-                for item in out.responses.unwrap_or_default().into_values().flatten() {
-                    let link = link_from(&item)?;
-                    found.insert(link.learner_id.clone(), link);
-                }
-                pending = out.unprocessed_keys.unwrap_or_default();
-                pending.retain(|_, k| !k.keys().is_empty());
-            }
+        for item in read_batch(self, keys, "reading learner links").await? {
+            let link = link_from(&item)?;
+            found.insert(link.learner_id.clone(), link);
         }
         Ok(found)
     }
