@@ -38,8 +38,8 @@ demo: up ## run job 1 end to end on the local stack and print a summary
 test: setup bins ## unit + end-to-end tests, lints, cfn-lint and sam validate
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
-	cargo nextest run --workspace --profile ci -E 'not test(=no_secret_in_any_log_line)'
-	cargo nextest run -p learnlink-e2e --profile ci -E 'test(=no_secret_in_any_log_line)'
+	RUST_BACKTRACE=0 cargo nextest run --workspace --profile ci -E 'not test(=no_secret_in_any_log_line)'
+	RUST_BACKTRACE=0 cargo nextest run -p learnlink-e2e --profile ci -E 'test(=no_secret_in_any_log_line)'
 	cfn-lint infra/template.yaml
 	sam validate --lint --template infra/template.yaml
 

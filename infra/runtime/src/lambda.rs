@@ -325,6 +325,10 @@ async fn next(State(s): State<Arc<ApiState>>) -> Response {
         _ = dead.wait_for(|d| d.is_some()) => None,
     };
     let Some(inv) = inv else {
+        // Lambda never answers `next` with anything but an event (the AWS
+        // runtime clients panic on a response without a request id): it
+        // freezes or kills the sandbox. Hold the poll until the process is gone.
+        let _ = dead.wait_for(|d| d.is_some()).await;
         return (StatusCode::GONE, "the local runtime is shutting this instance down").into_response();
     };
     lock(&s.inflight).insert(inv.request_id.clone(), inv.reply);

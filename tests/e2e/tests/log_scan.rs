@@ -1,6 +1,7 @@
 //! Run last (after the rest of the suite, see the Makefile): no access token,
 //! refresh token, webhook secret or admin token in any log line written by
-//! any stack of the suite — functions, runtime, emulators, moto.
+//! any stack of the suite — functions, runtime, emulators, moto — and no
+//! panic: a panic is a bug, even one the runtime survives.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
@@ -28,12 +29,17 @@ fn secret_at(line: &str) -> Option<&'static str> {
     None
 }
 
+fn cut(line: &str) -> String {
+    line.chars().take(200).collect()
+}
+
 #[test]
 fn no_secret_in_any_log_line() {
     let base = root().join("target/e2e");
     let mut files = 0;
     let mut lines = 0;
     let mut leaks = Vec::new();
+    let mut panics = Vec::new();
     let mut stack = vec![base];
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
@@ -44,10 +50,15 @@ fn no_secret_in_any_log_line() {
             } else if p.extension().is_some_and(|x| x == "log") {
                 files += 1;
                 let text = std::fs::read_to_string(&p).unwrap_or_default();
-                for l in text.lines() {
+                let mut it = text.lines().peekable();
+                while let Some(l) = it.next() {
                     lines += 1;
+                    if l.contains("panicked at") {
+                        let why = it.peek().copied().unwrap_or_default();
+                        panics.push(format!("{}: {} {}", p.display(), cut(l), cut(why)));
+                    }
                     if let Some(kind) = secret_at(l) {
-                        leaks.push(format!("{} ({kind}): {}", p.display(), &l[..l.len().min(200)]));
+                        leaks.push(format!("{} ({kind}): {}", p.display(), cut(l)));
                     }
                 }
             }
@@ -56,6 +67,7 @@ fn no_secret_in_any_log_line() {
     println!("scanned {lines} log lines in {files} files");
     assert!(files > 0, "no logs to scan: run the whole suite first (make test)");
     assert!(leaks.is_empty(), "secrets in logs:\n{}", leaks.join("\n"));
+    assert!(panics.is_empty(), "panics in logs:\n{}", panics.join("\n"));
 }
 
 #[test]
