@@ -46,6 +46,34 @@ fn shown(letter: &DeadLetter) -> (Option<TenantId>, Value) {
                     );
                     base(Some(tenant), Some(&event.id), Some(record), description)
                 }
+                SyncJob::LmsEvents { tenant, source, events } => {
+                    let what = |e: &learnlink_core::webhook::LmsEvent| {
+                        let (entity, id) = e.record_key();
+                        format!("{} of {entity} {id}", e.kind.as_str())
+                    };
+                    match events.as_slice() {
+                        [one] => {
+                            let (entity, id) = one.record_key();
+                            let description = format!(
+                                "{} from source {source:?} (LMS updated_at {})",
+                                what(one),
+                                rfc3339(one.updated_at())
+                            );
+                            base(Some(tenant), Some(&one.id), Some(format!("{entity} {id}")), description)
+                        }
+                        many => {
+                            let mut description = format!(
+                                "{} events of one delivery from source {source:?}: {}",
+                                many.len(),
+                                many.iter().take(3).map(what).collect::<Vec<_>>().join("; ")
+                            );
+                            if many.len() > 3 {
+                                description.push_str(&format!("; and {} more", many.len() - 3));
+                            }
+                            base(Some(tenant), None, None, description)
+                        }
+                    }
+                }
             };
             (Some(job.tenant().clone()), v)
         }

@@ -528,6 +528,31 @@ mod queues {
     }
 
     #[tokio::test]
+    async fn a_dead_delivery_message_names_its_events() {
+        let w = world();
+        create(&w).await;
+        let events: Vec<LmsEvent> =
+            (1..=5).map(|i| job("acme", &format!("evt-{i}"), &format!("E{i}"), "L1").events()[0].clone()).collect();
+        let many = SyncJob::LmsEvents { tenant: acme(), source: "lms".into(), events: events.clone() };
+        let one = SyncJob::LmsEvents { tenant: acme(), source: "lms".into(), events: events[..1].to_vec() };
+        w.dlq.push(letter("m1", encode(&many), 1));
+        w.dlq.push(letter("m2", encode(&one), 2));
+        let r = handle(&w.deps, &req("GET", "/admin/tenants/acme/dlq", None, &[]), NOW).await;
+        assert_eq!(r.status_code, 200, "{}", text(&r));
+        let msgs = body(&r)["messages"].as_array().unwrap().clone();
+        assert_eq!(msgs.len(), 2);
+        assert_eq!((msgs[0]["event_id"].clone(), msgs[0]["record"].clone()), (Value::Null, Value::Null));
+        let d = msgs[0]["description"].as_str().unwrap();
+        assert!(
+            d.starts_with("5 events of one delivery from source \"lms\": enrollment.completed of enrollment E1;"),
+            "{d}"
+        );
+        assert!(d.ends_with("; and 2 more"), "{d}");
+        assert_eq!(msgs[1]["event_id"], "evt-1");
+        assert_eq!(msgs[1]["record"], "enrollment E1");
+    }
+
+    #[tokio::test]
     async fn replay_sends_back_the_ones_asked_for_or_every_one_of_the_tenant() {
         let w = world();
         dead_letters(&w).await;

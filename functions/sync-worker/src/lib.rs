@@ -113,19 +113,24 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
 pub async fn process(deps: &Deps, event: &SqsEvent) -> Vec<MessageOutcome> {
     let mut outcomes: Vec<MessageOutcome> = vec![MessageOutcome::Done; event.records.len()];
     // Decode; poison messages fail (and reach the DLQ after maxReceiveCount).
+    // A message carries one event or a whole delivery: each event is an item
+    // of its own, and a message's outcome is the worst of its items'.
     let mut by_tenant: BTreeMap<TenantId, Vec<Item>> = BTreeMap::new();
+    let mut items_seen = 0usize;
     for (i, rec) in event.records.iter().enumerate() {
         let id = rec.message_id.as_deref().unwrap_or("?");
         let receive_count = rec.attributes.get("ApproximateReceiveCount").map(String::as_str).unwrap_or("?");
         match job::decode(rec.body.as_deref().unwrap_or("")) {
-            Ok(SyncJob::LmsEvent { tenant, source, event }) => {
-                let key = format!("{source}#{}", event.id);
-                by_tenant.entry(tenant).or_default().push(Item {
-                    index: i,
-                    event,
-                    key,
-                    body: rec.body.clone().unwrap_or_default(),
-                })
+            Ok(job) => {
+                let (tenant, source, events) = match job {
+                    SyncJob::LmsEvent { tenant, source, event } => (tenant, source, vec![event]),
+                    SyncJob::LmsEvents { tenant, source, events } => (tenant, source, events),
+                };
+                let items = by_tenant.entry(tenant).or_default();
+                for event in events {
+                    items.push(Item { index: items_seen, message: i, event, source: source.clone() });
+                    items_seen += 1;
+                }
             }
             Err(e) => {
                 tracing::error!(message_id = id, receive_count, error = %e, "poison message: it cannot be decoded and stays for the DLQ");
@@ -134,8 +139,11 @@ pub async fn process(deps: &Deps, event: &SqsEvent) -> Vec<MessageOutcome> {
         }
     }
     for (tenant, items) in by_tenant {
+        let message_of: HashMap<usize, usize> = items.iter().map(|it| (it.index, it.message)).collect();
         for (i, o) in sync_tenant(deps, &tenant, &items).await {
-            outcomes[i].merge(o);
+            if let Some(&m) = message_of.get(&i) {
+                outcomes[m].merge(o);
+            }
         }
         dead_letters(deps, &tenant, event, &items, &outcomes).await;
     }
@@ -149,7 +157,7 @@ async fn dead_letters(deps: &Deps, tenant: &TenantId, event: &SqsEvent, items: &
     let mut entries = Vec::new();
     for it in items {
         let (Some(rec), Some(MessageOutcome::Failed { reason, .. })) =
-            (event.records.get(it.index), outcomes.get(it.index))
+            (event.records.get(it.message), outcomes.get(it.message))
         else {
             continue;
         };
@@ -179,21 +187,37 @@ async fn dead_letters(deps: &Deps, tenant: &TenantId, event: &SqsEvent, items: &
     }
 }
 
-/// One decoded message of a batch.
+/// One event of a batch.
 struct Item {
+    /// The item's number in the batch (what outcomes are settled on).
     index: usize,
+    /// The index of the message that carried it.
+    message: usize,
     event: LmsEvent,
+    source: String,
+}
+
+impl Item {
     /// The parking key (source and event id): parking twice keeps one job.
-    key: String,
-    /// The message as it came, parked verbatim.
-    body: String,
+    fn key(&self) -> String {
+        format!("{}#{}", self.source, self.event.id)
+    }
+
+    /// The event alone as a job, parked or held until it can be replayed.
+    fn job(&self, tenant: &TenantId) -> String {
+        job::encode(&SyncJob::LmsEvent {
+            tenant: tenant.clone(),
+            source: self.source.clone(),
+            event: self.event.clone(),
+        })
+    }
 }
 
 /// Keep a tenant's messages while it cannot be written to (not connected,
 /// disconnected, paused); they are acknowledged once parked and replayed on
 /// relink or resume.
 async fn park(deps: &Deps, tenant: &TenantId, items: &[Item], why: &str) -> Vec<(usize, MessageOutcome)> {
-    let jobs: Vec<(String, String)> = items.iter().map(|it| (it.key.clone(), it.body.clone())).collect();
+    let jobs: Vec<(String, String)> = items.iter().map(|it| (it.key(), it.job(tenant))).collect();
     match deps.parking.park(tenant, &jobs).await {
         Ok(()) => {
             tracing::info!(tenant = %tenant, messages = items.len(), reason = why, "messages parked");
@@ -445,7 +469,7 @@ async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(
                 held: its.len() as u64,
             };
             let jobs: Vec<(String, String)> =
-                items.iter().filter(|it| its.contains(&it.index)).map(|it| (it.key.clone(), it.body.clone())).collect();
+                items.iter().filter(|it| its.contains(&it.index)).map(|it| (it.key(), it.job(tenant_id))).collect();
             match deps.review.hold(tenant_id, &item, &jobs).await {
                 Ok(()) => {
                     tracing::info!(tenant = %tenant_id, learner = %learner, candidates = candidates.len(), records = jobs.len(), "ambiguous learner held for review");

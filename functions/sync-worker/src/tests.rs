@@ -564,3 +564,96 @@ async fn a_last_failed_delivery_is_logged_as_a_dead_letter() {
     assert_eq!(log[0].reason.as_deref(), Some("dead_letter"));
     assert!(log[0].message.as_deref().unwrap_or_default().contains("UNABLE_TO_LOCK_ROW"));
 }
+
+/// The events of these single-event jobs as one delivery's message.
+fn delivery(jobs: &[String]) -> String {
+    let mut events = Vec::new();
+    for j in jobs {
+        events.extend(job::decode(j).unwrap().events().to_vec());
+    }
+    job::encode(&SyncJob::LmsEvents { tenant: acme(), source: "lms".into(), events })
+}
+
+#[tokio::test]
+async fn a_delivery_message_is_settled_event_by_event() {
+    use learnlink_core::activity::Outcome;
+    use learnlink_core::ports::ReviewStore;
+    let w = lms_world(
+        serde_json::json!({}),
+        vec![learner("L7", "seven@acme.com", None), learner("L8", "dup@acme.com", None)],
+    )
+    .await;
+    w.sf.set_query_rows(
+        "Contact",
+        vec![
+            contact_row("003000000000007AAA", None, "seven@acme.com"),
+            contact_row("003000000000001AAA", None, "dup@acme.com"),
+            contact_row("003000000000002AAA", None, "dup@acme.com"),
+        ],
+    );
+    let msg = delivery(&[
+        job("acme", "E1", "L7", 0, EnrollmentStatus::Enrolled),
+        job("acme", "E2", "L8", 0, EnrollmentStatus::Enrolled),
+        job("acme", "E3", "L7", 1, EnrollmentStatus::Completed),
+    ]);
+    let r = handle(&w.deps, sqs(&[msg])).await;
+    assert!(r.batch_item_failures.is_empty(), "{:?}", r.batch_item_failures);
+    // L7's two records are written, L8's one is held alone, as a job of its own.
+    assert_eq!(w.sf.record_count(), 2);
+    let (held, _) = w.state.held(&acme(), "L8", 10).await.unwrap();
+    assert_eq!(held.len(), 1);
+    let held = job::decode(&held[0].1).unwrap();
+    assert_eq!(held.events().iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["evt-E2-0"]);
+    let log = outcomes_of(&w);
+    assert!(log.contains(&("E1".into(), Outcome::Created, None)), "{log:?}");
+    assert!(log.contains(&("E3".into(), Outcome::Created, None)), "{log:?}");
+    assert!(log.contains(&("E2".into(), Outcome::Ambiguous, Some("ambiguous".into()))), "{log:?}");
+}
+
+#[tokio::test]
+async fn one_retryable_event_returns_its_message_and_the_redelivery_writes_only_the_rest() {
+    use learnlink_core::activity::Outcome;
+    let w = lms_world(serde_json::json!({}), vec![learner("L7", "seven@acme.com", None)]).await;
+    w.sf.set_query_rows("Contact", vec![contact_row("003000000000007AAA", None, "seven@acme.com")]);
+    let msg = delivery(&[
+        job("acme", "E1", "L7", 0, EnrollmentStatus::Enrolled),
+        job("acme", "E2", "L-new", 0, EnrollmentStatus::Enrolled),
+    ]);
+    let batch = sqs(&[msg, job("acme", "E3", "L7", 0, EnrollmentStatus::Enrolled)]);
+    let r = handle(&w.deps, batch.clone()).await;
+    assert_eq!(failed_ids(&r), vec!["m0"], "the message with the unknown learner returns");
+    assert_eq!(w.sf.record_count(), 2, "E1 and E3 are written meanwhile");
+    let calls = w.sf.calls();
+    // The LMS knows the learner now; SQS redelivers the message alone.
+    w.lms.learners.lock().unwrap().push(learner("L-new", "new@acme.com", None));
+    w.sf.set_query_rows(
+        "Contact",
+        vec![
+            contact_row("003000000000007AAA", Some("L7"), "seven@acme.com"),
+            contact_row("003000000000009AAA", None, "new@acme.com"),
+        ],
+    );
+    let r = handle(&w.deps, sqs(&[batch.records[0].body.clone().unwrap()])).await;
+    assert!(r.batch_item_failures.is_empty(), "{:?}", r.batch_item_failures);
+    assert_eq!(w.sf.record_count(), 3);
+    assert_eq!(w.sf.calls(), calls + 2, "one query, one Composite call carrying E2 alone");
+    let created: Vec<String> =
+        outcomes_of(&w).into_iter().filter(|(_, o, _)| *o == Outcome::Created).map(|(id, _, _)| id).collect();
+    assert_eq!(created, ["E1", "E3", "E2"], "E1 is not written twice");
+}
+
+#[tokio::test]
+async fn a_parked_delivery_is_kept_as_one_job_per_event() {
+    let w = world().await;
+    let w = World { deps: Deps { secrets: Arc::new(MemorySecrets::new()), ..w.deps }, ..w };
+    let msg = delivery(&[
+        job("acme", "E1", "L1", 0, EnrollmentStatus::Enrolled),
+        job("acme", "E2", "L1", 0, EnrollmentStatus::Enrolled),
+        job("acme", "E3", "L1", 0, EnrollmentStatus::Enrolled),
+    ]);
+    let r = handle(&w.deps, sqs(&[msg.clone()])).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(parked(&w).await, 3);
+    handle(&w.deps, sqs(&[msg])).await;
+    assert_eq!(parked(&w).await, 3, "a redelivery parks the same three jobs");
+}

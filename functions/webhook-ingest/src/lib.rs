@@ -1,7 +1,8 @@
 //! webhook-ingest (SPEC §4.1): `POST /webhooks/{tenant}/{source}` (and
 //! `POST /webhooks/{tenant}/{source}/{token}` for dialects authenticated by a
 //! URL token, Skilljar) → verify, parse the source's dialect into canonical
-//! events, deduplicate by event id, enqueue one sync job per event, answer 202.
+//! events, deduplicate by event id, enqueue the fresh ones as one message per
+//! delivery (`job::pack`; split only past SQS's size limit), answer 202.
 //!
 //! Nothing is enqueued for a rejected request, and rejections are logged
 //! without the body (and never with the URL token). Answers: 202 accepted;
@@ -12,7 +13,7 @@
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use learnlink_adapters::lambda::{body_bytes, error_response, header_pairs, json_response, path_param};
 use learnlink_core::PortError;
-use learnlink_core::job::SyncJob;
+use learnlink_core::job;
 use learnlink_core::model::TenantId;
 use learnlink_core::ports::{Claim, DedupeStore, JobQueue, SecretStore, TenantStore};
 use learnlink_core::tenant::{SecretNames, Tenant, WebhookSecrets};
@@ -140,24 +141,30 @@ pub async fn handle(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateT
         match answer {
             Claim::Fresh => {
                 keys.push(key);
-                fresh.push(SyncJob::LmsEvent { tenant: tenant_id.clone(), source: source.to_string(), event: ev });
+                fresh.push(ev);
             }
             Claim::Duplicate => duplicates += 1,
         }
     }
-    let results = deps.queue.send(&fresh).await;
+    // One message per delivery (split only past SQS's size limit).
+    let messages = job::pack(&tenant_id, source, &fresh, job::MAX_MESSAGE_BYTES);
+    let bodies: Vec<String> = messages.iter().map(|m| m.body.clone()).collect();
+    let results = deps.queue.send_encoded(&bodies).await;
     let mut failed: Option<PortError> = None;
     let mut accepted = 0usize;
     let mut to_confirm = Vec::new();
-    for (key, res) in keys.iter().zip(results) {
+    for (m, res) in messages.iter().zip(results) {
+        let keys = &keys[m.events.clone()];
         match res {
             Ok(()) => {
-                accepted += 1;
-                to_confirm.push(key);
+                accepted += keys.len();
+                to_confirm.extend(keys);
             }
             Err(e) => {
-                if let Err(re) = deps.dedupe.release(key).await {
-                    tracing::error!(tenant = tenant_raw, error = %re.chain(), "could not release an event id after a failed send");
+                for key in keys {
+                    if let Err(re) = deps.dedupe.release(key).await {
+                        tracing::error!(tenant = tenant_raw, error = %re.chain(), "could not release an event id after a failed send");
+                    }
                 }
                 failed.get_or_insert(e);
             }

@@ -73,13 +73,15 @@ async fn the_fixture_event_deserializes_with_its_route() {
 }
 
 #[tokio::test]
-async fn signed_delivery_is_enqueued_one_job_per_event() {
+async fn signed_delivery_is_enqueued_as_one_message() {
     let w = world().await;
     let body = format!(r#"{{"events":[{},{}]}}"#, event("e1", "E1"), event("e2", "E2"));
     let r = handle(&w.deps, &signed(&body), NOW).await;
     assert_eq!(r.status_code, 202, "{:?}", r.body);
     assert_eq!(json_body(&r), json!({"accepted": 2, "duplicates": 0}));
-    assert_eq!(w.queue.sent().len(), 2);
+    assert_eq!(w.queue.sent().len(), 1);
+    let ids: Vec<String> = w.queue.events().into_iter().map(|e| e.id).collect();
+    assert_eq!(ids, ["e1", "e2"]);
 }
 
 #[tokio::test]
@@ -162,15 +164,43 @@ async fn malformed_body_error_names_the_field() {
 #[tokio::test]
 async fn a_failed_send_answers_503_and_releases_the_claim_for_the_retry() {
     let w = world().await;
-    w.queue.fail_nth(1);
+    w.queue.fail_nth(0);
     let body = format!(r#"{{"events":[{},{}]}}"#, event("e1", "E1"), event("e2", "E2"));
     let r = handle(&w.deps, &signed(&body), NOW).await;
     assert_eq!(r.status_code, 503);
-    assert_eq!(w.queue.sent().len(), 1);
-    // The LMS retries the whole delivery: e1 is a duplicate, e2 goes through.
+    assert!(w.queue.sent().is_empty());
+    // The LMS retries the whole delivery: both events go through.
     let r = handle(&w.deps, &signed(&body), NOW).await;
-    assert_eq!(json_body(&r), json!({"accepted": 1, "duplicates": 1}));
-    assert_eq!(w.queue.sent().len(), 2);
+    assert_eq!(json_body(&r), json!({"accepted": 2, "duplicates": 0}));
+    assert_eq!(w.queue.events().len(), 2);
+}
+
+#[tokio::test]
+async fn a_delivery_past_the_message_limit_is_split_and_a_failed_part_is_redelivered() {
+    let w = world().await;
+    // ~3 KB per event: 100 events (the most a delivery holds) do not fit one 200 KiB message.
+    let title = "t".repeat(3000);
+    let events: Vec<String> = (0..100)
+        .map(|i| {
+            event(&format!("e{i}"), &format!("E{i}"))
+                .replace(r#""course_id":"C1""#, &format!(r#""course_id":"C1","course_title":"{title}""#))
+        })
+        .collect();
+    let body = format!(r#"{{"events":[{}]}}"#, events.join(","));
+    assert!(body.len() < MAX_BODY_BYTES);
+    w.queue.fail_nth(1);
+    let r = handle(&w.deps, &signed(&body), NOW).await;
+    assert_eq!(r.status_code, 503, "{:?}", r.body);
+    let first: Vec<String> = w.queue.events().into_iter().map(|e| e.id).collect();
+    assert!(!first.is_empty() && first.len() < 100, "{}", first.len());
+    assert_eq!(first, (0..first.len()).map(|i| format!("e{i}")).collect::<Vec<_>>());
+    // The redelivery sends what failed, and only that.
+    let r = handle(&w.deps, &signed(&body), NOW).await;
+    assert_eq!(r.status_code, 202, "{:?}", r.body);
+    assert_eq!(json_body(&r), json!({"accepted": 100 - first.len(), "duplicates": first.len()}));
+    let all: Vec<String> = w.queue.events().into_iter().map(|e| e.id).collect();
+    assert_eq!(all, (0..100).map(|i| format!("e{i}")).collect::<Vec<_>>());
+    assert!(w.queue.sent().len() >= 2);
 }
 
 #[tokio::test]
@@ -299,7 +329,7 @@ async fn each_vendor_dialect_is_accepted_with_either_secret_and_deduplicated() {
         let again = handle(&w.deps, req, NOW).await;
         assert_eq!(json_body(&again), json!({"accepted": 0, "duplicates": n}), "{name}");
     }
-    assert_eq!(w.queue.sent().len(), total);
+    assert_eq!(w.queue.events().len(), total);
 }
 
 #[tokio::test]

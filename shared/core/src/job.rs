@@ -11,14 +11,18 @@ pub const JOB_FORMAT_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SyncJob {
-    /// One canonical LMS event from webhook-ingest (job 1).
+    /// One canonical LMS event: a parked, held or replayed job (job 1).
     LmsEvent { tenant: TenantId, source: String, event: LmsEvent },
+    /// The events of one webhook delivery (or a slice of a large one), in
+    /// delivery order: one message per delivery keeps the queue shallow and
+    /// lets a worker batch gather thousands of events.
+    LmsEvents { tenant: TenantId, source: String, events: Vec<LmsEvent> },
 }
 
 impl SyncJob {
     pub fn tenant(&self) -> &TenantId {
         match self {
-            SyncJob::LmsEvent { tenant, .. } => tenant,
+            SyncJob::LmsEvent { tenant, .. } | SyncJob::LmsEvents { tenant, .. } => tenant,
         }
     }
 
@@ -26,8 +30,83 @@ impl SyncJob {
     pub fn describe(&self) -> String {
         match self {
             SyncJob::LmsEvent { tenant, event, .. } => format!("{tenant}/{}", event.id),
+            SyncJob::LmsEvents { tenant, events, .. } => match (events.first(), events.len()) {
+                (Some(e), 1) => format!("{tenant}/{}", e.id),
+                (Some(e), n) => format!("{tenant}/{}+{}", e.id, n - 1),
+                (None, _) => format!("{tenant}/(no events)"),
+            },
         }
     }
+
+    /// The canonical events the job carries, in order.
+    pub fn events(&self) -> &[LmsEvent] {
+        match self {
+            SyncJob::LmsEvent { event, .. } => std::slice::from_ref(event),
+            SyncJob::LmsEvents { events, .. } => events,
+        }
+    }
+
+    /// The source the job's events came from.
+    pub fn source(&self) -> &str {
+        match self {
+            SyncJob::LmsEvent { source, .. } | SyncJob::LmsEvents { source, .. } => source,
+        }
+    }
+}
+
+/// The largest message body [`pack`] produces: SQS takes 256 KiB per
+/// message and per SendMessageBatch call; this leaves room for attributes.
+pub const MAX_MESSAGE_BYTES: usize = 200 * 1024;
+
+/// One message of a packed delivery: its encoded body and the range of the
+/// delivery's events it carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Packed {
+    pub body: String,
+    pub events: std::ops::Range<usize>,
+}
+
+/// The events of one delivery as few messages as fit in `max_bytes` each,
+/// in order. A delivery is encoded once when it fits (the usual case); a
+/// larger one is halved until every part fits. An event that alone exceeds
+/// `max_bytes` travels alone (SQS then refuses it and the LMS is asked to
+/// redeliver, so nothing is lost silently).
+pub fn pack(tenant: &TenantId, source: &str, events: &[LmsEvent], max_bytes: usize) -> Vec<Packed> {
+    let mut out = Vec::new();
+    pack_range(tenant, source, events, 0..events.len(), max_bytes, &mut out);
+    out
+}
+
+fn pack_range(
+    tenant: &TenantId,
+    source: &str,
+    events: &[LmsEvent],
+    range: std::ops::Range<usize>,
+    max_bytes: usize,
+    out: &mut Vec<Packed>,
+) {
+    if range.is_empty() {
+        return;
+    }
+    let body = encode_events(tenant, source, &events[range.clone()]);
+    if body.len() <= max_bytes || range.len() == 1 {
+        out.push(Packed { body, events: range });
+        return;
+    }
+    let mid = range.start + range.len() / 2;
+    pack_range(tenant, source, events, range.start..mid, max_bytes, out);
+    pack_range(tenant, source, events, mid..range.end, max_bytes, out);
+}
+
+/// `encode(&SyncJob::LmsEvents { .. })` without cloning the events.
+fn encode_events(tenant: &TenantId, source: &str, events: &[LmsEvent]) -> String {
+    #[derive(Serialize)]
+    #[serde(tag = "kind", rename_all = "snake_case")]
+    enum Borrowed<'a> {
+        LmsEvents { tenant: &'a TenantId, source: &'a str, events: &'a [LmsEvent] },
+    }
+    serde_json::to_string(&Envelope { v: JOB_FORMAT_VERSION, job: Borrowed::LmsEvents { tenant, source, events } })
+        .unwrap_or_default()
 }
 
 #[derive(Serialize, Deserialize)]
@@ -96,6 +175,64 @@ mod tests {
         let s = encode(&job);
         assert!(s.starts_with(r#"{"v":1,"kind":"lms_event""#), "{s}");
         assert_eq!(decode(&s).unwrap(), job);
+    }
+
+    fn event(n: usize, title_len: usize) -> LmsEvent {
+        LmsEvent {
+            id: format!("evt_{n}"),
+            kind: EventKind::EnrollmentUpdated,
+            occurred_at: datetime!(2026-11-23 10:00 UTC),
+            payload: EventPayload::Enrollment(Enrollment {
+                id: format!("E{n}"),
+                learner_id: "L1".into(),
+                course_id: "C1".into(),
+                course_title: Some("x".repeat(title_len)),
+                status: EnrollmentStatus::Enrolled,
+                progress_pct: None,
+                score: None,
+                enrolled_at: None,
+                completed_at: None,
+                updated_at: datetime!(2026-11-23 10:00 UTC),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_delivery_that_fits_is_one_message_read_back_as_the_events() {
+        let tenant = TenantId::parse("acme").unwrap();
+        let events: Vec<_> = (0..100).map(|n| event(n, 20)).collect();
+        let packed = pack(&tenant, "lms", &events, MAX_MESSAGE_BYTES);
+        assert_eq!(packed.len(), 1);
+        assert_eq!(packed[0].events, 0..100);
+        let job = decode(&packed[0].body).unwrap();
+        assert_eq!(job, SyncJob::LmsEvents { tenant: tenant.clone(), source: "lms".into(), events: events.clone() });
+        assert_eq!(job.events(), &events[..]);
+        assert_eq!(job.source(), "lms");
+        assert_eq!(job.describe(), "acme/evt_0+99");
+        assert!(pack(&tenant, "lms", &[], MAX_MESSAGE_BYTES).is_empty());
+    }
+
+    #[test]
+    fn a_large_delivery_is_split_in_order_under_the_limit() {
+        let tenant = TenantId::parse("acme").unwrap();
+        let events: Vec<_> = (0..37).map(|n| event(n, 1000)).collect();
+        let packed = pack(&tenant, "lms", &events, 8 * 1024);
+        assert!(packed.len() >= 5, "{}", packed.len());
+        let mut next = 0;
+        let mut back = Vec::new();
+        for p in &packed {
+            assert!(p.body.len() <= 8 * 1024, "{}", p.body.len());
+            assert_eq!(p.events.start, next);
+            next = p.events.end;
+            back.extend(decode(&p.body).unwrap().events().to_vec());
+        }
+        assert_eq!(next, 37);
+        assert_eq!(back, events);
+        // An event larger than the limit travels alone (SQS refuses it; the
+        // LMS is asked to redeliver).
+        let big = vec![event(1, 10), event(2, 20_000), event(3, 10)];
+        let packed = pack(&tenant, "lms", &big, 8 * 1024);
+        assert_eq!(packed.iter().map(|p| p.events.clone()).collect::<Vec<_>>(), vec![0..1, 1..2, 2..3]);
     }
 
     #[test]

@@ -95,8 +95,15 @@ pub trait DedupeStore: Send + Sync {
 
 #[async_trait]
 pub trait JobQueue: Send + Sync {
+    /// Send encoded jobs (`job::encode`, `job::pack`); one result per
+    /// message, in order.
+    async fn send_encoded(&self, bodies: &[String]) -> Vec<Result<(), PortError>>;
+
     /// Send jobs; one result per job, in order.
-    async fn send(&self, jobs: &[SyncJob]) -> Vec<Result<(), PortError>>;
+    async fn send(&self, jobs: &[SyncJob]) -> Vec<Result<(), PortError>> {
+        let bodies: Vec<String> = jobs.iter().map(crate::job::encode).collect();
+        self.send_encoded(&bodies).await
+    }
 }
 
 #[async_trait]

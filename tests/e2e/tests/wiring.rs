@@ -51,17 +51,22 @@ async fn routes_and_batch_sizes_follow_a_changed_template() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
     assert_eq!(r.json::<serde_json::Value>().await.unwrap(), json!({"message": "Not Found"}));
-    // The new one works.
-    let r = env
-        .http
-        .post(format!("{url}/inbound/acme/lms"))
-        .header("learnlink-signature", sign(secret, &body))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    assert_eq!(status, 202, "{}", r.text().await.unwrap_or_default());
+    // The new one works: ten deliveries of one event, ten messages.
+    for (i, e) in events.iter().enumerate() {
+        let body = json!({"events": [{"id": format!("w-{i}"), "type": "enrollment.updated",
+            "occurred_at": e["updated_at"], "data": e}]})
+        .to_string();
+        let r = env
+            .http
+            .post(format!("{url}/inbound/acme/lms"))
+            .header("learnlink-signature", sign(secret, &body))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        assert_eq!(status, 202, "{}", r.text().await.unwrap_or_default());
+    }
 
     // Generous: a loaded CI runner starts debug builds slowly.
     let written = wait_for("10 enrollments", Duration::from_secs(180), || async {

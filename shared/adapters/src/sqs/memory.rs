@@ -1,4 +1,4 @@
-//! In-memory fake queue.
+//! In-memory fake queue: keeps the jobs sent, in order.
 
 use async_trait::async_trait;
 use learnlink_core::PortError;
@@ -23,7 +23,12 @@ impl MemoryQueue {
         self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Make the n-th job ever sent (0-based) fail with a retryable error.
+    /// The events of every job sent, in order.
+    pub fn events(&self) -> Vec<learnlink_core::webhook::LmsEvent> {
+        self.sent().iter().flat_map(|j| j.events().to_vec()).collect()
+    }
+
+    /// Make the n-th message ever sent (0-based) fail with a retryable error.
     pub fn fail_nth(&self, n: usize) {
         self.fail_at.lock().unwrap_or_else(|p| p.into_inner()).push(n);
     }
@@ -31,20 +36,23 @@ impl MemoryQueue {
 
 #[async_trait]
 impl JobQueue for MemoryQueue {
-    async fn send(&self, jobs: &[SyncJob]) -> Vec<Result<(), PortError>> {
+    async fn send_encoded(&self, bodies: &[String]) -> Vec<Result<(), PortError>> {
         let fail_at = self.fail_at.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut count = self.count.lock().unwrap_or_else(|p| p.into_inner());
         let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-        jobs.iter()
-            .map(|j| {
+        bodies
+            .iter()
+            .map(|b| {
                 let n = *count;
                 *count += 1;
                 if fail_at.contains(&n) {
-                    Err(PortError::retryable("injected queue failure"))
-                } else {
-                    sent.push(j.clone());
-                    Ok(())
+                    return Err(PortError::retryable("injected queue failure"));
                 }
+                // Like SQS, the fake takes any body; it keeps the jobs it can read.
+                let job = learnlink_core::job::decode(b)
+                    .map_err(|e| PortError::permanent(format!("the fake queue got a body that is not a job: {e}")))?;
+                sent.push(job);
+                Ok(())
             })
             .collect()
     }

@@ -8,7 +8,6 @@ use crate::aws::classify_sdk;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use learnlink_core::job::{SyncJob, encode};
 use learnlink_core::ports::JobQueue;
 use learnlink_core::{ErrorClass, PortError};
 
@@ -38,17 +37,16 @@ impl SqsJobQueue {
 
 #[async_trait]
 impl JobQueue for SqsJobQueue {
-    async fn send(&self, jobs: &[SyncJob]) -> Vec<Result<(), PortError>> {
-        let mut results: Vec<Result<(), PortError>> = Vec::with_capacity(jobs.len());
-        for (chunk_no, chunk) in jobs.chunks(10).enumerate() {
+    async fn send_encoded(&self, bodies: &[String]) -> Vec<Result<(), PortError>> {
+        let mut results: Vec<Result<(), PortError>> = Vec::with_capacity(bodies.len());
+        for range in batches(bodies) {
+            let start = range.start;
+            let chunk = &bodies[range];
             let entries: Result<Vec<_>, _> = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, job)| {
-                    SendMessageBatchRequestEntry::builder()
-                        .id(format!("m{}", chunk_no * 10 + i))
-                        .message_body(encode(job))
-                        .build()
+                .map(|(i, body)| {
+                    SendMessageBatchRequestEntry::builder().id(format!("m{}", start + i)).message_body(body).build()
                 })
                 .collect();
             let entries = match entries {
@@ -64,7 +62,8 @@ impl JobQueue for SqsJobQueue {
                 Ok(out) => {
                     let mut chunk_results: Vec<Result<(), PortError>> = (0..chunk.len()).map(|_| Ok(())).collect();
                     for f in out.failed() {
-                        let idx = f.id().trim_start_matches('m').parse::<usize>().ok().map(|n| n - chunk_no * 10);
+                        let idx =
+                            f.id().trim_start_matches('m').parse::<usize>().ok().and_then(|n| n.checked_sub(start));
                         let class = if f.sender_fault() { ErrorClass::Permanent } else { ErrorClass::Retryable };
                         let err = PortError::new(
                             class,
@@ -87,6 +86,29 @@ impl JobQueue for SqsJobQueue {
         }
         results
     }
+}
+
+/// SendMessageBatch takes at most 10 messages and 256 KiB in all.
+const BATCH_MAX_MESSAGES: usize = 10;
+const BATCH_MAX_BYTES: usize = 256 * 1024;
+
+/// Consecutive ranges of `bodies` that each fit one SendMessageBatch call
+/// (a body too large on its own gets a call of its own, which SQS refuses
+/// for that message only).
+fn batches(bodies: &[String]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, b) in bodies.iter().enumerate() {
+        if i > start && (i - start == BATCH_MAX_MESSAGES || bytes + b.len() > BATCH_MAX_BYTES) {
+            out.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += b.len();
+    }
+    if start < bodies.len() {
+        out.push(start..bodies.len());
+    }
+    out
 }
 
 #[derive(Clone)]
@@ -116,5 +138,21 @@ impl learnlink_core::ports::QueueStats for SqsQueueStats {
         let attrs = out.attributes.unwrap_or_default();
         let n = |k: A| attrs.get(&k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         Ok(n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_respect_count_and_bytes() {
+        let small: Vec<String> = (0..23).map(|_| "x".repeat(100)).collect();
+        assert_eq!(batches(&small), vec![0..10, 10..20, 20..23]);
+        let big: Vec<String> = (0..5).map(|_| "x".repeat(100 * 1024)).collect();
+        assert_eq!(batches(&big), vec![0..2, 2..4, 4..5]);
+        let huge = vec!["x".repeat(10), "x".repeat(300 * 1024), "x".repeat(10)];
+        assert_eq!(batches(&huge), vec![0..1, 1..2, 2..3]);
+        assert!(batches(&[]).is_empty());
     }
 }
