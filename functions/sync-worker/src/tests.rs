@@ -651,7 +651,7 @@ async fn a_parked_delivery_is_kept_as_one_job_per_event() {
         job("acme", "E2", "L1", 0, EnrollmentStatus::Enrolled),
         job("acme", "E3", "L1", 0, EnrollmentStatus::Enrolled),
     ]);
-    let r = handle(&w.deps, sqs(&[msg.clone()])).await;
+    let r = handle(&w.deps, sqs(std::slice::from_ref(&msg))).await;
     assert!(r.batch_item_failures.is_empty());
     assert_eq!(parked(&w).await, 3);
     handle(&w.deps, sqs(&[msg])).await;
