@@ -125,7 +125,8 @@ pub async fn handle(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateT
     let mut fresh = Vec::new();
     let mut keys = Vec::new();
     let mut duplicates = 0usize;
-    // One round trip claims the delivery's event ids (a transaction per 100).
+    // The delivery's event ids are claimed together (a batched read, then
+    // batched writes of the fresh ones).
     let claim_keys: Vec<String> = events.iter().map(|ev| format!("{tenant_id}#{source}#{}", ev.id)).collect();
     let answers = match deps.dedupe.claim_many(&claim_keys, now, PENDING_GRACE, DEDUPE_TTL).await {
         Ok(a) => a,

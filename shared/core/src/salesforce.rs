@@ -29,7 +29,42 @@ pub struct SfRecord {
     pub external_id: String,
     /// The JSON body sent in an sObject Collections request, including
     /// `attributes` and the external id field itself.
-    pub body: Map<String, Value>,
+    pub body: RecordBody,
+}
+
+/// A record's JSON body, kept serialized: a batch's records are written
+/// into the Composite request as they are (no JSON tree per record to
+/// build, copy and drop). Always the text of one JSON object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordBody(String);
+
+impl RecordBody {
+    /// The body of any serializable object (a struct or a map).
+    pub fn of<T: Serialize + ?Sized>(value: &T) -> Self {
+        // Structs and maps of strings, numbers and nulls cannot fail to serialize.
+        RecordBody(serde_json::to_string(value).unwrap_or_else(|_| "{}".into()))
+    }
+
+    /// The JSON text.
+    pub fn json(&self) -> &str {
+        &self.0
+    }
+
+    /// The body as a JSON map (for fakes, Bulk CSV rows and tests).
+    pub fn to_map(&self) -> Map<String, Value> {
+        serde_json::from_str(&self.0).unwrap_or_default()
+    }
+
+    /// One field's value.
+    pub fn get(&self, field: &str) -> Option<Value> {
+        self.to_map().remove(field)
+    }
+}
+
+impl From<Map<String, Value>> for RecordBody {
+    fn from(m: Map<String, Value>) -> Self {
+        RecordBody::of(&m)
+    }
 }
 
 /// Classify a Salesforce error code (`statusCode` in a collection result,

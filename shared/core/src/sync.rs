@@ -7,9 +7,11 @@
 use crate::error::ErrorClass;
 use crate::model::{Certification, Enrollment, salesforce_datetime};
 use crate::salesforce::{
-    API_VERSION, RecordFailure, RecordOutcome, SalesforceError, SfRecord, classify_error_code, classify_http_status,
+    API_VERSION, RecordBody, RecordFailure, RecordOutcome, SalesforceError, SfRecord, classify_error_code,
+    classify_http_status,
 };
 use crate::webhook::{EventPayload, LmsEvent};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
@@ -33,34 +35,74 @@ fn opt_dt(t: Option<time::OffsetDateTime>) -> Value {
     t.map(|t| Value::String(salesforce_datetime(t))).unwrap_or(Value::Null)
 }
 
-fn opt_num(n: Option<f64>) -> Value {
-    n.and_then(serde_json::Number::from_f64).map(Value::Number).unwrap_or(Value::Null)
+/// `{"type": "<object>"}`.
+#[derive(Serialize)]
+struct Attributes {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// The Contact by its learner external id (`Contact__r`).
+#[derive(Serialize)]
+struct ContactRef<'a> {
+    attributes: Attributes,
+    #[serde(rename = "LMS_Learner_Id__c")]
+    learner_id: &'a str,
+}
+
+/// A finite number (NaN and infinities are left out, as JSON has none).
+fn finite(n: Option<f64>) -> Option<f64> {
+    n.filter(|n| n.is_finite())
+}
+
+/// An enrollment's record body, serialized straight from the enrollment
+/// (fields in this order; a value the event does not carry is left out,
+/// not cleared: vendor dialects send partial state).
+#[derive(Serialize)]
+struct EnrollmentBody<'a> {
+    attributes: Attributes,
+    #[serde(rename = "LMS_Enrollment_Id__c")]
+    id: &'a str,
+    #[serde(rename = "Contact__r")]
+    contact: ContactRef<'a>,
+    #[serde(rename = "Course_Id__c")]
+    course_id: &'a str,
+    #[serde(rename = "Course_Title__c", skip_serializing_if = "Option::is_none")]
+    course_title: Option<&'a str>,
+    #[serde(rename = "Status__c")]
+    status: &'static str,
+    #[serde(rename = "Progress__c", skip_serializing_if = "Option::is_none")]
+    progress: Option<f64>,
+    #[serde(rename = "Score__c", skip_serializing_if = "Option::is_none")]
+    score: Option<f64>,
+    #[serde(rename = "Enrolled_At__c", skip_serializing_if = "Option::is_none")]
+    enrolled_at: Option<String>,
+    #[serde(rename = "Completed_At__c", skip_serializing_if = "Option::is_none")]
+    completed_at: Option<String>,
+    #[serde(rename = "LMS_Updated_At__c")]
+    updated_at: String,
 }
 
 pub fn enrollment_record(e: &Enrollment) -> SfRecord {
-    let mut body = Map::new();
-    body.insert("attributes".into(), json!({"type": ENROLLMENT_OBJECT}));
-    body.insert(ENROLLMENT_EXTERNAL_ID.into(), Value::String(e.id.clone()));
-    body.insert("Contact__r".into(), contact_ref(&e.learner_id));
-    body.insert("Course_Id__c".into(), Value::String(e.course_id.clone()));
-    if let Some(t) = &e.course_title {
-        body.insert("Course_Title__c".into(), Value::String(t.clone()));
+    let body = EnrollmentBody {
+        attributes: Attributes { kind: ENROLLMENT_OBJECT },
+        id: &e.id,
+        contact: ContactRef { attributes: Attributes { kind: "Contact" }, learner_id: &e.learner_id },
+        course_id: &e.course_id,
+        course_title: e.course_title.as_deref(),
+        status: e.status.salesforce_label(),
+        progress: finite(e.progress_pct),
+        score: finite(e.score),
+        enrolled_at: e.enrolled_at.map(salesforce_datetime),
+        completed_at: e.completed_at.map(salesforce_datetime),
+        updated_at: salesforce_datetime(e.updated_at),
+    };
+    SfRecord {
+        sobject: ENROLLMENT_OBJECT,
+        external_id_field: ENROLLMENT_EXTERNAL_ID,
+        external_id: e.id.clone(),
+        body: RecordBody::of(&body),
     }
-    body.insert("Status__c".into(), Value::String(e.status.salesforce_label().into()));
-    // A value the event does not carry is left out, not cleared: vendor
-    // dialects send partial state (no score, no progress outside completion).
-    for (field, v) in [
-        ("Progress__c", opt_num(e.progress_pct)),
-        ("Score__c", opt_num(e.score)),
-        ("Enrolled_At__c", opt_dt(e.enrolled_at)),
-        ("Completed_At__c", opt_dt(e.completed_at)),
-    ] {
-        if !v.is_null() {
-            body.insert(field.into(), v);
-        }
-    }
-    body.insert("LMS_Updated_At__c".into(), Value::String(salesforce_datetime(e.updated_at)));
-    SfRecord { sobject: ENROLLMENT_OBJECT, external_id_field: ENROLLMENT_EXTERNAL_ID, external_id: e.id.clone(), body }
 }
 
 pub fn certification_record(c: &Certification) -> SfRecord {
@@ -79,7 +121,7 @@ pub fn certification_record(c: &Certification) -> SfRecord {
         sobject: CERTIFICATION_OBJECT,
         external_id_field: CERTIFICATION_EXTERNAL_ID,
         external_id: c.id.clone(),
-        body,
+        body: body.into(),
     }
 }
 
@@ -94,7 +136,12 @@ pub fn contact_record(write: &crate::matching::ContactWrite, learner: &crate::mo
     body.insert("attributes".into(), json!({"type": CONTACT_OBJECT}));
     let by_id = |body: &mut Map<String, Value>, id: &str| {
         body.insert("Id".into(), Value::String(id.to_string()));
-        SfRecord { sobject: CONTACT_OBJECT, external_id_field: "Id", external_id: id.to_string(), body: Map::new() }
+        SfRecord {
+            sobject: CONTACT_OBJECT,
+            external_id_field: "Id",
+            external_id: id.to_string(),
+            body: RecordBody::of(&Map::new()),
+        }
     };
     let mut rec = match write {
         ContactWrite::Link { contact_id, account_id } => {
@@ -137,11 +184,11 @@ pub fn contact_record(write: &crate::matching::ContactWrite, learner: &crate::mo
                 sobject: CONTACT_OBJECT,
                 external_id_field: CONTACT_EXTERNAL_ID,
                 external_id: learner.id.clone(),
-                body: Map::new(),
+                body: RecordBody::of(&Map::new()),
             }
         }
     };
-    rec.body = body;
+    rec.body = body.into();
     rec
 }
 
@@ -201,7 +248,7 @@ impl CompositeCall {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let records: Vec<Value> = c.records.iter().map(|r| Value::Object(r.record.body.clone())).collect();
+                let records: Vec<Value> = c.records.iter().map(|r| Value::Object(r.record.body.to_map())).collect();
                 let url = if c.is_update_by_id() {
                     format!("/services/data/{API_VERSION}/composite/sobjects")
                 } else {
@@ -218,60 +265,38 @@ impl CompositeCall {
         json!({"allOrNone": false, "compositeRequest": subs})
     }
 
-    /// [`CompositeCall::request_body`] as bytes, serialized straight from the
-    /// planned records (no intermediate JSON tree, no copy of any record).
+    /// [`CompositeCall::request_body`] as bytes, written straight from the
+    /// planned records' serialized bodies (no JSON tree, no copy of a record
+    /// as a value).
     pub fn request_bytes(&self) -> Vec<u8> {
-        use serde::Serialize;
-        use serde::ser::SerializeSeq;
-        struct Records<'a>(&'a [PlannedRecord]);
-        impl Serialize for Records<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let mut seq = s.serialize_seq(Some(self.0.len()))?;
-                for r in self.0 {
-                    seq.serialize_element(&r.record.body)?;
-                }
-                seq.end()
+        let size: usize =
+            self.collections.iter().flat_map(|c| &c.records).map(|r| r.record.body.json().len() + 1).sum();
+        let mut out = Vec::with_capacity(size + 256 * self.collections.len() + 64);
+        out.extend_from_slice(br#"{"allOrNone":false,"compositeRequest":["#);
+        for (i, c) in self.collections.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
             }
+            let url = if c.is_update_by_id() {
+                format!("/services/data/{API_VERSION}/composite/sobjects")
+            } else {
+                format!("/services/data/{API_VERSION}/composite/sobjects/{}/{}", c.sobject, c.external_id_field)
+            };
+            out.extend_from_slice(br#"{"method":"PATCH","url":"#);
+            // A string cannot fail to serialize.
+            let _ = serde_json::to_writer(&mut out, &url);
+            out.extend_from_slice(
+                format!(r#","referenceId":"upsert{i}","body":{{"allOrNone":false,"records":["#).as_bytes(),
+            );
+            for (j, r) in c.records.iter().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(r.record.body.json().as_bytes());
+            }
+            out.extend_from_slice(b"]}}");
         }
-        #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Body<'a> {
-            all_or_none: bool,
-            records: Records<'a>,
-        }
-        #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Sub<'a> {
-            method: &'static str,
-            url: String,
-            reference_id: String,
-            body: Body<'a>,
-        }
-        #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Request<'a> {
-            all_or_none: bool,
-            composite_request: Vec<Sub<'a>>,
-        }
-        let subs = self
-            .collections
-            .iter()
-            .enumerate()
-            .map(|(i, c)| Sub {
-                method: "PATCH",
-                url: if c.is_update_by_id() {
-                    format!("/services/data/{API_VERSION}/composite/sobjects")
-                } else {
-                    format!("/services/data/{API_VERSION}/composite/sobjects/{}/{}", c.sobject, c.external_id_field)
-                },
-                reference_id: format!("upsert{i}"),
-                body: Body { all_or_none: false, records: Records(&c.records) },
-            })
-            .collect();
-        let size: usize = self.collections.iter().map(|c| c.records.len() * 400).sum();
-        let mut out = Vec::with_capacity(size + 512);
-        // Maps of strings, numbers and nulls cannot fail to serialize.
-        let _ = serde_json::to_writer(&mut out, &Request { all_or_none: false, composite_request: subs });
+        out.extend_from_slice(b"]}");
         out
     }
 
@@ -357,25 +382,26 @@ fn parse_record_result(r: &Value) -> RecordOutcome {
 /// The newest event per LMS record (by `updated_at`, SPEC §4.2), in
 /// first-seen order, with every work item that carried the record.
 pub fn collapse<'a>(events: impl IntoIterator<Item = (usize, &'a LmsEvent)>) -> Vec<(&'a LmsEvent, Vec<usize>)> {
-    let mut order: Vec<(&'static str, String)> = Vec::new();
-    let mut newest: HashMap<(&'static str, String), (&'a LmsEvent, Vec<usize>)> = HashMap::new();
+    use std::collections::hash_map::Entry;
+    let mut out: Vec<(&'a LmsEvent, Vec<usize>)> = Vec::new();
+    // Keys borrowed from the events: nothing allocated per event.
+    let mut at: HashMap<(&'static str, &'a str), usize> = HashMap::new();
     for (item, ev) in events {
-        let rec_key = ev.record_key();
-        let key = (rec_key.0, rec_key.1.to_string());
-        match newest.get_mut(&key) {
-            Some((best, items)) => {
+        match at.entry(ev.record_key()) {
+            Entry::Occupied(o) => {
+                let (best, items) = &mut out[*o.get()];
                 items.push(item);
                 if (ev.updated_at(), ev.occurred_at) >= (best.updated_at(), best.occurred_at) {
                     *best = ev;
                 }
             }
-            None => {
-                order.push(key.clone());
-                newest.insert(key, (ev, vec![item]));
+            Entry::Vacant(v) => {
+                v.insert(out.len());
+                out.push((ev, vec![item]));
             }
         }
     }
-    order.into_iter().filter_map(|k| newest.remove(&k)).collect()
+    out
 }
 
 /// Plan the writes for a batch. Several events about one LMS record collapse
@@ -497,13 +523,16 @@ mod tests {
         let e = ev("x", "E1", 0, EnrollmentStatus::InProgress);
         let r = event_record(&e);
         assert_eq!(r.sobject, "LMS_Enrollment__c");
-        assert_eq!(r.body["LMS_Enrollment_Id__c"], "E1");
-        assert_eq!(r.body["Status__c"], "In Progress");
-        assert_eq!(r.body["Contact__r"], json!({"attributes": {"type": "Contact"}, "LMS_Learner_Id__c": "L1"}));
-        assert_eq!(r.body["LMS_Updated_At__c"], "2026-11-23T10:00:00.000Z");
-        assert!(!r.body.contains_key("Score__c"), "a value the event does not carry is not cleared");
+        assert_eq!(r.body.to_map()["LMS_Enrollment_Id__c"], "E1");
+        assert_eq!(r.body.to_map()["Status__c"], "In Progress");
+        assert_eq!(
+            r.body.to_map()["Contact__r"],
+            json!({"attributes": {"type": "Contact"}, "LMS_Learner_Id__c": "L1"})
+        );
+        assert_eq!(r.body.to_map()["LMS_Updated_At__c"], "2026-11-23T10:00:00.000Z");
+        assert!(!r.body.to_map().contains_key("Score__c"), "a value the event does not carry is not cleared");
         // attributes must come first for Salesforce's parser of nested objects
-        assert_eq!(r.body.keys().next().map(String::as_str), Some("attributes"));
+        assert_eq!(r.body.to_map().keys().next().map(String::as_str), Some("attributes"));
     }
 
     #[test]
@@ -515,7 +544,7 @@ mod tests {
         assert_eq!(calls.len(), 1);
         let recs = &calls[0].collections[0].records;
         assert_eq!(recs.len(), 2);
-        assert_eq!(recs[0].record.body["Status__c"], "Completed");
+        assert_eq!(recs[0].record.body.to_map()["Status__c"], "Completed");
         assert_eq!(recs[0].items, vec![0, 1]);
         assert_eq!(recs[1].items, vec![2]);
     }

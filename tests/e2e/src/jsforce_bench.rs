@@ -31,7 +31,7 @@ pub fn conformance_dir() -> std::path::PathBuf {
 /// writes (`learnlink_core::sync::enrollment_record`), so both clients send
 /// the same records.
 pub fn enrollment_records(enrollments: &[Enrollment]) -> Vec<Value> {
-    enrollments.iter().map(|e| Value::Object(learnlink_core::sync::enrollment_record(e).body)).collect()
+    enrollments.iter().map(|e| Value::Object(learnlink_core::sync::enrollment_record(e).body.to_map())).collect()
 }
 
 async fn api_calls(http: &reqwest::Client, emulator_url: &str) -> anyhow::Result<u64> {

@@ -107,7 +107,12 @@ fn contact(i: usize) -> SfRecord {
     body.insert("LMS_Learner_Id__c".into(), json!(format!("CL-{i}")));
     body.insert("LastName".into(), json!(format!("Client {i}")));
     body.insert("Email".into(), json!(if i % 1000 == 7 { "broken".to_string() } else { format!("c{i}@example.com") }));
-    SfRecord { sobject: "Contact", external_id_field: "LMS_Learner_Id__c", external_id: format!("CL-{i}"), body }
+    SfRecord {
+        sobject: "Contact",
+        external_id_field: "LMS_Learner_Id__c",
+        external_id: format!("CL-{i}"),
+        body: body.into(),
+    }
 }
 
 #[tokio::test]

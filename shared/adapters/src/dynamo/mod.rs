@@ -24,7 +24,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use learnlink_core::PortError;
 use learnlink_core::model::TenantId;
 use learnlink_core::ports::{Claim, ConfigStore, DedupeStore, PutConfigError, StoredConfig};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
 
 const PERMANENT: &[&str] = &["ValidationException", "ResourceNotFoundException", "AccessDeniedException"];
@@ -244,17 +244,6 @@ impl ConfigStore for DynamoState {
     }
 }
 
-async fn claim_unless(
-    state: &DynamoState,
-    key: &str,
-    repeated: bool,
-    now: OffsetDateTime,
-    pending_grace: time::Duration,
-    ttl: time::Duration,
-) -> Result<Claim, PortError> {
-    if repeated { Ok(Claim::Duplicate) } else { state.claim(key, now, pending_grace, ttl).await }
-}
-
 #[async_trait]
 impl DedupeStore for DynamoState {
     async fn claim(
@@ -300,23 +289,54 @@ impl DedupeStore for DynamoState {
         pending_grace: time::Duration,
         ttl: time::Duration,
     ) -> Result<Vec<Claim>, PortError> {
-        use futures::StreamExt;
-        // Conditional puts, 16 in flight; the first of a repeated key is
-        // claimed, the rest are duplicates. (Not a transaction: moto copies
-        // the whole table for every transaction, and DynamoDB charges twice.)
-        let mut first: HashMap<&str, usize> = HashMap::new();
-        let mut repeated = vec![false; keys.len()];
-        for (i, k) in keys.iter().enumerate() {
-            if first.contains_key(k.as_str()) {
-                repeated[i] = true;
-            } else {
-                first.insert(k.as_str(), i);
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        // One consistent BatchGetItem per 100 ids tells what was seen, one
+        // BatchWriteItem per 25 claims the rest: a delivery of 100 events
+        // costs 5 requests, not 100 conditional puts. Two deliveries of one
+        // event racing between the read and the write may both be taken for
+        // fresh: the event is then enqueued twice, which the worker absorbs
+        // (same event id and version: a silent skip, or one collapsed write).
+        let mut seen: HashSet<&str> = HashSet::new();
+        let unique: Vec<&str> = keys.iter().map(String::as_str).filter(|k| seen.insert(k)).collect();
+        let item_key =
+            |k: &str| HashMap::from([("pk".to_string(), s(format!("DEDUPE#{k}"))), ("sk".to_string(), s("DEDUPE"))]);
+        let found = links::read_batch(self, unique.iter().map(|k| item_key(k)).collect(), "reading event ids").await?;
+        let stale = (now - pending_grace).unix_timestamp();
+        let mut taken: HashSet<String> = HashSet::new();
+        for item in &found {
+            let Some(pk) = item.get("pk").and_then(|v| v.as_s().ok()) else { continue };
+            let state = item.get("state").and_then(|v| v.as_s().ok()).map(String::as_str);
+            let at: i64 = item.get("at").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0);
+            // An abandoned pending claim (a crashed instance) may be retaken.
+            if state != Some("pending") || at >= stale {
+                taken.insert(pk.trim_start_matches("DEDUPE#").to_string());
             }
         }
-        let claims: Vec<_> =
-            keys.iter().zip(repeated).map(|(k, rep)| claim_unless(self, k, rep, now, pending_grace, ttl)).collect();
-        let answers: Vec<Result<Claim, PortError>> = futures::stream::iter(claims).buffered(16).collect().await;
-        answers.into_iter().collect()
+        let fresh: Vec<&str> = unique.iter().copied().filter(|k| !taken.contains(*k)).collect();
+        for chunk in fresh.chunks(25) {
+            let mut requests = Vec::with_capacity(chunk.len());
+            for k in chunk {
+                let put = PutRequest::builder()
+                    .item("pk", s(format!("DEDUPE#{k}")))
+                    .item("sk", s("DEDUPE"))
+                    .item("state", s("pending"))
+                    .item("at", AttributeValue::N(now.unix_timestamp().to_string()))
+                    .item("expires_at", AttributeValue::N((now + ttl).unix_timestamp().to_string()))
+                    .build()
+                    .map_err(|e| PortError::permanent(format!("building a claim: {e}")))?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+            links::write_batch(self, requests, "claiming event ids").await?;
+        }
+        // The first of a repeated id is claimed, the rest are duplicates.
+        let mut answered: HashSet<&str> = HashSet::new();
+        Ok(keys
+            .iter()
+            .map(|k| {
+                let first_time = answered.insert(k.as_str());
+                if first_time && !taken.contains(k.as_str()) { Claim::Fresh } else { Claim::Duplicate }
+            })
+            .collect())
     }
 
     async fn confirm_many(&self, keys: &[String], now: OffsetDateTime, ttl: time::Duration) -> Result<(), PortError> {
@@ -393,6 +413,9 @@ mod dedupe_tests {
         assert_eq!(answers.len(), keys.len());
         assert!(answers[..230].iter().all(|a| *a == Claim::Fresh));
         assert_eq!(&answers[230..], &[Claim::Duplicate, Claim::Duplicate, Claim::Duplicate]);
+        // Claimed (pending) ids are duplicates for a delivery that follows within the grace.
+        assert_eq!(state.claim_many(&keys[..2], later, grace, ttl).await.unwrap(), vec![Claim::Duplicate; 2]);
+        assert_eq!(state.claim("k200", later, grace, ttl).await.unwrap(), Claim::Duplicate);
         // Confirmed in batches: a redelivery is a duplicate, even after the grace.
         state.confirm_many(&keys[..230], later, ttl).await.unwrap();
         let much_later = t0 + time::Duration::hours(1);

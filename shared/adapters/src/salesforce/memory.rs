@@ -196,7 +196,7 @@ impl SalesforceApi for MemorySalesforce {
             let mut outcomes = Vec::new();
             if c.sobject == "Contact" && per_record_error.is_none() {
                 for r in &c.records {
-                    outcomes.push(g.write_contact(c.is_update_by_id(), &r.record.external_id, &r.record.body));
+                    outcomes.push(g.write_contact(c.is_update_by_id(), &r.record.external_id, &r.record.body.to_map()));
                 }
                 out.push(outcomes);
                 continue;
@@ -210,8 +210,8 @@ impl SalesforceApi for MemorySalesforce {
                     }));
                     continue;
                 }
-                let learner =
-                    r.record.body.get("Contact__r").and_then(|v| v.get(CONTACT_EXTERNAL_ID)).and_then(Value::as_str);
+                let contact = r.record.body.get("Contact__r");
+                let learner = contact.as_ref().and_then(|v| v.get(CONTACT_EXTERNAL_ID)).and_then(Value::as_str);
                 if let Some(l) = learner
                     && !g.contacts.contains(l)
                 {
@@ -237,7 +237,7 @@ impl SalesforceApi for MemorySalesforce {
                     RecordOutcome::Created { id } | RecordOutcome::Updated { id } => id.clone(),
                     RecordOutcome::Failed(_) => String::new(),
                 };
-                g.records.insert(key, (id, r.record.body.clone()));
+                g.records.insert(key, (id, r.record.body.to_map()));
                 outcomes.push(outcome);
             }
             out.push(outcomes);

@@ -274,7 +274,7 @@ impl BulkPlan {
                 accepted.push(i);
                 continue;
             }
-            let cells = match flatten(&r.body) {
+            let cells = match flatten(&r.body.to_map()) {
                 Ok(c) => c,
                 Err(why) => {
                     rejected_list
@@ -373,7 +373,7 @@ impl BulkPlan {
         let mut cells: Vec<Option<String>> = vec![None; self.columns.len()];
         cells[0] = Some(record.external_id.clone());
         if !matches!(self.operation, BulkOperation::Delete | BulkOperation::HardDelete)
-            && let Ok(flat) = flatten(&record.body)
+            && let Ok(flat) = flatten(&record.body.to_map())
         {
             for (c, v) in flat {
                 if let Some(&at) = self.column_index.get(&c)
@@ -664,7 +664,12 @@ mod tests {
         if let Value::Object(m) = extra {
             body.extend(m);
         }
-        SfRecord { sobject: ENROLLMENT_OBJECT, external_id_field: ENROLLMENT_EXTERNAL_ID, external_id: id.into(), body }
+        SfRecord {
+            sobject: ENROLLMENT_OBJECT,
+            external_id_field: ENROLLMENT_EXTERNAL_ID,
+            external_id: id.into(),
+            body: body.into(),
+        }
     }
 
     fn csv_of(plan: &BulkPlan, records: &[SfRecord], part: &BulkPart) -> Vec<u8> {
@@ -714,7 +719,9 @@ mod tests {
     #[test]
     fn bad_records_are_rejected_not_sent() {
         let mut mismatched = rec("E4", json!({}));
-        mismatched.body.insert(ENROLLMENT_EXTERNAL_ID.into(), json!("OTHER"));
+        let mut m = mismatched.body.to_map();
+        m.insert(ENROLLMENT_EXTERNAL_ID.into(), json!("OTHER"));
+        mismatched.body = m.into();
         let records = vec![
             rec("E1", json!({})),
             rec("E1", json!({"Status__c": "dup"})),
@@ -751,7 +758,7 @@ mod tests {
             sobject: ENROLLMENT_OBJECT,
             external_id_field: "Id",
             external_id: "a0B000000000001AAA".into(),
-            body: Map::new(),
+            body: Map::new().into(),
         };
         let plan = BulkPlan::new(BulkOperation::Delete, std::slice::from_ref(&del), MAX_UPLOAD_BYTES).unwrap();
         assert_eq!(plan.columns, vec!["Id"]);

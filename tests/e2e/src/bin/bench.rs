@@ -164,7 +164,7 @@ async fn job1(f: &mut Figures) -> anyhow::Result<()> {
         .iter()
         .filter_map(|e| serde_json::from_value::<learnlink_core::model::Enrollment>(e.clone()).ok())
         .map(|e| {
-            let mut body = learnlink_core::sync::enrollment_record(&e).body;
+            let mut body = learnlink_core::sync::enrollment_record(&e).body.to_map();
             body.remove("attributes");
             Value::Object(body)
         })
@@ -221,11 +221,8 @@ async fn job1(f: &mut Figures) -> anyhow::Result<()> {
         .iter()
         .filter_map(|r| {
             let sent = sent_at.get(r["LMS_Enrollment_Id__c"].as_str()?)?;
-            let seen = time::OffsetDateTime::parse(
-                r["SystemModstamp"].as_str()?,
-                &time::format_description::well_known::Rfc3339,
-            )
-            .ok()?;
+            // Salesforce's form: 2026-11-23T10:00:00.000+0000.
+            let seen = time::OffsetDateTime::parse(r["SystemModstamp"].as_str()?, SF_DATETIME).ok()?;
             Some(((seen.unix_timestamp_nanos() / 1_000_000) as i64 - sent) as f64)
         })
         .collect();
@@ -235,6 +232,10 @@ async fn job1(f: &mut Figures) -> anyhow::Result<()> {
     f.add("job1_latency_p99_ms", percentile(&lat, 99.0), "ms");
     Ok(())
 }
+
+const SF_DATETIME: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3][offset_hour sign:mandatory][offset_minute]"
+);
 
 /// The product's Salesforce client against the emulator: 10,000 enrollment
 /// upserts through Composite + sObject Collections, counted and timed.

@@ -269,7 +269,12 @@ fn rec(key: &str) -> SfRecord {
     body.insert("Contact__r".into(), json!({"attributes": {"type": "Contact"}, "LMS_Learner_Id__c": "L1"}));
     body.insert("Course_Title__c".into(), json!("Fire \"safety\", part 1\nrefresher"));
     body.insert("Score__c".into(), Value::Null);
-    SfRecord { sobject: ENROLLMENT_OBJECT, external_id_field: ENROLLMENT_EXTERNAL_ID, external_id: key.into(), body }
+    SfRecord {
+        sobject: ENROLLMENT_OBJECT,
+        external_id_field: ENROLLMENT_EXTERNAL_ID,
+        external_id: key.into(),
+        body: body.into(),
+    }
 }
 
 fn fast(chunk: usize) -> impl FnOnce(&mut crate::salesforce::ClientConfig) {
