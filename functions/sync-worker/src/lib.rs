@@ -116,7 +116,8 @@ pub async fn process(deps: &Deps, event: &SqsEvent) -> Vec<MessageOutcome> {
     // A message carries one event or a whole delivery: each event is an item
     // of its own, and a message's outcome is the worst of its items'.
     let mut by_tenant: BTreeMap<TenantId, Vec<Item>> = BTreeMap::new();
-    let mut items_seen = 0usize;
+    // The message of each item, by item number.
+    let mut message_of: Vec<usize> = Vec::new();
     for (i, rec) in event.records.iter().enumerate() {
         let id = rec.message_id.as_deref().unwrap_or("?");
         let receive_count = rec.attributes.get("ApproximateReceiveCount").map(String::as_str).unwrap_or("?");
@@ -128,8 +129,8 @@ pub async fn process(deps: &Deps, event: &SqsEvent) -> Vec<MessageOutcome> {
                 };
                 let items = by_tenant.entry(tenant).or_default();
                 for event in events {
-                    items.push(Item { index: items_seen, message: i, event, source: source.clone() });
-                    items_seen += 1;
+                    items.push(Item { index: message_of.len(), message: i, event, source: source.clone() });
+                    message_of.push(i);
                 }
             }
             Err(e) => {
@@ -139,9 +140,8 @@ pub async fn process(deps: &Deps, event: &SqsEvent) -> Vec<MessageOutcome> {
         }
     }
     for (tenant, items) in by_tenant {
-        let message_of: HashMap<usize, usize> = items.iter().map(|it| (it.index, it.message)).collect();
         for (i, o) in sync_tenant(deps, &tenant, &items).await {
-            if let Some(&m) = message_of.get(&i) {
+            if let Some(&m) = message_of.get(i) {
                 outcomes[m].merge(o);
             }
         }

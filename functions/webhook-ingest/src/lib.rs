@@ -148,14 +148,14 @@ pub async fn handle(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateT
         }
     }
     // One message per delivery (split only past SQS's size limit).
-    let messages = job::pack(&tenant_id, source, &fresh, job::MAX_MESSAGE_BYTES);
-    let bodies: Vec<String> = messages.iter().map(|m| m.body.clone()).collect();
+    let (bodies, ranges): (Vec<String>, Vec<_>) =
+        job::pack(&tenant_id, source, &fresh, job::MAX_MESSAGE_BYTES).into_iter().map(|m| (m.body, m.events)).unzip();
     let results = deps.queue.send_encoded(&bodies).await;
     let mut failed: Option<PortError> = None;
     let mut accepted = 0usize;
     let mut to_confirm = Vec::new();
-    for (m, res) in messages.iter().zip(results) {
-        let keys = &keys[m.events.clone()];
+    for (range, res) in ranges.into_iter().zip(results) {
+        let keys = &keys[range];
         match res {
             Ok(()) => {
                 accepted += keys.len();

@@ -241,7 +241,9 @@ impl CompositeCall {
         self.collections.iter().map(|c| c.records.len()).sum()
     }
 
-    /// The JSON body of `POST /services/data/vXX.X/composite`.
+    /// The JSON body of `POST /services/data/vXX.X/composite` as a tree,
+    /// built the plain way: the tests hold [`CompositeCall::request_bytes`] to it.
+    #[cfg(test)]
     pub fn request_body(&self) -> Value {
         let subs: Vec<Value> = self
             .collections

@@ -244,6 +244,34 @@ impl ConfigStore for DynamoState {
     }
 }
 
+/// Write event-id items in `state` ("pending" or "done"), 25 per BatchWriteItem.
+async fn put_dedupe(
+    state: &DynamoState,
+    keys: &[&str],
+    item_state: &str,
+    now: OffsetDateTime,
+    ttl: time::Duration,
+    what: &str,
+) -> Result<(), PortError> {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    for chunk in keys.chunks(25) {
+        let mut requests = Vec::with_capacity(chunk.len());
+        for k in chunk {
+            let put = PutRequest::builder()
+                .item("pk", s(format!("DEDUPE#{k}")))
+                .item("sk", s("DEDUPE"))
+                .item("state", s(item_state))
+                .item("at", AttributeValue::N(now.unix_timestamp().to_string()))
+                .item("expires_at", AttributeValue::N((now + ttl).unix_timestamp().to_string()))
+                .build()
+                .map_err(|e| PortError::permanent(format!("{what}: building a write: {e}")))?;
+            requests.push(WriteRequest::builder().put_request(put).build());
+        }
+        links::write_batch(state, requests, what).await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl DedupeStore for DynamoState {
     async fn claim(
@@ -289,7 +317,6 @@ impl DedupeStore for DynamoState {
         pending_grace: time::Duration,
         ttl: time::Duration,
     ) -> Result<Vec<Claim>, PortError> {
-        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
         // One consistent BatchGetItem per 100 ids tells what was seen, one
         // BatchWriteItem per 25 claims the rest: a delivery of 100 events
         // costs 5 requests, not 100 conditional puts. Two deliveries of one
@@ -313,21 +340,7 @@ impl DedupeStore for DynamoState {
             }
         }
         let fresh: Vec<&str> = unique.iter().copied().filter(|k| !taken.contains(*k)).collect();
-        for chunk in fresh.chunks(25) {
-            let mut requests = Vec::with_capacity(chunk.len());
-            for k in chunk {
-                let put = PutRequest::builder()
-                    .item("pk", s(format!("DEDUPE#{k}")))
-                    .item("sk", s("DEDUPE"))
-                    .item("state", s("pending"))
-                    .item("at", AttributeValue::N(now.unix_timestamp().to_string()))
-                    .item("expires_at", AttributeValue::N((now + ttl).unix_timestamp().to_string()))
-                    .build()
-                    .map_err(|e| PortError::permanent(format!("building a claim: {e}")))?;
-                requests.push(WriteRequest::builder().put_request(put).build());
-            }
-            links::write_batch(self, requests, "claiming event ids").await?;
-        }
+        put_dedupe(self, &fresh, "pending", now, ttl, "claiming event ids").await?;
         // The first of a repeated id is claimed, the rest are duplicates.
         let mut answered: HashSet<&str> = HashSet::new();
         Ok(keys
@@ -340,25 +353,9 @@ impl DedupeStore for DynamoState {
     }
 
     async fn confirm_many(&self, keys: &[String], now: OffsetDateTime, ttl: time::Duration) -> Result<(), PortError> {
-        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-        let mut seen = std::collections::HashSet::new();
-        let unique: Vec<&String> = keys.iter().filter(|k| seen.insert(k.as_str())).collect();
-        for chunk in unique.chunks(25) {
-            let mut requests = Vec::with_capacity(chunk.len());
-            for k in chunk {
-                let put = PutRequest::builder()
-                    .item("pk", s(format!("DEDUPE#{k}")))
-                    .item("sk", s("DEDUPE"))
-                    .item("state", s("done"))
-                    .item("at", AttributeValue::N(now.unix_timestamp().to_string()))
-                    .item("expires_at", AttributeValue::N((now + ttl).unix_timestamp().to_string()))
-                    .build()
-                    .map_err(|e| PortError::permanent(format!("building a confirmation: {e}")))?;
-                requests.push(WriteRequest::builder().put_request(put).build());
-            }
-            links::write_batch(self, requests, "confirming event ids").await?;
-        }
-        Ok(())
+        let mut seen = HashSet::new();
+        let unique: Vec<&str> = keys.iter().map(String::as_str).filter(|k| seen.insert(*k)).collect();
+        put_dedupe(self, &unique, "done", now, ttl, "confirming event ids").await
     }
 
     async fn confirm(&self, key: &str) -> Result<(), PortError> {

@@ -5,7 +5,7 @@
 //! records, default 1,000 = the sync queue's BatchSize): `sync::collapse` →
 //! matching (`ContactIndex`, `AccountIndex`, `decide` per learner) → Contact
 //! writes (`sync::contact_record`) ahead of the records (`sync::event_record`)
-//! → `sync::plan_records` → every `CompositeCall::request_body()` serialized.
+//! → `sync::plan_records` → every `CompositeCall::request_bytes()`.
 //!
 //! Everything the LMS and Salesforce supply (signed bodies, learners,
 //! departments, the Contact and Account query rows) is built before
