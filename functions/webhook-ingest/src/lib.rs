@@ -1,7 +1,8 @@
 //! webhook-ingest (SPEC §4.1): `POST /webhooks/{tenant}/{source}` (and
 //! `POST /webhooks/{tenant}/{source}/{token}` for dialects authenticated by a
 //! URL token, Skilljar) → verify, parse the source's dialect into canonical
-//! events, deduplicate by event id, enqueue the fresh ones as one message per
+//! events, deduplicate by event id (read before the send, remembered after
+//! it), enqueue the fresh ones as one message per
 //! delivery (`job::pack`; split only past SQS's size limit), answer 202.
 //!
 //! Nothing is enqueued for a rejected request, and rejections are logged
@@ -28,8 +29,6 @@ use time::OffsetDateTime;
 /// How long a tenant or its secrets are cached in a warm instance. Two
 /// secrets may be active during a rotation, so a short staleness is safe.
 const CACHE_TTL: Duration = Duration::from_secs(30);
-/// A claim left pending this long (a crashed instance) may be retaken.
-const PENDING_GRACE: time::Duration = time::Duration::seconds(60);
 /// Event ids are remembered this long.
 const DEDUPE_TTL: time::Duration = time::Duration::days(7);
 
@@ -121,27 +120,20 @@ pub async fn handle(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateT
     };
     let dialect = src.dialect.as_str();
 
-    // Deduplicate by event id, then enqueue the fresh ones.
-    let mut fresh = Vec::new();
-    let mut keys = Vec::new();
-    let mut duplicates = 0usize;
-    // The delivery's event ids are claimed together (a batched read, then
-    // batched writes of the fresh ones).
-    let claim_keys: Vec<String> = events.iter().map(|ev| format!("{tenant_id}#{source}#{}", ev.id)).collect();
-    let answers = match deps.dedupe.claim_many(&claim_keys, now, PENDING_GRACE, DEDUPE_TTL).await {
+    // Deduplicate by event id: one read for the delivery; the ids are
+    // remembered only once their message is in the queue.
+    let keys: Vec<String> = events.iter().map(|ev| format!("{tenant_id}#{source}#{}", ev.id)).collect();
+    let answers = match deps.dedupe.seen_many(&keys, now).await {
         Ok(a) => a,
-        Err(e) => {
-            // Some ids may be claimed already: release them all, so the LMS's
-            // redelivery is not taken for a duplicate (a second enqueue of an
-            // id that was in flight elsewhere is absorbed by idempotent writes).
-            release_all(deps, &claim_keys).await;
-            return unavailable(tenant_raw, &e);
-        }
+        Err(e) => return unavailable(tenant_raw, &e),
     };
-    for ((ev, key), answer) in events.into_iter().zip(claim_keys).zip(answers) {
+    let mut fresh = Vec::new();
+    let mut fresh_keys = Vec::new();
+    let mut duplicates = 0usize;
+    for ((ev, key), answer) in events.into_iter().zip(keys).zip(answers) {
         match answer {
             Claim::Fresh => {
-                keys.push(key);
+                fresh_keys.push(key);
                 fresh.push(ev);
             }
             Claim::Duplicate => duplicates += 1,
@@ -152,47 +144,28 @@ pub async fn handle(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateT
         job::pack(&tenant_id, source, &fresh, job::MAX_MESSAGE_BYTES).into_iter().map(|m| (m.body, m.events)).unzip();
     let results = deps.queue.send_encoded(&bodies).await;
     let mut failed: Option<PortError> = None;
-    let mut accepted = 0usize;
-    let mut to_confirm = Vec::new();
+    let mut sent: Vec<String> = Vec::new();
     for (range, res) in ranges.into_iter().zip(results) {
-        let keys = &keys[range];
         match res {
-            Ok(()) => {
-                accepted += keys.len();
-                to_confirm.extend(keys);
-            }
+            Ok(()) => sent.extend(fresh_keys[range].iter().cloned()),
             Err(e) => {
-                for key in keys {
-                    if let Err(re) = deps.dedupe.release(key).await {
-                        tracing::error!(tenant = tenant_raw, error = %re.chain(), "could not release an event id after a failed send");
-                    }
-                }
                 failed.get_or_insert(e);
             }
         }
     }
-    let confirm: Vec<String> = to_confirm.into_iter().cloned().collect();
-    if let Err(e) = deps.dedupe.confirm_many(&confirm, now, DEDUPE_TTL).await {
-        // The claims stay pending; they expire after the grace period, so at
-        // worst a redelivery is enqueued twice, which idempotent writes absorb.
-        tracing::warn!(tenant = tenant_raw, error = %e.chain(), "could not confirm event ids");
+    let accepted = sent.len();
+    if let Err(e) = deps.dedupe.remember_many(&sent, now, DEDUPE_TTL).await {
+        // The events are in the queue; a redelivery would be enqueued again,
+        // which idempotent writes absorb.
+        tracing::warn!(tenant = tenant_raw, error = %e.chain(), "could not remember event ids");
     }
     if let Some(e) = failed {
-        // Some events were not enqueued: ask the LMS to redeliver. The ones
-        // that were enqueued are confirmed and will be recognised as
-        // duplicates on redelivery.
+        // Some events were not enqueued (nor remembered): ask the LMS to
+        // redeliver; the ones that were enqueued are duplicates then.
         return unavailable(tenant_raw, &e);
     }
     tracing::info!(tenant = tenant_raw, source, dialect, accepted, duplicates, "webhook accepted");
     json_response(202, &json!({"accepted": accepted, "duplicates": duplicates}))
-}
-
-async fn release_all(deps: &Deps, keys: &[String]) {
-    for k in keys {
-        if let Err(e) = deps.dedupe.release(k).await {
-            tracing::error!(error = %e.chain(), "could not release an event id");
-        }
-    }
 }
 
 #[cfg(test)]

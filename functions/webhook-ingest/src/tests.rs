@@ -162,7 +162,7 @@ async fn malformed_body_error_names_the_field() {
 }
 
 #[tokio::test]
-async fn a_failed_send_answers_503_and_releases_the_claim_for_the_retry() {
+async fn a_failed_send_answers_503_and_remembers_nothing_so_the_retry_goes_through() {
     let w = world().await;
     w.queue.fail_nth(0);
     let body = format!(r#"{{"events":[{},{}]}}"#, event("e1", "E1"), event("e2", "E2"));

@@ -39,58 +39,39 @@ pub trait SecretStore: Send + Sync {
     async fn put_secret(&self, name: &str, value: &SecretString) -> Result<(), PortError>;
 }
 
-/// The answer to a deduplication claim.
+/// Whether an event id was seen before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
-    /// First sighting: process it, then `confirm` (or `release` on failure).
+    /// First sighting: enqueue it, then `remember` it.
     Fresh,
-    /// Seen before (or being processed right now): drop it.
+    /// Enqueued before (within the TTL), or repeated earlier in the same
+    /// delivery: drop it.
     Duplicate,
 }
 
+/// Event ids already enqueued (SPEC §4.1). The ids of a delivery are read
+/// before the send and written after it, so only what is surely in the queue
+/// is remembered: a crash between the two, or two deliveries of one event
+/// racing, enqueue an event twice, which idempotent writes absorb; an event is
+/// never dropped as a duplicate of one that was not enqueued.
 #[async_trait]
 pub trait DedupeStore: Send + Sync {
-    /// Claim `key`. A pending claim older than `pending_grace` is considered
-    /// abandoned and may be claimed again; a confirmed one lives until `ttl`.
-    async fn claim(
-        &self,
-        key: &str,
-        now: OffsetDateTime,
-        pending_grace: time::Duration,
-        ttl: time::Duration,
-    ) -> Result<Claim, PortError>;
-    async fn confirm(&self, key: &str) -> Result<(), PortError>;
-    async fn release(&self, key: &str) -> Result<(), PortError>;
+    /// One answer per key, in order; a key repeated in `keys` is a duplicate
+    /// after its first. An id remembered until before `now` is forgotten.
+    async fn seen_many(&self, keys: &[String], now: OffsetDateTime) -> Result<Vec<Claim>, PortError>;
+    /// Remember `keys` as enqueued at `now`, for `ttl`.
+    async fn remember_many(&self, keys: &[String], now: OffsetDateTime, ttl: time::Duration) -> Result<(), PortError>;
+}
 
-    /// [`DedupeStore::claim`] for a delivery's keys, one answer per key in
-    /// order (a key repeated in `keys` is a duplicate after its first).
-    /// Adapters do it in as few round trips as they can.
-    async fn claim_many(
-        &self,
-        keys: &[String],
-        now: OffsetDateTime,
-        pending_grace: time::Duration,
-        ttl: time::Duration,
-    ) -> Result<Vec<Claim>, PortError> {
-        let mut seen = std::collections::HashSet::new();
-        let mut out = Vec::with_capacity(keys.len());
-        for k in keys {
-            out.push(if seen.insert(k.as_str()) {
-                self.claim(k, now, pending_grace, ttl).await?
-            } else {
-                Claim::Duplicate
-            });
-        }
-        Ok(out)
-    }
-
-    /// [`DedupeStore::confirm`] for several keys (claimed at `now`, kept `ttl`).
-    async fn confirm_many(&self, keys: &[String], _now: OffsetDateTime, _ttl: time::Duration) -> Result<(), PortError> {
-        for k in keys {
-            self.confirm(k).await?;
-        }
-        Ok(())
-    }
+/// The answers of [`DedupeStore::seen_many`] from the set of keys found.
+pub fn dedupe_answers(keys: &[String], found: &std::collections::HashSet<String>) -> Vec<Claim> {
+    let mut answered = std::collections::HashSet::new();
+    keys.iter()
+        .map(|k| {
+            let first = answered.insert(k.as_str());
+            if first && !found.contains(k) { Claim::Fresh } else { Claim::Duplicate }
+        })
+        .collect()
 }
 
 #[async_trait]

@@ -12,12 +12,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use time::OffsetDateTime;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MarkState {
-    Pending { at: OffsetDateTime },
-    Done,
-}
-
 /// A learner in the review queue: the item and its held jobs by key.
 type Queued = (ReviewItem, BTreeMap<String, String>);
 
@@ -29,7 +23,8 @@ pub struct MemoryState {
     oauth: Mutex<HashMap<String, PendingAuth>>,
     /// Every version of every tenant's configuration, oldest first.
     configs: Mutex<BTreeMap<TenantId, Vec<StoredConfig>>>,
-    marks: Mutex<HashMap<String, MarkState>>,
+    /// Remembered event ids and when they expire.
+    marks: Mutex<HashMap<String, OffsetDateTime>>,
     /// The review queue: per tenant, per learner, the item and its held jobs by key.
     review: Mutex<HashMap<TenantId, BTreeMap<String, Queued>>>,
     links: Mutex<HashMap<TenantId, HashMap<String, LearnerLink>>>,
@@ -47,10 +42,6 @@ impl MemoryState {
             Some(e) => Err(PortError::new(e.class, e.message.clone())),
             None => Ok(()),
         }
-    }
-
-    pub fn mark(&self, key: &str) -> Option<MarkState> {
-        lock(&self.marks).get(key).cloned()
     }
 }
 
@@ -387,35 +378,18 @@ impl ActivityLog for MemoryActivity {
 
 #[async_trait]
 impl DedupeStore for MemoryState {
-    async fn claim(
-        &self,
-        key: &str,
-        now: OffsetDateTime,
-        pending_grace: time::Duration,
-        _ttl: time::Duration,
-    ) -> Result<Claim, PortError> {
+    async fn seen_many(&self, keys: &[String], now: OffsetDateTime) -> Result<Vec<Claim>, PortError> {
+        self.check()?;
+        let marks = lock(&self.marks);
+        let known = keys.iter().filter(|k| marks.get(*k).is_some_and(|until| *until > now)).cloned().collect();
+        Ok(learnlink_core::ports::dedupe_answers(keys, &known))
+    }
+    async fn remember_many(&self, keys: &[String], now: OffsetDateTime, ttl: time::Duration) -> Result<(), PortError> {
         self.check()?;
         let mut marks = lock(&self.marks);
-        let free = match marks.get(key) {
-            None => true,
-            Some(MarkState::Pending { at }) => *at < now - pending_grace,
-            Some(MarkState::Done) => false,
-        };
-        if free {
-            marks.insert(key.to_string(), MarkState::Pending { at: now });
-            Ok(Claim::Fresh)
-        } else {
-            Ok(Claim::Duplicate)
+        for k in keys {
+            marks.insert(k.clone(), now + ttl);
         }
-    }
-    async fn confirm(&self, key: &str) -> Result<(), PortError> {
-        self.check()?;
-        lock(&self.marks).insert(key.to_string(), MarkState::Done);
-        Ok(())
-    }
-    async fn release(&self, key: &str) -> Result<(), PortError> {
-        self.check()?;
-        lock(&self.marks).remove(key);
         Ok(())
     }
 }
@@ -426,20 +400,14 @@ mod tests {
     use time::macros::datetime;
 
     #[tokio::test]
-    async fn claims_expire_only_while_pending() {
+    async fn remembered_ids_expire_with_their_ttl() {
         let m = MemoryState::new();
         let t0 = datetime!(2026-11-23 10:00 UTC);
-        let grace = time::Duration::seconds(60);
         let ttl = time::Duration::days(7);
-        assert_eq!(m.claim("k", t0, grace, ttl).await.unwrap(), Claim::Fresh);
-        assert_eq!(m.claim("k", t0, grace, ttl).await.unwrap(), Claim::Duplicate);
-        // abandoned pending claim can be retaken after the grace period
-        let later = t0 + time::Duration::seconds(61);
-        assert_eq!(m.claim("k", later, grace, ttl).await.unwrap(), Claim::Fresh);
-        m.confirm("k").await.unwrap();
-        let much_later = t0 + time::Duration::hours(1);
-        assert_eq!(m.claim("k", much_later, grace, ttl).await.unwrap(), Claim::Duplicate);
-        DedupeStore::release(&m, "k").await.unwrap();
-        assert_eq!(m.claim("k", much_later, grace, ttl).await.unwrap(), Claim::Fresh);
+        let keys = vec!["k".to_string(), "j".to_string(), "k".to_string()];
+        assert_eq!(m.seen_many(&keys, t0).await.unwrap(), vec![Claim::Fresh, Claim::Fresh, Claim::Duplicate]);
+        m.remember_many(&keys[..1], t0, ttl).await.unwrap();
+        assert_eq!(m.seen_many(&keys[..2], t0).await.unwrap(), vec![Claim::Duplicate, Claim::Fresh]);
+        assert_eq!(m.seen_many(&keys[..1], t0 + ttl).await.unwrap(), vec![Claim::Fresh]);
     }
 }

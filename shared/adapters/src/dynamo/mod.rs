@@ -6,7 +6,7 @@
 //!   gsi1sk `<id>`; `doc` (JSON), `version`, `created_at`, `changed_at` (epoch ms)
 //! - version:     pk `TENANT#<id>`, sk `CONFIG#<version, 12 digits>` — every version ever stored;
 //!   written in one transaction with the current item (optimistic on `version`)
-//! - dedupe mark: pk `DEDUPE#<key>`, sk `DEDUPE`, `state` pending|done, `at`, `expires_at`
+//! - dedupe mark (an event id enqueued): pk `DEDUPE#<key>`, sk `DEDUPE`, `at`, `expires_at` (TTL)
 //! - review queue and held jobs: see [`review`]; learner links: see [`links`]
 //! - applied record versions: see [`applied`]
 
@@ -244,144 +244,48 @@ impl ConfigStore for DynamoState {
     }
 }
 
-/// Write event-id items in `state` ("pending" or "done"), 25 per BatchWriteItem.
-async fn put_dedupe(
-    state: &DynamoState,
-    keys: &[&str],
-    item_state: &str,
-    now: OffsetDateTime,
-    ttl: time::Duration,
-    what: &str,
-) -> Result<(), PortError> {
-    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-    for chunk in keys.chunks(25) {
-        let mut requests = Vec::with_capacity(chunk.len());
-        for k in chunk {
-            let put = PutRequest::builder()
-                .item("pk", s(format!("DEDUPE#{k}")))
-                .item("sk", s("DEDUPE"))
-                .item("state", s(item_state))
-                .item("at", AttributeValue::N(now.unix_timestamp().to_string()))
-                .item("expires_at", AttributeValue::N((now + ttl).unix_timestamp().to_string()))
-                .build()
-                .map_err(|e| PortError::permanent(format!("{what}: building a write: {e}")))?;
-            requests.push(WriteRequest::builder().put_request(put).build());
-        }
-        links::write_batch(state, requests, what).await?;
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl DedupeStore for DynamoState {
-    async fn claim(
-        &self,
-        key: &str,
-        now: OffsetDateTime,
-        pending_grace: time::Duration,
-        ttl: time::Duration,
-    ) -> Result<Claim, PortError> {
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(format!("DEDUPE#{key}")))
-            .item("sk", s("DEDUPE"))
-            .item("state", s("pending"))
-            .item("at", AttributeValue::N(now.unix_timestamp().to_string()))
-            .item("expires_at", AttributeValue::N((now + ttl).unix_timestamp().to_string()))
-            .condition_expression("attribute_not_exists(pk) OR (#st = :pending AND #at < :stale)")
-            .expression_attribute_names("#st", "state")
-            .expression_attribute_names("#at", "at")
-            .expression_attribute_values(":pending", s("pending"))
-            .expression_attribute_values(
-                ":stale",
-                AttributeValue::N((now - pending_grace).unix_timestamp().to_string()),
-            )
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(Claim::Fresh),
-            Err(e) => {
-                let conditional =
-                    e.as_service_error().map(|se| se.is_conditional_check_failed_exception()).unwrap_or(false);
-                if conditional { Ok(Claim::Duplicate) } else { Err(Self::err("claiming event id", e)) }
-            }
-        }
-    }
-
-    async fn claim_many(
-        &self,
-        keys: &[String],
-        now: OffsetDateTime,
-        pending_grace: time::Duration,
-        ttl: time::Duration,
-    ) -> Result<Vec<Claim>, PortError> {
-        // One consistent BatchGetItem per 100 ids tells what was seen, one
-        // BatchWriteItem per 25 claims the rest: a delivery of 100 events
-        // costs 5 requests, not 100 conditional puts. Two deliveries of one
-        // event racing between the read and the write may both be taken for
-        // fresh: the event is then enqueued twice, which the worker absorbs
-        // (same event id and version: a silent skip, or one collapsed write).
+    async fn seen_many(&self, keys: &[String], now: OffsetDateTime) -> Result<Vec<Claim>, PortError> {
+        // One consistent BatchGetItem per 100 ids. An item past its TTL that
+        // DynamoDB has not deleted yet counts as forgotten.
         let mut seen: HashSet<&str> = HashSet::new();
         let unique: Vec<&str> = keys.iter().map(String::as_str).filter(|k| seen.insert(k)).collect();
         let item_key =
             |k: &str| HashMap::from([("pk".to_string(), s(format!("DEDUPE#{k}"))), ("sk".to_string(), s("DEDUPE"))]);
         let found = links::read_batch(self, unique.iter().map(|k| item_key(k)).collect(), "reading event ids").await?;
-        let stale = (now - pending_grace).unix_timestamp();
-        let mut taken: HashSet<String> = HashSet::new();
+        let now = now.unix_timestamp();
+        let mut known: HashSet<String> = HashSet::new();
         for item in &found {
             let Some(pk) = item.get("pk").and_then(|v| v.as_s().ok()) else { continue };
-            let state = item.get("state").and_then(|v| v.as_s().ok()).map(String::as_str);
-            let at: i64 = item.get("at").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0);
-            // An abandoned pending claim (a crashed instance) may be retaken.
-            if state != Some("pending") || at >= stale {
-                taken.insert(pk.trim_start_matches("DEDUPE#").to_string());
+            let expires: i64 =
+                item.get("expires_at").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(i64::MAX);
+            if expires > now {
+                known.insert(pk.trim_start_matches("DEDUPE#").to_string());
             }
         }
-        let fresh: Vec<&str> = unique.iter().copied().filter(|k| !taken.contains(*k)).collect();
-        put_dedupe(self, &fresh, "pending", now, ttl, "claiming event ids").await?;
-        // The first of a repeated id is claimed, the rest are duplicates.
-        let mut answered: HashSet<&str> = HashSet::new();
-        Ok(keys
-            .iter()
-            .map(|k| {
-                let first_time = answered.insert(k.as_str());
-                if first_time && !taken.contains(k.as_str()) { Claim::Fresh } else { Claim::Duplicate }
-            })
-            .collect())
+        Ok(learnlink_core::ports::dedupe_answers(keys, &known))
     }
 
-    async fn confirm_many(&self, keys: &[String], now: OffsetDateTime, ttl: time::Duration) -> Result<(), PortError> {
+    async fn remember_many(&self, keys: &[String], now: OffsetDateTime, ttl: time::Duration) -> Result<(), PortError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
         let mut seen = HashSet::new();
         let unique: Vec<&str> = keys.iter().map(String::as_str).filter(|k| seen.insert(*k)).collect();
-        put_dedupe(self, &unique, "done", now, ttl, "confirming event ids").await
-    }
-
-    async fn confirm(&self, key: &str) -> Result<(), PortError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("DEDUPE#{key}")))
-            .key("sk", s("DEDUPE"))
-            .update_expression("SET #st = :done")
-            .expression_attribute_names("#st", "state")
-            .expression_attribute_values(":done", s("done"))
-            .send()
-            .await
-            .map_err(|e| Self::err("confirming event id", e))?;
-        Ok(())
-    }
-
-    async fn release(&self, key: &str) -> Result<(), PortError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("DEDUPE#{key}")))
-            .key("sk", s("DEDUPE"))
-            .send()
-            .await
-            .map_err(|e| Self::err("releasing event id", e))?;
+        let what = "remembering event ids";
+        for chunk in unique.chunks(25) {
+            let mut requests = Vec::with_capacity(chunk.len());
+            for k in chunk {
+                let put = PutRequest::builder()
+                    .item("pk", s(format!("DEDUPE#{k}")))
+                    .item("sk", s("DEDUPE"))
+                    .item("at", AttributeValue::N(now.unix_timestamp().to_string()))
+                    .item("expires_at", AttributeValue::N((now + ttl).unix_timestamp().to_string()))
+                    .build()
+                    .map_err(|e| PortError::permanent(format!("{what}: building a write: {e}")))?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+            links::write_batch(self, requests, what).await?;
+        }
         Ok(())
     }
 }
@@ -390,35 +294,29 @@ impl DedupeStore for DynamoState {
 mod dedupe_tests {
     use super::*;
 
-    /// Many claims at once give the same answers as one claim at a time.
+    /// Ids are duplicates once remembered, until their TTL; a repeat within
+    /// a delivery is a duplicate after its first; more than one batch of
+    /// reads and writes (100 / 25) is covered.
     #[tokio::test]
-    async fn many_claims_tell_fresh_from_duplicate() {
+    async fn remembered_ids_are_duplicates_until_their_ttl() {
         let moto = crate::motokit::Moto::start().await;
         let state = DynamoState::new(moto.state_table("state").await, "state");
         let t0 = time::macros::datetime!(2026-11-23 10:00 UTC);
-        let (grace, ttl) = (time::Duration::minutes(5), time::Duration::days(7));
-        // Seen before: one confirmed, one pending and fresh, one pending and abandoned.
-        assert_eq!(state.claim("done", t0, grace, ttl).await.unwrap(), Claim::Fresh);
-        state.confirm("done").await.unwrap();
-        assert_eq!(state.claim("busy", t0, grace, ttl).await.unwrap(), Claim::Fresh);
-        let later = t0 + time::Duration::minutes(1);
+        let ttl = time::Duration::days(7);
         let mut keys: Vec<String> = (0..230).map(|i| format!("k{i}")).collect();
-        keys.push("done".into());
-        keys.push("busy".into());
         keys.push("k7".into()); // repeated within the delivery
-        let answers = state.claim_many(&keys, later, grace, ttl).await.unwrap();
-        assert_eq!(answers.len(), keys.len());
+        let answers = state.seen_many(&keys, t0).await.unwrap();
         assert!(answers[..230].iter().all(|a| *a == Claim::Fresh));
-        assert_eq!(&answers[230..], &[Claim::Duplicate, Claim::Duplicate, Claim::Duplicate]);
-        // Claimed (pending) ids are duplicates for a delivery that follows within the grace.
-        assert_eq!(state.claim_many(&keys[..2], later, grace, ttl).await.unwrap(), vec![Claim::Duplicate; 2]);
-        assert_eq!(state.claim("k200", later, grace, ttl).await.unwrap(), Claim::Duplicate);
-        // Confirmed in batches: a redelivery is a duplicate, even after the grace.
-        state.confirm_many(&keys[..230], later, ttl).await.unwrap();
-        let much_later = t0 + time::Duration::hours(1);
-        let again = state.claim_many(&keys[..3], much_later, grace, ttl).await.unwrap();
-        assert_eq!(again, vec![Claim::Duplicate; 3]);
-        // An abandoned pending claim is taken over.
-        assert_eq!(state.claim_many(&["busy".to_string()], much_later, grace, ttl).await.unwrap(), vec![Claim::Fresh]);
+        assert_eq!(answers[230], Claim::Duplicate);
+        // Read only: nothing is remembered until told.
+        assert_eq!(state.seen_many(&keys[..1], t0).await.unwrap(), vec![Claim::Fresh]);
+        state.remember_many(&keys[..200], t0, ttl).await.unwrap();
+        let later = t0 + time::Duration::hours(1);
+        let again = state.seen_many(&keys, later).await.unwrap();
+        assert!(again[..200].iter().all(|a| *a == Claim::Duplicate));
+        assert!(again[200..230].iter().all(|a| *a == Claim::Fresh));
+        // Past the TTL (DynamoDB deletes lazily) an id is forgotten.
+        let expired = t0 + ttl + time::Duration::seconds(1);
+        assert_eq!(state.seen_many(&keys[..2], expired).await.unwrap(), vec![Claim::Fresh; 2]);
     }
 }
