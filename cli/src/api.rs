@@ -638,6 +638,28 @@ impl Client {
     }
 }
 
+impl Client {
+    /// `POST /admin/tenants/{tenant}/imports` (startImport).
+    pub async fn start_import(&self, tenant: &str, dry_run: bool) -> Result<Doc<Value>, ApiError> {
+        let rb = self.http.post(self.tenant_url(tenant, &["imports"])).json(&json!({ "dry_run": dry_run }));
+        let (status, body) = self.send(rb).await?;
+        self.parse(status, &body)
+    }
+
+    /// `GET /admin/tenants/{tenant}/imports` (getImports).
+    pub async fn import_state(&self, tenant: &str) -> Result<Doc<Value>, ApiError> {
+        self.get_json(self.tenant_url(tenant, &["imports"]), &[]).await
+    }
+
+    /// `POST /admin/tenants/{tenant}/imports/preview` (previewImport).
+    pub async fn preview_import(&self, tenant: &str, limit: u64) -> Result<Doc<Value>, ApiError> {
+        let rb =
+            self.http.post(self.tenant_url(tenant, &["imports", "preview"])).query(&[("limit", limit.to_string())]);
+        let (status, body) = self.send(rb).await?;
+        self.parse(status, &body)
+    }
+}
+
 /// A successful answer's body and content type.
 struct Body {
     bytes: Vec<u8>,

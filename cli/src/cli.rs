@@ -74,7 +74,7 @@ pub enum Command {
     /// Backfill history into Salesforce (not available in this version yet).
     #[command(subcommand)]
     Backfill(BackfillCmd),
-    /// Scheduled imports of learners from Salesforce or an HRIS (not available in this version yet).
+    /// Scheduled imports of learners from Salesforce or an HRIS: preview, run, status.
     #[command(subcommand)]
     Import(ImportCmd),
     /// The activity log: one entry per record outcome.
@@ -404,18 +404,32 @@ pub enum BackfillCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum ImportCmd {
-    /// What the next import would create, update and deactivate.
+    /// The people the next import sees, each with its raw source payload and the computed action (writes nothing).
     Preview {
         /// The tenant id.
         tenant: String,
+        /// At most this many people (of the first source page).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=2000))]
+        limit: u64,
     },
-    /// Run the import now.
+    /// Run the import now (page by page on the sync queue) and wait for it.
     Run {
         /// The tenant id.
         tenant: String,
-        /// Report what would change without writing.
+        /// Count what would change without writing anything.
         #[arg(long)]
         dry_run: bool,
+        /// Start it and return at once.
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up waiting after this many seconds (the run goes on).
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// The checkpoint and the current or last run (live and dry run).
+    Status {
+        /// The tenant id.
+        tenant: String,
     },
 }
 

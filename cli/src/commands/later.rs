@@ -1,7 +1,7 @@
 //! The command groups later work fills: their shape is in `--help`; running
 //! them says what they will do and exits 69.
 
-use crate::cli::{BackfillCmd, Command, ExportCmd, ImportCmd};
+use crate::cli::{BackfillCmd, Command, ExportCmd};
 use crate::error::{Failure, exit};
 
 /// The command and what it will do.
@@ -17,14 +17,6 @@ pub fn describe(c: &Command) -> (&'static str, &'static str) {
         Command::Backfill(BackfillCmd::Cancel { .. }) => {
             ("backfill cancel", "it will cancel the tenant's running backfill, keeping what was written.")
         }
-        Command::Import(ImportCmd::Preview { .. }) => (
-            "import preview",
-            "it will show what the next scheduled import would create, update and deactivate in the LMS.",
-        ),
-        Command::Import(ImportCmd::Run { .. }) => (
-            "import run",
-            "it will run the import of learners, departments and groups from Salesforce or an HRIS into the LMS now.",
-        ),
         Command::Export(ExportCmd::Enrollments { .. }) => {
             ("export enrollments", "it will export the tenant's enrollments since a date as CSV.")
         }

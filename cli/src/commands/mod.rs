@@ -3,6 +3,7 @@
 pub mod config;
 pub mod connect;
 pub mod dlq;
+pub mod import;
 pub mod later;
 pub mod logs;
 pub mod review;
@@ -11,7 +12,7 @@ pub mod status;
 pub mod tenant;
 
 use crate::api::{ApiError, Client};
-use crate::cli::{Command, ConfigCmd, DlqCmd, ReviewCmd, TenantCmd};
+use crate::cli::{Command, ConfigCmd, DlqCmd, ImportCmd, ReviewCmd, TenantCmd};
 use crate::error::Failure;
 use crate::output::{Output, compact, paint};
 use comfy_table::Color;
@@ -64,6 +65,11 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         }
         Command::Dlq(DlqCmd::List { tenant }) => dlq::list(ctx, tenant.as_deref()).await,
         Command::Dlq(DlqCmd::Replay { tenant, ids }) => dlq::replay(ctx, &tenant, &ids).await,
+        Command::Import(ImportCmd::Preview { tenant, limit }) => import::preview(ctx, &tenant, limit).await,
+        Command::Import(ImportCmd::Run { tenant, dry_run, no_wait, timeout }) => {
+            import::run(ctx, &tenant, dry_run, !no_wait, timeout).await
+        }
+        Command::Import(ImportCmd::Status { tenant }) => import::status(ctx, &tenant).await,
         other => Err(later::not_available(&other)),
     }
 }

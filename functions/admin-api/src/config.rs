@@ -103,6 +103,10 @@ pub(crate) async fn store_lms_key(deps: &Deps, id: &TenantId, body: &Value) -> R
         let text = json!({ "api_key": key }).to_string();
         deps.secrets.put_secret(&deps.names.lms_key(id), &SecretString::from(text)).await?;
     }
+    if let Some((key, token)) = learnlink_core::config::hris_credentials(body) {
+        let text = json!({ "api_key": key, "account_token": token }).to_string();
+        deps.secrets.put_secret(&deps.names.hris_key(id), &SecretString::from(text)).await?;
+    }
     Ok(())
 }
 

@@ -74,6 +74,9 @@ fn shown(letter: &DeadLetter) -> (Option<TenantId>, Value) {
                         }
                     }
                 }
+                SyncJob::ImportPage { tenant, run_id, page, .. } => {
+                    base(Some(tenant), None, None, format!("page {page} of import run {run_id}"))
+                }
             };
             (Some(job.tenant().clone()), v)
         }

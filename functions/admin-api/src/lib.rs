@@ -12,6 +12,7 @@
 mod activity;
 mod config;
 mod dlq;
+mod imports;
 mod review;
 mod tenants;
 
@@ -50,6 +51,13 @@ pub struct Deps {
     pub links: Arc<dyn LinkStore>,
     /// The sync queue's dead-letter queue (replays go to `sync_queue`'s queue).
     pub dlq: Arc<dyn DeadLetterQueue>,
+    /// Imports: their state, and what a preview reads (Salesforce through
+    /// this instance's token cache, the HRIS, the LMS).
+    pub imports: Arc<dyn learnlink_core::ports::ImportStore>,
+    pub salesforce: Arc<dyn learnlink_core::ports::SalesforceApi>,
+    pub tokens: learnlink_core::connection::TokenProvider,
+    pub lms_writer: Arc<dyn learnlink_core::ports::LmsWriter>,
+    pub hris: Arc<dyn learnlink_core::ports::HrisApi>,
 }
 
 /// An answer that is not a success: status, stable code, one sentence.
@@ -144,6 +152,9 @@ async fn route(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateTime) 
         ("GET", ["admin", "tenants", t, "dlq"]) => dlq::list(deps, t).await,
         ("POST", ["admin", "tenants", t, "dlq", "replay"]) => dlq::replay(deps, t, req).await,
         ("GET", ["admin", "dlq"]) => dlq::list_all(deps).await,
+        ("POST", ["admin", "tenants", t, "imports"]) => imports::start(deps, t, req, now).await,
+        ("GET", ["admin", "tenants", t, "imports"]) => imports::state(deps, t).await,
+        ("POST", ["admin", "tenants", t, "imports", "preview"]) => imports::preview(deps, t, req, now).await,
         _ => Err(Fail::new(404, "not_found", format!("no admin route {method} {path}"))),
     }
 }

@@ -40,6 +40,11 @@ fn world() -> World {
         sync_queue_url: None,
         names: SecretNames::default(),
         auth: AdminAuth::Bearer(SecretString::from("admin-token")),
+        imports: state.clone(),
+        salesforce: Arc::new(learnlink_adapters::salesforce::memory::MemorySalesforce::new()),
+        tokens: learnlink_core::connection::TokenProvider::new("test"),
+        lms_writer: Arc::new(learnlink_adapters::lms::MemoryLms::new()),
+        hris: Arc::new(learnlink_adapters::hris::memory::MemoryHris::new()),
     };
     World { deps, secrets, activity, state, queue, dlq }
 }

@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 pub mod contacts;
+pub mod import;
 
 pub struct Deps {
     pub tenants: Arc<dyn TenantStore>,
@@ -49,6 +50,12 @@ pub struct Deps {
     /// The sync queue's maxReceiveCount: a message failing its last
     /// delivery is logged as a dead letter.
     pub max_receive_count: u32,
+    /// Imports (SPEC §5): the LMS's write side, the HRIS, the import state,
+    /// and the sync queue the next page goes to.
+    pub lms_writer: Arc<dyn learnlink_core::ports::LmsWriter>,
+    pub hris: Arc<dyn learnlink_core::ports::HrisApi>,
+    pub imports: Arc<dyn learnlink_core::ports::ImportStore>,
+    pub queue: Arc<dyn learnlink_core::ports::JobQueue>,
 }
 
 impl Deps {
@@ -126,6 +133,11 @@ pub async fn process(deps: &Deps, event: &SqsEvent) -> Vec<MessageOutcome> {
                 let (tenant, source, events) = match job {
                     SyncJob::LmsEvent { tenant, source, event } => (tenant, source, vec![event]),
                     SyncJob::LmsEvents { tenant, source, events } => (tenant, source, events),
+                    SyncJob::ImportPage { tenant, run_id, page, dry_run, step } => {
+                        let job = import::PageJob { tenant: &tenant, run_id: &run_id, page, dry_run, step: &step };
+                        outcomes[i] = import::handle_page(deps, &job).await;
+                        continue;
+                    }
                 };
                 let items = by_tenant.entry(tenant).or_default();
                 for event in events {

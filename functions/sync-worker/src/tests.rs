@@ -44,6 +44,8 @@ struct World {
     secrets: Arc<MemorySecrets>,
     activity: Arc<MemoryActivity>,
     state: Arc<MemoryState>,
+    writer: Arc<learnlink_adapters::lms::MemoryLms>,
+    queue: Arc<learnlink_adapters::sqs::memory::MemoryQueue>,
     deps: Deps,
 }
 
@@ -71,6 +73,8 @@ async fn world() -> World {
     let activity = Arc::new(MemoryActivity::new());
     let lms = Arc::new(FakeLms::default());
     let applied = Arc::new(MemoryApplied::new());
+    let writer = Arc::new(learnlink_adapters::lms::MemoryLms::new());
+    let queue = Arc::new(learnlink_adapters::sqs::memory::MemoryQueue::new());
     let deps = Deps {
         lms: lms.clone(),
         links: state.clone(),
@@ -86,8 +90,12 @@ async fn world() -> World {
         parking: state.clone(),
         names: SecretNames::default(),
         tokens: TokenProvider::new("test-instance"),
+        lms_writer: writer.clone(),
+        hris: Arc::new(learnlink_adapters::hris::memory::MemoryHris::new()),
+        imports: state.clone(),
+        queue: queue.clone(),
     };
-    World { lms, applied, sf, secrets, activity, state, deps }
+    World { lms, applied, sf, secrets, activity, state, writer, queue, deps }
 }
 
 fn job(tenant: &str, enrollment: &str, learner: &str, minute: i64, status: EnrollmentStatus) -> String {
@@ -656,4 +664,88 @@ async fn a_parked_delivery_is_kept_as_one_job_per_event() {
     assert_eq!(parked(&w).await, 3);
     handle(&w.deps, sqs(&[msg])).await;
     assert_eq!(parked(&w).await, 3, "a redelivery parks the same three jobs");
+}
+
+// ---- import pages (SPEC §5) -------------------------------------------------
+
+async fn import_world() -> World {
+    let w = world().await;
+    w.state.seed_config(
+        &TenantId::parse("acme").unwrap(),
+        serde_json::json!({"name": "Acme", "salesforce": {"environment": "production", "client_id": "cid"},
+            "lms": {"base_url": "http://127.0.0.1:9"},
+            "import": {"source": "salesforce_user", "welcome_email": true, "deactivate_missing": true}}),
+        datetime!(2026-11-02 0:00 UTC),
+    );
+    w.secrets.put_secret("learnlink/acme/lms", &SecretString::from(r#"{"api_key":"k"}"#)).await.unwrap();
+    let user = |id: &str, email: &str, active: bool| {
+        serde_json::json!({"Id": id, "SystemModstamp": "2026-11-20T10:00:00.000+0000", "LastModifiedById": "005ADMIN",
+            "IsActive": active, "Email": email, "FirstName": "Ada", "LastName": "L"})
+        .as_object()
+        .cloned()
+        .unwrap()
+    };
+    w.sf.set_query_rows(
+        "User",
+        vec![user("005A", "a@example.com", true), user("005B", "b@example.com", false), user("005C", "", true)],
+    );
+    w
+}
+
+fn import_job(run: &str, page: u32) -> String {
+    job::encode(&SyncJob::ImportPage {
+        tenant: TenantId::parse("acme").unwrap(),
+        run_id: run.into(),
+        page,
+        dry_run: false,
+        step: learnlink_core::job::ImportStep::Start,
+    })
+}
+
+#[tokio::test]
+async fn an_import_page_writes_learners_logs_each_person_and_survives_redelivery() {
+    let w = import_world().await;
+    let batch = sqs(&[import_job("r1", 1)]);
+    let r = handle(&w.deps, batch.clone()).await;
+    assert!(r.batch_item_failures.is_empty());
+    let a = w.writer.learner_by_external_id("005A").expect("created");
+    assert_eq!(a.email, "a@example.com");
+    assert_eq!(w.writer.welcome_emails().len(), 1);
+    assert_eq!(w.writer.deactivate_calls(), 1, "the inactive user is deactivated (not found: never imported)");
+    let entries = w.activity.all(&TenantId::parse("acme").unwrap());
+    assert_eq!(entries.len(), 3, "one entry per person: {entries:?}");
+    assert!(entries.iter().any(|e| e.reason.as_deref() == Some("no_email")));
+    // The last page: no next page enqueued; the run is done and summarized.
+    assert!(w.queue.sent().is_empty());
+    let runs = w.activity.runs(&TenantId::parse("acme").unwrap(), 10).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].created, 1);
+    // Redelivery of the same page: nothing written again.
+    let calls = w.writer.upsert_calls();
+    let r = handle(&w.deps, batch).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(w.writer.upsert_calls(), calls);
+}
+
+#[tokio::test]
+async fn an_lms_outage_returns_the_import_page_to_the_queue_and_moves_nothing() {
+    let w = import_world().await;
+    w.writer.set_write_outage(Some(ErrorClass::Retryable));
+    let r = handle(&w.deps, sqs(&[import_job("r1", 1)])).await;
+    assert_eq!(r.batch_item_failures.len(), 1);
+    use learnlink_core::ports::ImportStore;
+    let st =
+        w.state.import_state(&TenantId::parse("acme").unwrap(), learnlink_core::ports::ImportLane::Live).await.unwrap();
+    assert!(st.is_none(), "no checkpoint stored: {st:?}");
+    w.writer.set_write_outage(None);
+    let r = handle(&w.deps, sqs(&[import_job("r1", 1)])).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert!(w.writer.learner_by_external_id("005A").is_some());
+}
+
+#[tokio::test]
+async fn an_import_for_a_tenant_without_a_source_is_rejected_not_retried() {
+    let w = world().await;
+    let r = handle(&w.deps, sqs(&[import_job("r1", 1)])).await;
+    assert!(r.batch_item_failures.is_empty(), "a permanent refusal is acknowledged (and logged)");
 }

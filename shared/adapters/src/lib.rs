@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod dynamo;
+pub mod hris;
 pub mod lambda;
 pub mod lms;
 #[cfg(test)]

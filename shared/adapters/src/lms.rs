@@ -8,6 +8,14 @@
 //! - [`LmsClient::departments`]: `GET {base}/api/v1/departments`, following
 //!   every `next_cursor`.
 //!
+//! - [`LmsWriter`] (imports, SPEC §5): `POST {base}/api/v1/learners/upsert`,
+//!   `POST {base}/api/v1/learners/deactivate` and `POST
+//!   {base}/api/v1/learners/lookup`, in calls of at most
+//!   [`MAX_LEARNERS_PER_BATCH`] items, results concatenated in order. A
+//!   failure part-way returns the error alone: the chunks before it were
+//!   applied, and applying the batch again is safe (they come back
+//!   `unchanged`, no second welcome email).
+//!
 //! The API key goes as `Authorization: Bearer <key>`. Every failure is a
 //! [`PortError`] of the one taxonomy, naming the LMS (its base URL) and the
 //! HTTP status, never the key (an LMS message echoing it is redacted) nor a
@@ -27,12 +35,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use learnlink_core::model::{Department, Learner};
-use learnlink_core::ports::{LmsApi, LmsConnection};
+use learnlink_core::ports::{
+    DeactivateOutcome, LearnerBatch, LearnerUpsert, LmsApi, LmsConnection, LmsWriter, MAX_LEARNERS_PER_BATCH,
+    UpsertOutcome,
+};
 use learnlink_core::{ErrorClass, PortError};
 use reqwest::{StatusCode, Url};
 use secrecy::ExposeSecret;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 pub use memory::MemoryLms;
 
@@ -97,6 +108,35 @@ struct Page<T> {
     data: Vec<T>,
     #[serde(default)]
     next_cursor: Option<String>,
+}
+
+/// `{"results": [...]}` of the batch endpoints.
+#[derive(Deserialize)]
+struct Results<T> {
+    results: Vec<T>,
+}
+
+#[derive(Serialize)]
+struct UpsertBody<'a> {
+    learners: &'a [LearnerUpsert],
+    send_welcome_email: bool,
+    remove_missing_groups: bool,
+}
+
+#[derive(Serialize)]
+struct DeactivateBody<'a> {
+    external_ids: &'a [String],
+}
+
+#[derive(Serialize)]
+struct LookupBody<'a> {
+    external_ids: &'a [&'a str],
+    emails: &'a [&'a str],
+}
+
+#[derive(Deserialize)]
+struct Found {
+    learners: Vec<Learner>,
 }
 
 /// One LMS, as errors name it (the base URL without credentials or query).
@@ -251,6 +291,106 @@ impl LmsClient {
         )))
     }
 
+    /// Upserts the learners in calls of [`MAX_LEARNERS_PER_BATCH`]: one
+    /// outcome per learner, in order.
+    pub async fn upsert_learners(
+        &self,
+        conn: &LmsConnection,
+        batch: &LearnerBatch,
+    ) -> Result<Vec<UpsertOutcome>, PortError> {
+        let target = Target::new(conn)?;
+        let what = "POST /api/v1/learners/upsert";
+        let mut out = Vec::with_capacity(batch.learners.len());
+        for chunk in batch.learners.chunks(MAX_LEARNERS_PER_BATCH) {
+            let body = UpsertBody {
+                learners: chunk,
+                send_welcome_email: batch.send_welcome_email,
+                remove_missing_groups: batch.remove_missing_groups,
+            };
+            let answer: Results<UpsertOutcome> =
+                self.post_json(&target, what, target.url(&["learners", "upsert"]), &body).await?;
+            out.extend(one_each(&target, what, answer.results, chunk.len())?);
+        }
+        Ok(out)
+    }
+
+    /// Deactivates the learners with these external ids in calls of
+    /// [`MAX_LEARNERS_PER_BATCH`]: one outcome per id, in order.
+    pub async fn deactivate_learners(
+        &self,
+        conn: &LmsConnection,
+        external_ids: &[String],
+    ) -> Result<Vec<DeactivateOutcome>, PortError> {
+        let target = Target::new(conn)?;
+        let what = "POST /api/v1/learners/deactivate";
+        let mut out = Vec::with_capacity(external_ids.len());
+        for chunk in external_ids.chunks(MAX_LEARNERS_PER_BATCH) {
+            let body = DeactivateBody { external_ids: chunk };
+            let answer: Results<DeactivateOutcome> =
+                self.post_json(&target, what, target.url(&["learners", "deactivate"]), &body).await?;
+            out.extend(one_each(&target, what, answer.results, chunk.len())?);
+        }
+        Ok(out)
+    }
+
+    /// The learners with any of these external ids or emails, each once
+    /// (empty and repeated values are not sent), in calls carrying at most
+    /// [`MAX_LEARNERS_PER_BATCH`] of each.
+    pub async fn find_learners(
+        &self,
+        conn: &LmsConnection,
+        external_ids: &[String],
+        emails: &[String],
+    ) -> Result<Vec<Learner>, PortError> {
+        let target = Target::new(conn)?;
+        let what = "POST /api/v1/learners/lookup";
+        let distinct = |values: &[String]| -> Vec<String> {
+            let mut seen = HashSet::new();
+            values.iter().map(|v| v.trim()).filter(|v| !v.is_empty() && seen.insert(*v)).map(str::to_string).collect()
+        };
+        let (external_ids, emails) = (distinct(external_ids), distinct(emails));
+        let (external_ids, emails): (Vec<&str>, Vec<&str>) =
+            (external_ids.iter().map(String::as_str).collect(), emails.iter().map(String::as_str).collect());
+        let (mut id_chunks, mut email_chunks) =
+            (external_ids.chunks(MAX_LEARNERS_PER_BATCH), emails.chunks(MAX_LEARNERS_PER_BATCH));
+        let mut out: Vec<Learner> = Vec::new();
+        let mut returned = HashSet::new();
+        loop {
+            let body = LookupBody {
+                external_ids: id_chunks.next().unwrap_or_default(),
+                emails: email_chunks.next().unwrap_or_default(),
+            };
+            if body.external_ids.is_empty() && body.emails.is_empty() {
+                return Ok(out);
+            }
+            let found: Found = self.post_json(&target, what, target.url(&["learners", "lookup"]), &body).await?;
+            out.extend(found.learners.into_iter().filter(|l| returned.insert(l.id.clone())));
+        }
+    }
+
+    async fn post_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        target: &Target<'_>,
+        what: &str,
+        url: Url,
+        body: &B,
+    ) -> Result<T, PortError> {
+        let body = serde_json::to_vec(body).map_err(|e| {
+            PortError::permanent(format!("LMS {}: {what}: encoding the body", target.shown)).with_source(e)
+        })?;
+        let resp = self
+            .http
+            .post(url)
+            .bearer_auth(target.conn.api_key.expose_secret())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| transport(target, what, e))?;
+        Self::read_json(target, what, resp).await
+    }
+
     async fn send(&self, target: &Target<'_>, what: &str, url: Url) -> Result<reqwest::Response, PortError> {
         self.http
             .get(url)
@@ -288,6 +428,19 @@ impl LmsClient {
             PortError::new(class, format!("LMS {}: {what} answered {} with {why}", target.shown, status.as_u16()))
                 .with_source(e)
         })
+    }
+}
+
+/// The results of a batch call: exactly one per item sent.
+fn one_each<T>(target: &Target<'_>, what: &str, results: Vec<T>, sent: usize) -> Result<Vec<T>, PortError> {
+    if results.len() == sent {
+        Ok(results)
+    } else {
+        Err(PortError::permanent(format!(
+            "LMS {}: {what} answered {} results for {sent} items",
+            target.shown,
+            results.len()
+        )))
     }
 }
 
@@ -347,6 +500,34 @@ impl LmsApi for LmsClient {
 
     async fn departments(&self, lms: &LmsConnection) -> Result<Vec<Department>, PortError> {
         LmsClient::departments(self, lms).await
+    }
+}
+
+#[async_trait]
+impl LmsWriter for LmsClient {
+    async fn upsert_learners(
+        &self,
+        lms: &LmsConnection,
+        batch: &LearnerBatch,
+    ) -> Result<Vec<UpsertOutcome>, PortError> {
+        LmsClient::upsert_learners(self, lms, batch).await
+    }
+
+    async fn deactivate_learners(
+        &self,
+        lms: &LmsConnection,
+        external_ids: &[String],
+    ) -> Result<Vec<DeactivateOutcome>, PortError> {
+        LmsClient::deactivate_learners(self, lms, external_ids).await
+    }
+
+    async fn find_learners(
+        &self,
+        lms: &LmsConnection,
+        external_ids: &[String],
+        emails: &[String],
+    ) -> Result<Vec<Learner>, PortError> {
+        LmsClient::find_learners(self, lms, external_ids, emails).await
     }
 }
 

@@ -51,6 +51,7 @@ async fn world() -> World {
             paused: false,
             lms_base_url: None,
             sync: Default::default(),
+            import: Default::default(),
             version: 1,
             created_at: time::OffsetDateTime::UNIX_EPOCH,
         },

@@ -17,12 +17,37 @@ pub enum SyncJob {
     /// delivery order: one message per delivery keeps the queue shallow and
     /// lets a worker batch gather thousands of events.
     LmsEvents { tenant: TenantId, source: String, events: Vec<LmsEvent> },
+    /// One page of an import run (SPEC §5.2): the run's first page, or the
+    /// page after the previous one. Each page enqueues the next.
+    ImportPage {
+        tenant: TenantId,
+        run_id: String,
+        /// 1 for the first page.
+        page: u32,
+        #[serde(default)]
+        dry_run: bool,
+        step: ImportStep,
+    },
+}
+
+/// Where an import page comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+pub enum ImportStep {
+    /// The run's first query, from the checkpoint minus the lookback.
+    Start,
+    /// Salesforce's `nextRecordsUrl`.
+    SalesforceNext { url: String },
+    /// The HRIS's `next` cursor.
+    HrisNext { cursor: String },
 }
 
 impl SyncJob {
     pub fn tenant(&self) -> &TenantId {
         match self {
-            SyncJob::LmsEvent { tenant, .. } | SyncJob::LmsEvents { tenant, .. } => tenant,
+            SyncJob::LmsEvent { tenant, .. }
+            | SyncJob::LmsEvents { tenant, .. }
+            | SyncJob::ImportPage { tenant, .. } => tenant,
         }
     }
 
@@ -35,6 +60,7 @@ impl SyncJob {
                 (Some(e), n) => format!("{tenant}/{}+{}", e.id, n - 1),
                 (None, _) => format!("{tenant}/(no events)"),
             },
+            SyncJob::ImportPage { tenant, run_id, page, .. } => format!("{tenant}/import:{run_id}/page {page}"),
         }
     }
 
@@ -43,6 +69,7 @@ impl SyncJob {
         match self {
             SyncJob::LmsEvent { event, .. } => std::slice::from_ref(event),
             SyncJob::LmsEvents { events, .. } => events,
+            SyncJob::ImportPage { .. } => &[],
         }
     }
 
@@ -50,6 +77,7 @@ impl SyncJob {
     pub fn source(&self) -> &str {
         match self {
             SyncJob::LmsEvent { source, .. } | SyncJob::LmsEvents { source, .. } => source,
+            SyncJob::ImportPage { .. } => "import",
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod connection;
 pub mod csv;
 pub mod error;
 pub mod health;
+pub mod import;
 pub mod job;
 pub mod matching;
 pub mod model;

@@ -129,6 +129,14 @@ pub trait SalesforceApi: Send + Sync {
         session: &Session,
         soql: &str,
     ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, SalesforceError>;
+
+    /// One page of a query: the first (`QueryCursor::Start`) or the one a
+    /// `nextRecordsUrl` names.
+    async fn query_page(
+        &self,
+        session: &Session,
+        cursor: &crate::salesforce::query::QueryCursor,
+    ) -> Result<crate::salesforce::query::QueryPage, SalesforceError>;
 }
 
 #[async_trait]
@@ -405,4 +413,165 @@ pub trait DeadLetterQueue: Send + Sync {
     /// the DLQ (send first: nothing is lost, a duplicate is idempotent).
     /// Returns the ids replayed.
     async fn replay(&self, message_ids: &[String]) -> Result<Vec<String>, PortError>;
+}
+
+/// One learner as an import writes it (SPEC §5): matched in the LMS by
+/// `external_id` (kept in the learner's `fields.external_id`), else by email
+/// (case-insensitive), else created.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LearnerUpsert {
+    /// The source record's id (Salesforce User/Contact Id, HRIS employee id).
+    pub external_id: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department_id: Option<String>,
+    /// Custom fields (`external_id` is added by the LMS side, not here).
+    #[serde(default)]
+    pub fields: std::collections::BTreeMap<String, String>,
+    pub active: bool,
+    /// Group names the learner belongs to (`None`: memberships untouched).
+    /// Groups missing in the LMS are created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+}
+
+/// A batch of learner upserts and how to apply it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LearnerBatch {
+    pub learners: Vec<LearnerUpsert>,
+    /// Ask the LMS to send its welcome email to the learners it creates.
+    pub send_welcome_email: bool,
+    /// With `groups: Some(..)`, also remove memberships not listed.
+    pub remove_missing_groups: bool,
+}
+
+/// The LMS's answer for one upserted learner, in request order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum UpsertOutcome {
+    Created {
+        id: String,
+    },
+    Updated {
+        id: String,
+    },
+    /// Matched and already as asked.
+    Unchanged {
+        id: String,
+    },
+    /// Refused (bad email, unknown department, …): nothing changed for it.
+    Failed {
+        code: String,
+        message: String,
+    },
+}
+
+/// The LMS's answer for one learner to deactivate (by external id), in order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum DeactivateOutcome {
+    Deactivated { id: String },
+    AlreadyInactive { id: String },
+    NotFound,
+}
+
+/// The LMS's write side for imports (SPEC §5, §9.2): batched upserts with
+/// groups and the welcome-email option, deactivation, and the lookup a
+/// preview needs. Batches hold at most [`MAX_LEARNERS_PER_BATCH`].
+#[async_trait]
+pub trait LmsWriter: Send + Sync {
+    /// One outcome per learner, in order.
+    async fn upsert_learners(&self, lms: &LmsConnection, batch: &LearnerBatch)
+    -> Result<Vec<UpsertOutcome>, PortError>;
+    /// Deactivate (disable login, records kept) the learners with these
+    /// external ids; one outcome per id, in order.
+    async fn deactivate_learners(
+        &self,
+        lms: &LmsConnection,
+        external_ids: &[String],
+    ) -> Result<Vec<DeactivateOutcome>, PortError>;
+    /// The learners matching these external ids or emails (for a preview).
+    async fn find_learners(
+        &self,
+        lms: &LmsConnection,
+        external_ids: &[String],
+        emails: &[String],
+    ) -> Result<Vec<crate::model::Learner>, PortError>;
+}
+
+/// Most learners one [`LmsWriter`] call carries (the LMS API's limit).
+pub const MAX_LEARNERS_PER_BATCH: usize = 1000;
+
+/// Where and how to read a tenant's HRIS (a Merge-style unified HRIS API).
+#[derive(Clone)]
+pub struct HrisConnection {
+    pub base_url: String,
+    pub api_key: SecretString,
+    /// `X-Account-Token`: which linked HR system.
+    pub account_token: SecretString,
+}
+
+impl std::fmt::Debug for HrisConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HrisConnection").field("base_url", &self.base_url).finish_non_exhaustive()
+    }
+}
+
+/// One page of `GET /api/hris/v1/employees`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EmployeePage {
+    /// The employees as the HRIS sent them (raw, for mapping and preview).
+    pub results: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// The cursor of the next page (`None`: last page).
+    pub next: Option<String>,
+}
+
+/// A unified HRIS (SPEC §5.1): employees modified after a time, in cursor
+/// pages ordered by `(modified_at, id)`; groups by id.
+#[async_trait]
+pub trait HrisApi: Send + Sync {
+    /// `modified_after` (RFC 3339, exclusive) applies to the first page;
+    /// `cursor` (a previous page's `next`) to the following ones.
+    async fn employees_page(
+        &self,
+        hris: &HrisConnection,
+        modified_after: Option<&str>,
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> Result<EmployeePage, PortError>;
+    /// Every group: id → name.
+    async fn groups(&self, hris: &HrisConnection) -> Result<std::collections::BTreeMap<String, String>, PortError>;
+}
+
+/// Which import state: the live one (moves the checkpoint) or a dry run's
+/// (starts from the live checkpoint, writes nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportLane {
+    Live,
+    DryRun,
+}
+
+/// Each tenant's import state (SPEC §5.2): the checkpoint, written after
+/// every page, and the current or last run. Writes are conditional on the
+/// version read, so a redelivered page cannot move anything twice.
+#[async_trait]
+pub trait ImportStore: Send + Sync {
+    /// The state and its version (absent: never imported).
+    async fn import_state(
+        &self,
+        tenant: &TenantId,
+        lane: ImportLane,
+    ) -> Result<Option<(crate::import::engine::ImportState, u64)>, PortError>;
+    /// Store `state` as version `expected + 1` (`expected` None: the item
+    /// must not exist). `Ok(false)`: someone else wrote first.
+    async fn put_import_state(
+        &self,
+        tenant: &TenantId,
+        lane: ImportLane,
+        state: &crate::import::engine::ImportState,
+        expected: Option<u64>,
+    ) -> Result<bool, PortError>;
 }

@@ -54,6 +54,9 @@ pub struct Tenant {
     /// How learners become Contacts (SPEC §4.3).
     #[serde(default)]
     pub sync: crate::config::SyncSettings,
+    /// The scheduled import (SPEC §5).
+    #[serde(default)]
+    pub import: crate::config::ImportSettings,
     /// The configuration version this view comes from.
     #[serde(default)]
     pub version: u64,
@@ -90,6 +93,7 @@ impl Tenant {
             paused: config.paused,
             lms_base_url: config.lms.as_ref().map(|l| l.base_url.trim_end_matches('/').to_string()),
             sync: config.sync.clone(),
+            import: config.import.clone(),
             version,
             created_at,
         }
@@ -129,6 +133,11 @@ impl SecretNames {
     /// `{"api_key": "..."}` — the LMS API key.
     pub fn lms_key(&self, tenant: &TenantId) -> String {
         format!("{}{}/lms", self.prefix, tenant)
+    }
+
+    /// `{"api_key": "...", "account_token": "..."}` — the HRIS credentials.
+    pub fn hris_key(&self, tenant: &TenantId) -> String {
+        format!("{}{}/hris", self.prefix, tenant)
     }
 }
 

@@ -532,7 +532,9 @@ impl LearnerPatch {
     }
 }
 
-/// Learners created or changed through the API, on top of the generated rows.
+/// Learners created or changed through the API, on top of the generated rows,
+/// with the indexes imports match on, the groups and their memberships, and
+/// the welcome emails sent.
 #[derive(Debug, Default)]
 pub struct LearnerChanges {
     /// Current state of every changed or created learner, by index.
@@ -543,6 +545,221 @@ pub struct LearnerChanges {
     created: u32,
     /// The latest stamp handed out.
     last_stamp: i64,
+    /// Lowercase email → the records above with it. Generated learners that
+    /// were never changed are found from their email alone (it carries their
+    /// index: see [`Dataset::generated_with_email`]), so generation pays nothing.
+    by_email: HashMap<String, Vec<u32>>,
+    /// `fields.external_id` → the records above with it (generated learners
+    /// have none).
+    by_external_id: HashMap<String, Vec<u32>>,
+    groups: Groups,
+    /// Learners sent a welcome email, in order.
+    welcome: Vec<u32>,
+}
+
+fn index_add(index: &mut HashMap<String, Vec<u32>>, key: String, i: u32) {
+    index.entry(key).or_default().push(i);
+}
+
+fn index_remove(index: &mut HashMap<String, Vec<u32>>, key: &str, i: u32) {
+    if let Some(v) = index.get_mut(key) {
+        v.retain(|x| *x != i);
+        if v.is_empty() {
+            index.remove(key);
+        }
+    }
+}
+
+impl LearnerChanges {
+    /// Stores `record` as learner `i`'s current state, keeping the paging
+    /// tail and the indexes in step.
+    fn put(&mut self, i: u32, record: LearnerRecord) {
+        if let Some(old) = self.records.remove(&i) {
+            self.tail.remove(&(old.updated_at, i));
+            index_remove(&mut self.by_email, &old.email.to_lowercase(), i);
+            if let Some(x) = old.fields.get(EXTERNAL_ID_FIELD) {
+                index_remove(&mut self.by_external_id, x, i);
+            }
+        }
+        index_add(&mut self.by_email, record.email.to_lowercase(), i);
+        if let Some(x) = record.fields.get(EXTERNAL_ID_FIELD) {
+            index_add(&mut self.by_external_id, x.clone(), i);
+        }
+        self.tail.insert((record.updated_at, i));
+        self.records.insert(i, record);
+    }
+
+    /// The learner with this external id (the lowest index if several).
+    fn with_external_id(&self, external_id: &str) -> Option<u32> {
+        self.by_external_id.get(external_id).and_then(|v| v.iter().min().copied())
+    }
+}
+
+/// The custom field an import's external id is kept in.
+pub const EXTERNAL_ID_FIELD: &str = "external_id";
+
+/// Groups by index (ids `G0000`, …) and memberships both ways.
+#[derive(Debug, Default)]
+struct Groups {
+    names: Vec<String>,
+    /// Lowercase name → index: names are unique case-insensitively.
+    by_name: HashMap<String, u32>,
+    /// Group index → its learners.
+    members: Vec<BTreeSet<u32>>,
+    /// Learner index → its groups.
+    of_learner: HashMap<u32, BTreeSet<u32>>,
+}
+
+impl Groups {
+    fn find(&self, name: &str) -> Option<u32> {
+        self.by_name.get(&name.to_lowercase()).copied()
+    }
+
+    fn create(&mut self, name: &str) -> u32 {
+        let i = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.names.push(name.to_owned());
+        self.members.push(BTreeSet::new());
+        self.by_name.insert(name.to_lowercase(), i);
+        i
+    }
+
+    /// The groups with these names, created when missing (each once).
+    fn ensure(&mut self, names: &[String], created: &mut u64) -> Vec<u32> {
+        let mut out: Vec<u32> = Vec::with_capacity(names.len());
+        for name in names {
+            let g = match self.find(name) {
+                Some(g) => g,
+                None => {
+                    *created += 1;
+                    self.create(name)
+                }
+            };
+            if !out.contains(&g) {
+                out.push(g);
+            }
+        }
+        out
+    }
+
+    /// Adds learner `l` to group `g`; false when it was a member already.
+    fn add(&mut self, g: u32, l: u32) -> bool {
+        let Some(members) = self.members.get_mut(g as usize) else { return false };
+        self.of_learner.entry(l).or_default().insert(g);
+        members.insert(l)
+    }
+
+    /// Removes learner `l` from group `g`; false when it was no member.
+    fn remove(&mut self, g: u32, l: u32) -> bool {
+        let removed = self.members.get_mut(g as usize).is_some_and(|m| m.remove(&l));
+        if let Some(set) = self.of_learner.get_mut(&l) {
+            set.remove(&g);
+            if set.is_empty() {
+                self.of_learner.remove(&l);
+            }
+        }
+        removed
+    }
+
+    /// Makes `l` a member of `targets` (and, with `remove_missing`, of
+    /// nothing else): `(added, removed)`.
+    fn set_memberships(&mut self, l: u32, targets: &[u32], remove_missing: bool) -> (u64, u64) {
+        let mut added = 0;
+        for g in targets {
+            if self.add(*g, l) {
+                added += 1;
+            }
+        }
+        let mut removed = 0;
+        if remove_missing {
+            let gone: Vec<u32> = self
+                .of_learner
+                .get(&l)
+                .map(|set| set.iter().copied().filter(|g| !targets.contains(g)).collect())
+                .unwrap_or_default();
+            for g in gone {
+                if self.remove(g, l) {
+                    removed += 1;
+                }
+            }
+        }
+        (added, removed)
+    }
+
+    fn render(&self, g: u32) -> Option<Group> {
+        let name = self.names.get(g as usize)?;
+        let member_count = self.members.get(g as usize).map_or(0, BTreeSet::len);
+        Some(Group { id: group_id(g), name: name.clone(), member_count })
+    }
+}
+
+/// A group as the API renders it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Group {
+    pub id: String,
+    pub name: String,
+    pub member_count: usize,
+}
+
+pub fn group_id(i: u32) -> String {
+    format!("G{i:04}")
+}
+
+/// A validated item of `POST /api/v1/learners/upsert`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpsertItem {
+    pub external_id: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    /// `None`: the department stays as it is (a created learner has none).
+    pub department_id: Option<String>,
+    /// Merged into the learner's fields (keys not named stay).
+    pub fields: BTreeMap<String, String>,
+    pub active: bool,
+    /// Group names (`None`: memberships untouched).
+    pub groups: Option<Vec<String>>,
+}
+
+/// How a batch of upserts is applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpsertOptions {
+    /// Welcome email for the learners created.
+    pub send_welcome_email: bool,
+    /// With `groups`, also leave the groups not listed.
+    pub remove_missing_groups: bool,
+}
+
+/// What an upsert did to one learner (by index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upserted {
+    Created(u32),
+    /// The record or its memberships changed: stamped anew.
+    Updated(u32),
+    /// Already as asked: not stamped.
+    Unchanged(u32),
+    /// Nothing changed: the email belongs to learners linked to other
+    /// external ids.
+    Conflict(String),
+}
+
+/// What a deactivation by external id did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deactivated {
+    Deactivated(u32),
+    AlreadyInactive(u32),
+    NotFound,
+}
+
+/// Counters of a batch of writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub memberships_added: u64,
+    pub memberships_removed: u64,
+    pub groups_created: u64,
+    pub welcome_emails: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -609,12 +826,41 @@ impl Dataset {
         }
     }
 
-    /// Learner `i` as generated (ignoring changes).
-    fn generated_learner(&self, i: u32) -> Option<LearnerRecord> {
-        let l = self.learners.get(i as usize)?;
+    fn names_of(l: &LearnerRow) -> (&'static str, &'static str, &'static str) {
         let first = FIRST_NAMES.get(l.first as usize).copied().unwrap_or("Ada");
         let last = LAST_NAMES.get(l.last as usize).copied().unwrap_or("Lovelace");
         let domain = DOMAINS.get(l.domain as usize).copied().unwrap_or("example.com");
+        (first, last, domain)
+    }
+
+    /// The email learner `i` was generated with (lowercase).
+    fn generated_email(&self, i: u32) -> Option<String> {
+        let (first, last, domain) = Self::names_of(self.learners.get(i as usize)?);
+        Some(format!("{}.{}{}@{domain}", first.to_ascii_lowercase(), last.to_ascii_lowercase(), i))
+    }
+
+    /// The generated, never changed learner whose email is `lower`: its
+    /// index is the number ending the local part.
+    fn generated_with_email(&self, changes: &LearnerChanges, lower: &str) -> Option<u32> {
+        let local = lower.split_once('@')?.0;
+        let digits = local.bytes().rev().take_while(u8::is_ascii_digit).count();
+        let i: u32 = local.get(local.len() - digits..)?.parse().ok()?;
+        (!changes.records.contains_key(&i) && self.generated_email(i)? == lower).then_some(i)
+    }
+
+    /// Every learner whose current email is `lower` (case-insensitively),
+    /// in index order.
+    fn with_email(&self, changes: &LearnerChanges, lower: &str) -> Vec<u32> {
+        let mut out: Vec<u32> = changes.by_email.get(lower).cloned().unwrap_or_default();
+        out.extend(self.generated_with_email(changes, lower));
+        out.sort_unstable();
+        out
+    }
+
+    /// Learner `i` as generated (ignoring changes).
+    fn generated_learner(&self, i: u32) -> Option<LearnerRecord> {
+        let l = self.learners.get(i as usize)?;
+        let (first, last, domain) = Self::names_of(l);
         let mut fields = BTreeMap::new();
         fields.insert("title".to_owned(), TITLES.get(l.title as usize).copied().unwrap_or("Engineer").to_owned());
         fields
@@ -697,10 +943,6 @@ impl Dataset {
     /// Creates a learner stamped `now_ms` (or later: see [`LearnerChanges`]).
     pub fn create_learner(&self, new: NewLearner, now_ms: i64) -> (u32, Learner) {
         let mut changes = self.changes_mut();
-        let base = u32::try_from(self.learners.len()).unwrap_or(u32::MAX);
-        let index = base.saturating_add(changes.created);
-        changes.created = changes.created.saturating_add(1);
-        let updated_at = self.stamp(&mut changes, now_ms);
         let record = LearnerRecord {
             email: new.email,
             first_name: new.first_name,
@@ -708,12 +950,29 @@ impl Dataset {
             department_id: new.department_id,
             fields: new.fields,
             active: new.active,
-            updated_at,
+            updated_at: self.stamp(&mut changes, now_ms),
         };
+        let index = Self::next_index(&self.learners, &mut changes);
         let rendered = record.render(index);
-        changes.tail.insert((updated_at, index));
-        changes.records.insert(index, record);
+        changes.put(index, record);
         (index, rendered)
+    }
+
+    /// The index of a new learner (they follow the generated ones).
+    fn next_index(generated: &[LearnerRow], changes: &mut LearnerChanges) -> u32 {
+        let base = u32::try_from(generated.len()).unwrap_or(u32::MAX);
+        let index = base.saturating_add(changes.created);
+        changes.created = changes.created.saturating_add(1);
+        index
+    }
+
+    /// Stores a new learner (its index follows the others) stamped `now_ms`
+    /// or later.
+    fn insert_new(&self, changes: &mut LearnerChanges, mut record: LearnerRecord, now_ms: i64) -> u32 {
+        let index = Self::next_index(&self.learners, changes);
+        record.updated_at = self.stamp(changes, now_ms);
+        changes.put(index, record);
+        index
     }
 
     /// Applies `patch` to learner `i` and stamps it `now_ms` (or later); `None`
@@ -721,15 +980,229 @@ impl Dataset {
     pub fn update_learner(&self, i: u32, patch: LearnerPatch, now_ms: i64) -> Option<Learner> {
         let mut changes = self.changes_mut();
         let mut record = self.learner_record_in(&changes, i)?;
-        if changes.records.contains_key(&i) {
-            changes.tail.remove(&(record.updated_at, i));
-        }
         patch.apply(&mut record);
         record.updated_at = self.stamp(&mut changes, now_ms);
         let rendered = record.render(i);
-        changes.tail.insert((record.updated_at, i));
-        changes.records.insert(i, record);
+        changes.put(i, record);
         Some(rendered)
+    }
+
+    /// Applies a batch of upserts in order under one lock (an `Err` item is
+    /// passed through untouched). Each is matched by `fields.external_id`,
+    /// else by email (case-insensitive; among learners without an external
+    /// id), else created with its external id stamped in `fields`.
+    pub fn upsert_learners<E>(
+        &self,
+        items: impl IntoIterator<Item = Result<UpsertItem, E>>,
+        options: UpsertOptions,
+        now_ms: i64,
+    ) -> (Vec<Result<Upserted, E>>, WriteCounts) {
+        let mut changes = self.changes_mut();
+        let mut counts = WriteCounts::default();
+        let out = items
+            .into_iter()
+            .map(|item| item.map(|item| self.upsert_one(&mut changes, item, options, now_ms, &mut counts)))
+            .collect();
+        (out, counts)
+    }
+
+    fn upsert_one(
+        &self,
+        changes: &mut LearnerChanges,
+        item: UpsertItem,
+        options: UpsertOptions,
+        now_ms: i64,
+        counts: &mut WriteCounts,
+    ) -> Upserted {
+        let found = match changes.with_external_id(&item.external_id) {
+            Some(i) => Some(i),
+            None => {
+                let candidates = self.with_email(changes, &item.email.to_lowercase());
+                let free = candidates.iter().copied().find(|i| {
+                    self.learner_record_in(changes, *i).is_some_and(|r| !r.fields.contains_key(EXTERNAL_ID_FIELD))
+                });
+                match (free, candidates.first()) {
+                    (Some(i), _) => Some(i),
+                    (None, Some(taken)) => {
+                        return Upserted::Conflict(format!(
+                            "email {:?} belongs to learner {} with another external_id",
+                            item.email,
+                            learner_id(*taken)
+                        ));
+                    }
+                    (None, None) => None,
+                }
+            }
+        };
+        let current = found.and_then(|i| self.learner_record_in(changes, i).map(|r| (i, r)));
+        let groups = item.groups.as_deref().map(|names| changes.groups.ensure(names, &mut counts.groups_created));
+        let mut memberships = |changes: &mut LearnerChanges, i: u32| {
+            let (added, removed) = groups
+                .as_deref()
+                .map_or((0, 0), |g| changes.groups.set_memberships(i, g, options.remove_missing_groups));
+            counts.memberships_added += added;
+            counts.memberships_removed += removed;
+            added + removed > 0
+        };
+        match current {
+            Some((i, current)) => {
+                let mut next = current.clone();
+                next.email = item.email;
+                next.first_name = item.first_name;
+                next.last_name = item.last_name;
+                if let Some(d) = item.department_id {
+                    next.department_id = Some(d);
+                }
+                next.fields.extend(item.fields);
+                next.fields.insert(EXTERNAL_ID_FIELD.to_owned(), item.external_id);
+                next.active = item.active;
+                let record_changed = next != current;
+                let memberships_changed = memberships(changes, i);
+                if !record_changed && !memberships_changed {
+                    counts.unchanged += 1;
+                    return Upserted::Unchanged(i);
+                }
+                next.updated_at = self.stamp(changes, now_ms);
+                changes.put(i, next);
+                counts.updated += 1;
+                Upserted::Updated(i)
+            }
+            None => {
+                let mut fields = item.fields;
+                fields.insert(EXTERNAL_ID_FIELD.to_owned(), item.external_id);
+                let record = LearnerRecord {
+                    email: item.email,
+                    first_name: item.first_name,
+                    last_name: item.last_name,
+                    department_id: item.department_id,
+                    fields,
+                    active: item.active,
+                    updated_at: 0,
+                };
+                let i = self.insert_new(changes, record, now_ms);
+                memberships(changes, i);
+                if options.send_welcome_email {
+                    changes.welcome.push(i);
+                    counts.welcome_emails += 1;
+                }
+                counts.created += 1;
+                Upserted::Created(i)
+            }
+        }
+    }
+
+    /// Deactivates (keeping the learner and its records) the learner with
+    /// each external id, in order.
+    pub fn deactivate_by_external_ids(&self, external_ids: &[String], now_ms: i64) -> Vec<Deactivated> {
+        let mut changes = self.changes_mut();
+        external_ids
+            .iter()
+            .map(|x| {
+                let found =
+                    changes.with_external_id(x).and_then(|i| self.learner_record_in(&changes, i).map(|r| (i, r)));
+                match found {
+                    None => Deactivated::NotFound,
+                    Some((i, r)) if !r.active => Deactivated::AlreadyInactive(i),
+                    Some((i, mut r)) => {
+                        r.active = false;
+                        r.updated_at = self.stamp(&mut changes, now_ms);
+                        changes.put(i, r);
+                        Deactivated::Deactivated(i)
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// The learners with any of these external ids or emails
+    /// (case-insensitive), each once: by external id in the order asked,
+    /// then by email.
+    pub fn find_learners(&self, external_ids: &[String], emails: &[String]) -> Vec<Learner> {
+        let changes = self.changes();
+        let mut seen = std::collections::HashSet::new();
+        let mut found: Vec<u32> = Vec::new();
+        for x in external_ids {
+            let mut matches = changes.by_external_id.get(x).cloned().unwrap_or_default();
+            matches.sort_unstable();
+            found.extend(matches.into_iter().filter(|i| seen.insert(*i)));
+        }
+        for e in emails {
+            let matches = self.with_email(&changes, &e.trim().to_lowercase());
+            found.extend(matches.into_iter().filter(|i| seen.insert(*i)));
+        }
+        found.iter().filter_map(|i| self.learner_record_in(&changes, *i).map(|r| r.render(*i))).collect()
+    }
+
+    /// Records a welcome email sent to learner `i`.
+    pub fn record_welcome(&self, i: u32) {
+        self.changes_mut().welcome.push(i);
+    }
+
+    /// The learners sent a welcome email, in order.
+    pub fn welcome_emails(&self) -> Vec<String> {
+        self.changes().welcome.iter().map(|i| learner_id(*i)).collect()
+    }
+
+    /// The index of the group `id` names.
+    pub fn group_index(&self, id: &str) -> Option<u32> {
+        let i = parse_id(id, 'G').filter(|i| group_id(*i) == id)?;
+        ((i as usize) < self.changes().groups.names.len()).then_some(i)
+    }
+
+    pub fn group(&self, i: u32) -> Option<Group> {
+        self.changes().groups.render(i)
+    }
+
+    pub fn group_count(&self) -> usize {
+        self.changes().groups.names.len()
+    }
+
+    /// Up to `limit` groups from index `start` on.
+    pub fn groups_from(&self, start: u32, limit: usize) -> Vec<Group> {
+        let changes = self.changes();
+        (start..).take(limit).map_while(|i| changes.groups.render(i)).collect()
+    }
+
+    /// Creates a group; `Err` with the group already holding this name
+    /// (case-insensitively).
+    pub fn create_group(&self, name: &str) -> Result<Group, Group> {
+        let mut changes = self.changes_mut();
+        if let Some(g) = changes.groups.find(name).and_then(|g| changes.groups.render(g)) {
+            return Err(g);
+        }
+        let g = changes.groups.create(name);
+        changes.groups.render(g).ok_or_else(|| Group { id: group_id(g), name: name.to_owned(), member_count: 0 })
+    }
+
+    /// The ids of group `g`'s learners (`None`: no such group).
+    pub fn group_members(&self, g: u32) -> Option<Vec<String>> {
+        self.changes().groups.members.get(g as usize).map(|m| m.iter().map(|i| learner_id(*i)).collect())
+    }
+
+    /// Adds learner `l` to group `g`: whether it was new (`None`: no such group).
+    pub fn add_member(&self, g: u32, l: u32) -> Option<bool> {
+        let mut changes = self.changes_mut();
+        ((g as usize) < changes.groups.names.len()).then(|| changes.groups.add(g, l))
+    }
+
+    /// Removes learner `l` from group `g`: whether it was a member (`None`:
+    /// no such group).
+    pub fn remove_member(&self, g: u32, l: u32) -> Option<bool> {
+        let mut changes = self.changes_mut();
+        ((g as usize) < changes.groups.names.len()).then(|| changes.groups.remove(g, l))
+    }
+
+    /// The names of learner `l`'s groups, sorted.
+    pub fn group_names_of(&self, l: u32) -> Vec<String> {
+        let changes = self.changes();
+        let mut names: Vec<String> = changes
+            .groups
+            .of_learner
+            .get(&l)
+            .map(|set| set.iter().filter_map(|g| changes.groups.names.get(*g as usize).cloned()).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
     }
 
     /// The time of a change: `now_ms`, but strictly after every generated

@@ -1,7 +1,8 @@
 //! LMS emulator for learnlink's tests (SPEC §9.2): the canonical LMS REST API
 //! with API-key auth, an optional rate limit (429 + `Retry-After`) and cursor
 //! paging over a deterministic generated data set, learner reads by id and
-//! learner mutations, and emission of signed webhooks to a target URL.
+//! learner mutations, batched imports (upsert, deactivate, lookup) with
+//! groups, and emission of signed webhooks to a target URL.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -12,21 +13,25 @@
 
 pub mod api;
 pub mod data;
+pub mod groups;
 pub mod learners;
 pub mod prng;
 pub mod state;
 pub mod webhooks;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
 
 pub use data::DatasetParams;
 pub use state::{Config, LmsState, RateLimit};
+
+/// Largest `POST /api/v1/learners/upsert` body (1000 learners with fields).
+pub const UPSERT_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
 /// The emulator's HTTP routes.
 pub fn router(state: LmsState) -> Router {
@@ -34,6 +39,12 @@ pub fn router(state: LmsState) -> Router {
         .route("/api/v1/learners", get(api::learners).post(learners::create))
         .route("/api/v1/learners/{id}", get(learners::get_one).patch(learners::update))
         .route("/api/v1/learners/{id}/deactivate", post(learners::deactivate))
+        .route("/api/v1/learners/upsert", post(learners::upsert).layer(DefaultBodyLimit::max(UPSERT_BODY_LIMIT)))
+        .route("/api/v1/learners/deactivate", post(learners::deactivate_many))
+        .route("/api/v1/learners/lookup", post(learners::lookup))
+        .route("/api/v1/groups", get(groups::list).post(groups::create))
+        .route("/api/v1/groups/{id}/members", get(groups::members))
+        .route("/api/v1/groups/{id}/members/{learner_id}", put(groups::add_member).delete(groups::remove_member))
         .route("/api/v1/enrollments", get(api::enrollments))
         .route("/api/v1/enrollments/count", get(api::enrollments_count))
         .route("/api/v1/departments", get(api::departments))
@@ -43,6 +54,7 @@ pub fn router(state: LmsState) -> Router {
         .route("/__emulator/webhooks/emit", post(emit))
         .route("/__emulator/reset", post(reset))
         .route("/__emulator/stats", get(stats))
+        .route("/__emulator/welcome-emails", get(learners::welcome_emails))
         .route("/__emulator/rate-limit", get(get_rate_limit).post(set_rate_limit))
         .with_state(state)
 }

@@ -37,8 +37,16 @@ pub struct Stats {
     pub learners_created: u64,
     pub learners_updated: u64,
     pub learners_deactivated: u64,
-    /// Learners created with `send_welcome_email: true`.
+    /// Upserted learners that were already as asked (nothing written).
+    pub learners_unchanged: u64,
+    /// Learners created with `send_welcome_email: true` (which ones:
+    /// `GET /__emulator/welcome-emails`).
     pub welcome_emails_sent: u64,
+    /// Group memberships added / removed (upserts and the group endpoints).
+    pub memberships_added: u64,
+    pub memberships_removed: u64,
+    /// Groups created (`POST /api/v1/groups` and by name in upserts).
+    pub groups_created: u64,
 }
 
 /// At most `requests` authorized `/api/**` requests per `window_ms` (a fixed
@@ -109,6 +117,19 @@ impl LmsState {
     /// Replaces the data set.
     pub fn set_data(&self, data: Dataset) {
         *self.inner.data.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(data);
+    }
+
+    /// The names of the groups learner `learner_id` belongs to, sorted
+    /// (none for an unknown learner).
+    pub fn group_names_of(&self, learner_id: &str) -> Vec<String> {
+        let data = self.data();
+        data.learner_index(learner_id).map(|i| data.group_names_of(i)).unwrap_or_default()
+    }
+
+    /// The ids of the learners sent a welcome email, in order (since the data
+    /// set was last generated or reset).
+    pub fn welcome_emails(&self) -> Vec<String> {
+        self.data().welcome_emails()
     }
 
     pub fn stats(&self) -> MutexGuard<'_, Stats> {

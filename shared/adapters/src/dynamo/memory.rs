@@ -28,6 +28,10 @@ pub struct MemoryState {
     /// The review queue: per tenant, per learner, the item and its held jobs by key.
     review: Mutex<HashMap<TenantId, BTreeMap<String, Queued>>>,
     links: Mutex<HashMap<TenantId, HashMap<String, LearnerLink>>>,
+    /// Import states and their versions.
+    imports: Mutex<
+        HashMap<(TenantId, learnlink_core::ports::ImportLane), (learnlink_core::import::engine::ImportState, u64)>,
+    >,
     /// When set, every call fails with this error (to test failure paths).
     pub fail_with: Mutex<Option<PortError>>,
 }
@@ -409,5 +413,35 @@ mod tests {
         m.remember_many(&keys[..1], t0, ttl).await.unwrap();
         assert_eq!(m.seen_many(&keys[..2], t0).await.unwrap(), vec![Claim::Duplicate, Claim::Fresh]);
         assert_eq!(m.seen_many(&keys[..1], t0 + ttl).await.unwrap(), vec![Claim::Fresh]);
+    }
+}
+
+#[async_trait]
+impl learnlink_core::ports::ImportStore for MemoryState {
+    async fn import_state(
+        &self,
+        tenant: &TenantId,
+        lane: learnlink_core::ports::ImportLane,
+    ) -> Result<Option<(learnlink_core::import::engine::ImportState, u64)>, PortError> {
+        self.check()?;
+        Ok(lock(&self.imports).get(&(tenant.clone(), lane)).cloned())
+    }
+
+    async fn put_import_state(
+        &self,
+        tenant: &TenantId,
+        lane: learnlink_core::ports::ImportLane,
+        state: &learnlink_core::import::engine::ImportState,
+        expected: Option<u64>,
+    ) -> Result<bool, PortError> {
+        self.check()?;
+        let mut g = lock(&self.imports);
+        let key = (tenant.clone(), lane);
+        let current = g.get(&key).map(|(_, v)| *v);
+        if current != expected {
+            return Ok(false);
+        }
+        g.insert(key, (state.clone(), expected.map_or(1, |v| v + 1)));
+        Ok(true)
     }
 }

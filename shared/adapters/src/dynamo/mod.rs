@@ -13,6 +13,7 @@
 pub mod activity;
 pub mod applied;
 pub mod connection;
+pub mod imports;
 pub mod links;
 pub mod memory;
 pub mod review;

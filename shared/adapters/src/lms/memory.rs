@@ -1,15 +1,32 @@
 //! In-memory fake of the LMS API with the client's semantics: learners by id
 //! (unknown ids absent, each at most once, in the order asked), every
 //! department; counts calls, and plays outages and a wrong API key.
+//!
+//! It is also an [`LmsWriter`] over the same learners, with the LMS
+//! emulator's semantics: an upsert matches `fields.external_id`, else the
+//! email (case-insensitive, among learners without an external id; taken by
+//! others only: `failed` with code `conflict`), else creates the learner
+//! (ids `L000000`, … not in use); `unchanged` when nothing differs; fields
+//! are merged, a `None` department is left as it is; groups are created by
+//! name (case-insensitive) and with `remove_missing_groups` the groups not
+//! listed are left. Bad items (empty external id or name, an email that is
+//! not one, a department not among [`MemoryLms::set_departments`]'s when any
+//! were set) fail alone with `invalid_field`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use learnlink_core::model::{Department, Learner};
-use learnlink_core::ports::{LmsApi, LmsConnection};
+use learnlink_core::ports::{
+    DeactivateOutcome, LearnerBatch, LearnerUpsert, LmsApi, LmsConnection, LmsWriter, MAX_LEARNERS_PER_BATCH,
+    UpsertOutcome,
+};
 use learnlink_core::{ErrorClass, PortError};
 use secrecy::ExposeSecret;
+
+/// The custom field an import's external id is kept in.
+const EXTERNAL_ID: &str = "external_id";
 
 #[derive(Default)]
 struct Inner {
@@ -22,6 +39,19 @@ struct Inner {
     learner_calls: usize,
     department_calls: usize,
     requested_ids: Vec<String>,
+    /// When set, every [`LmsWriter`] call fails with this class.
+    write_outage: Option<ErrorClass>,
+    /// Scripted per-item failures by external id: (code, message).
+    item_failures: HashMap<String, (String, String)>,
+    /// Lowercase group name → the name as first written.
+    groups: BTreeMap<String, String>,
+    /// Learner id → lowercase names of its groups.
+    memberships: BTreeMap<String, BTreeSet<String>>,
+    welcome_emails: Vec<String>,
+    upsert_calls: usize,
+    upsert_requests: usize,
+    deactivate_calls: usize,
+    find_calls: usize,
 }
 
 #[derive(Default)]
@@ -86,6 +116,75 @@ impl MemoryLms {
         self.lock().requested_ids.clone()
     }
 
+    /// Every [`LmsWriter`] call fails with this class (`None`: the outage is
+    /// over); reads go on working.
+    pub fn set_write_outage(&self, class: Option<ErrorClass>) {
+        self.lock().write_outage = class;
+    }
+
+    /// Upserts of this external id fail with this code and message (as the
+    /// LMS refusing the item); the rest of the batch still applies.
+    pub fn fail_learner(&self, external_id: &str, code: &str, message: &str) {
+        self.lock().item_failures.insert(external_id.to_string(), (code.to_string(), message.to_string()));
+    }
+
+    /// Calls of [`LmsWriter::upsert_learners`] (failed ones included).
+    pub fn upsert_calls(&self) -> usize {
+        self.lock().upsert_calls
+    }
+
+    /// Requests those calls would have made (one per
+    /// [`MAX_LEARNERS_PER_BATCH`] learners, as the client sends them).
+    pub fn upsert_requests(&self) -> usize {
+        self.lock().upsert_requests
+    }
+
+    /// Calls of [`LmsWriter::deactivate_learners`] (failed ones included).
+    pub fn deactivate_calls(&self) -> usize {
+        self.lock().deactivate_calls
+    }
+
+    /// Calls of [`LmsWriter::find_learners`] (failed ones included).
+    pub fn find_calls(&self) -> usize {
+        self.lock().find_calls
+    }
+
+    /// The learner with this external id (the first by id if several).
+    pub fn learner_by_external_id(&self, external_id: &str) -> Option<Learner> {
+        self.lock().learners.values().find(|l| has_external_id(l, external_id)).cloned()
+    }
+
+    /// The names of the learner's groups, sorted.
+    pub fn groups_of(&self, learner_id: &str) -> Vec<String> {
+        let g = self.lock();
+        let mut names: Vec<String> = g
+            .memberships
+            .get(learner_id)
+            .map(|keys| keys.iter().filter_map(|k| g.groups.get(k).cloned()).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Every group's name, in lowercase-name order.
+    pub fn group_names(&self) -> Vec<String> {
+        self.lock().groups.values().cloned().collect()
+    }
+
+    /// The learners sent a welcome email (created with
+    /// `send_welcome_email`), in order.
+    pub fn welcome_emails(&self) -> Vec<String> {
+        self.lock().welcome_emails.clone()
+    }
+
+    fn check_write(inner: &Inner, lms: &LmsConnection) -> Result<(), PortError> {
+        Self::check(inner, lms)?;
+        match inner.write_outage {
+            Some(class) => Err(PortError::new(class, format!("LMS {}: scripted write outage ({class})", lms.base_url))),
+            None => Ok(()),
+        }
+    }
+
     fn check(inner: &Inner, lms: &LmsConnection) -> Result<(), PortError> {
         if let Some(class) = inner.outage {
             return Err(PortError::new(class, format!("LMS {}: scripted outage ({class})", lms.base_url)));
@@ -116,6 +215,256 @@ impl LmsApi for MemoryLms {
         g.department_calls += 1;
         Self::check(&g, lms)?;
         Ok(g.departments.clone())
+    }
+}
+
+fn has_external_id(l: &Learner, external_id: &str) -> bool {
+    l.fields.get(EXTERNAL_ID).is_some_and(|x| x == external_id)
+}
+
+fn plausible_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else { return false };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !s.chars().any(char::is_whitespace)
+}
+
+/// Why the LMS would refuse the item: (field, message).
+fn refusal(inner: &Inner, u: &LearnerUpsert) -> Option<(&'static str, String)> {
+    let blank = |v: &str| v.trim().is_empty();
+    if blank(&u.external_id) {
+        return Some(("external_id", "external_id must not be empty".into()));
+    }
+    if !plausible_email(u.email.trim()) {
+        return Some(("email", "email must be an address like ada@example.com".into()));
+    }
+    if blank(&u.first_name) {
+        return Some(("first_name", "first_name must not be empty".into()));
+    }
+    if blank(&u.last_name) {
+        return Some(("last_name", "last_name must not be empty".into()));
+    }
+    if let Some(d) = &u.department_id {
+        if !inner.departments.is_empty() && !inner.departments.iter().any(|x| &x.id == d) {
+            return Some(("department_id", format!("department_id {d:?} is not a department of this LMS")));
+        }
+    }
+    if u.fields.get(EXTERNAL_ID).is_some_and(|x| *x != u.external_id) {
+        return Some(("fields.external_id", "fields.external_id is set by the LMS from external_id".into()));
+    }
+    if u.groups.iter().flatten().any(|g| blank(g)) {
+        return Some(("groups", "groups must not be empty".into()));
+    }
+    None
+}
+
+/// The matching indexes of one call, kept in step as it writes.
+struct Index {
+    by_external_id: HashMap<String, BTreeSet<String>>,
+    by_email: HashMap<String, BTreeSet<String>>,
+}
+
+impl Index {
+    fn of(learners: &BTreeMap<String, Learner>) -> Self {
+        let mut index = Index { by_external_id: HashMap::new(), by_email: HashMap::new() };
+        for l in learners.values() {
+            index.add(l);
+        }
+        index
+    }
+
+    fn add(&mut self, l: &Learner) {
+        self.by_email.entry(l.email.to_lowercase()).or_default().insert(l.id.clone());
+        if let Some(x) = l.fields.get(EXTERNAL_ID) {
+            self.by_external_id.entry(x.clone()).or_default().insert(l.id.clone());
+        }
+    }
+
+    fn remove(&mut self, l: &Learner) {
+        if let Some(ids) = self.by_email.get_mut(&l.email.to_lowercase()) {
+            ids.remove(&l.id);
+        }
+        if let Some(ids) = l.fields.get(EXTERNAL_ID).and_then(|x| self.by_external_id.get_mut(x)) {
+            ids.remove(&l.id);
+        }
+    }
+
+    fn with_external_id(&self, x: &str) -> Option<&String> {
+        self.by_external_id.get(x).and_then(|ids| ids.first())
+    }
+}
+
+impl Inner {
+    fn upsert_one(
+        &mut self,
+        index: &mut Index,
+        u: &LearnerUpsert,
+        batch: &LearnerBatch,
+        now: time::OffsetDateTime,
+    ) -> UpsertOutcome {
+        if let Some((code, message)) = self.item_failures.get(&u.external_id) {
+            return UpsertOutcome::Failed { code: code.clone(), message: message.clone() };
+        }
+        if let Some((field, message)) = refusal(self, u) {
+            return UpsertOutcome::Failed { code: "invalid_field".into(), message: format!("{field}: {message}") };
+        }
+        let email = u.email.trim().to_string();
+        let found = match index.with_external_id(&u.external_id) {
+            Some(id) => Some(id.clone()),
+            None => {
+                let candidates = index.by_email.get(&email.to_lowercase()).cloned().unwrap_or_default();
+                let free = candidates
+                    .iter()
+                    .find(|id| self.learners.get(*id).is_some_and(|l| !l.fields.contains_key(EXTERNAL_ID)));
+                match (free, candidates.first()) {
+                    (Some(id), _) => Some(id.clone()),
+                    (None, Some(taken)) => {
+                        return UpsertOutcome::Failed {
+                            code: "conflict".into(),
+                            message: format!("email {email:?} belongs to learner {taken} with another external_id"),
+                        };
+                    }
+                    (None, None) => None,
+                }
+            }
+        };
+        let current = found.and_then(|id| self.learners.get(&id).cloned());
+        let created = current.is_none();
+        let mut next = current.clone().unwrap_or_else(|| Learner {
+            id: self.new_id(),
+            email: String::new(),
+            first_name: String::new(),
+            last_name: String::new(),
+            department_id: None,
+            fields: BTreeMap::new(),
+            active: true,
+            updated_at: now,
+        });
+        next.email = email;
+        next.first_name = u.first_name.trim().to_string();
+        next.last_name = u.last_name.trim().to_string();
+        if let Some(d) = &u.department_id {
+            next.department_id = Some(d.clone());
+        }
+        next.fields.extend(u.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+        next.fields.insert(EXTERNAL_ID.to_string(), u.external_id.clone());
+        next.active = u.active;
+        let memberships_changed = self.set_groups(&next.id, u.groups.as_deref(), batch.remove_missing_groups);
+        let id = next.id.clone();
+        if let Some(current) = current {
+            if current == next && !memberships_changed {
+                return UpsertOutcome::Unchanged { id };
+            }
+            index.remove(&current);
+        }
+        next.updated_at = now;
+        index.add(&next);
+        self.learners.insert(id.clone(), next);
+        if created {
+            if batch.send_welcome_email {
+                self.welcome_emails.push(id.clone());
+            }
+            UpsertOutcome::Created { id }
+        } else {
+            UpsertOutcome::Updated { id }
+        }
+    }
+
+    /// An id no learner has.
+    fn new_id(&self) -> String {
+        (self.learners.len()..)
+            .map(|n| format!("L{n:06}"))
+            .find(|id| !self.learners.contains_key(id))
+            .unwrap_or_default()
+    }
+
+    /// Sets the learner's groups (creating them by name): whether any
+    /// membership changed.
+    fn set_groups(&mut self, learner_id: &str, groups: Option<&[String]>, remove_missing: bool) -> bool {
+        let Some(names) = groups else { return false };
+        let mut wanted = BTreeSet::new();
+        for name in names {
+            let name = name.trim();
+            let key = name.to_lowercase();
+            self.groups.entry(key.clone()).or_insert_with(|| name.to_string());
+            wanted.insert(key);
+        }
+        let current = self.memberships.entry(learner_id.to_string()).or_default();
+        let before = current.clone();
+        if remove_missing {
+            current.retain(|k| wanted.contains(k));
+        }
+        current.extend(wanted);
+        let changed = *current != before;
+        if current.is_empty() {
+            self.memberships.remove(learner_id);
+        }
+        changed
+    }
+}
+
+#[async_trait]
+impl LmsWriter for MemoryLms {
+    async fn upsert_learners(
+        &self,
+        lms: &LmsConnection,
+        batch: &LearnerBatch,
+    ) -> Result<Vec<UpsertOutcome>, PortError> {
+        let mut g = self.lock();
+        g.upsert_calls += 1;
+        Self::check_write(&g, lms)?;
+        g.upsert_requests += batch.learners.len().div_ceil(MAX_LEARNERS_PER_BATCH);
+        let mut index = Index::of(&g.learners);
+        let now = time::OffsetDateTime::now_utc();
+        Ok(batch.learners.iter().map(|u| g.upsert_one(&mut index, u, batch, now)).collect())
+    }
+
+    async fn deactivate_learners(
+        &self,
+        lms: &LmsConnection,
+        external_ids: &[String],
+    ) -> Result<Vec<DeactivateOutcome>, PortError> {
+        let mut g = self.lock();
+        g.deactivate_calls += 1;
+        Self::check_write(&g, lms)?;
+        let index = Index::of(&g.learners);
+        let now = time::OffsetDateTime::now_utc();
+        Ok(external_ids
+            .iter()
+            .map(|x| match index.with_external_id(x).and_then(|id| g.learners.get_mut(id)) {
+                None => DeactivateOutcome::NotFound,
+                Some(l) if !l.active => DeactivateOutcome::AlreadyInactive { id: l.id.clone() },
+                Some(l) => {
+                    l.active = false;
+                    l.updated_at = now;
+                    DeactivateOutcome::Deactivated { id: l.id.clone() }
+                }
+            })
+            .collect())
+    }
+
+    async fn find_learners(
+        &self,
+        lms: &LmsConnection,
+        external_ids: &[String],
+        emails: &[String],
+    ) -> Result<Vec<Learner>, PortError> {
+        let mut g = self.lock();
+        g.find_calls += 1;
+        Self::check_write(&g, lms)?;
+        let index = Index::of(&g.learners);
+        let mut seen = HashSet::new();
+        let by_id = external_ids.iter().filter_map(|x| index.by_external_id.get(x));
+        let by_email = emails.iter().filter_map(|e| index.by_email.get(&e.trim().to_lowercase()));
+        Ok(by_id
+            .chain(by_email)
+            .flatten()
+            .filter(|id| seen.insert(id.as_str()))
+            .filter_map(|id| g.learners.get(id).cloned())
+            .collect())
     }
 }
 

@@ -342,4 +342,24 @@ impl SalesforceApi for MemorySalesforce {
             .to_string();
         Ok(g.query_rows.get(&object).cloned().unwrap_or_default())
     }
+
+    /// Every row of the queried object in one page (the fake reads no
+    /// WHERE clause: tests that need SOQL use the emulator).
+    async fn query_page(
+        &self,
+        session: &Session,
+        cursor: &learnlink_core::salesforce::query::QueryCursor,
+    ) -> Result<learnlink_core::salesforce::query::QueryPage, SalesforceError> {
+        use learnlink_core::salesforce::query::{QueryCursor, QueryPage};
+        let QueryCursor::Start { soql, .. } = cursor else {
+            return Err(SalesforceError::Api {
+                class: learnlink_core::ErrorClass::Permanent,
+                status: 400,
+                code: "INVALID_QUERY_LOCATOR".into(),
+                message: "the fake has one page per query".into(),
+            });
+        };
+        let records = self.query(session, soql).await?;
+        Ok(QueryPage { total_size: records.len() as u64, done: true, records, next_records_url: None })
+    }
 }

@@ -330,6 +330,14 @@ impl SalesforceApi for SalesforceClient {
     ) -> Result<Vec<serde_json::Map<String, Value>>, SalesforceError> {
         self.query_records(session, soql).await
     }
+
+    async fn query_page(
+        &self,
+        session: &Session,
+        cursor: &learnlink_core::salesforce::query::QueryCursor,
+    ) -> Result<learnlink_core::salesforce::query::QueryPage, SalesforceError> {
+        SalesforceClient::query_page(self, session, cursor).await
+    }
 }
 
 /// Read a token endpoint answer. Under Refresh Token Rotation it carries a

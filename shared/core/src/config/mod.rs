@@ -78,16 +78,29 @@ pub fn strip_secrets(doc: &Value) -> (Value, BTreeMap<String, Vec<String>>) {
     (doc, secrets)
 }
 
-/// Take the write-only LMS API key out of a document: the document to
-/// store, and the key if one was given.
+/// Take the write-only LMS API key (and the HRIS credentials, see
+/// [`hris_credentials`]) out of a document: the document to store, and the
+/// LMS key if one was given.
 pub fn strip_lms_key(doc: &Value) -> (Value, Option<String>) {
     let mut doc = doc.clone();
+    if let Some(h) = doc.pointer_mut("/import/hris").and_then(Value::as_object_mut) {
+        h.remove("api_key");
+        h.remove("account_token");
+    }
     let key = doc
         .pointer_mut("/lms")
         .and_then(Value::as_object_mut)
         .and_then(|o| o.remove("api_key"))
         .and_then(|v| v.as_str().map(str::to_string));
     (doc, key)
+}
+
+/// The write-only HRIS credentials a document gives: `(api_key, account_token)`.
+pub fn hris_credentials(doc: &Value) -> Option<(String, String)> {
+    let h = doc.pointer("/import/hris")?;
+    let key = h.get("api_key")?.as_str()?.to_string();
+    let token = h.get("account_token")?.as_str()?.to_string();
+    Some((key, token))
 }
 
 #[cfg(test)]

@@ -248,11 +248,26 @@ pub struct GroupSync {
     pub remove_missing: bool,
 }
 
+/// The unified HRIS API an `hris` import reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HrisSettings {
+    pub base_url: String,
+    /// Write-only: moved to Secrets Manager by the admin API.
+    #[serde(default, skip_serializing)]
+    pub api_key: Option<String>,
+    /// Write-only: moved to Secrets Manager by the admin API.
+    #[serde(default, skip_serializing)]
+    pub account_token: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportSettings {
     #[serde(default)]
     pub source: ImportSource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hris: Option<HrisSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,189 @@
+//! Import pages (SPEC §5.2) on the sync queue: one page per message, the
+//! next page enqueued by this one. The page itself is
+//! [`learnlink_core::import::engine::run_page`]; this module finds what it
+//! needs (the tenant's settings, a Salesforce session, the integration
+//! user, the LMS and HRIS connections) and turns the result into the
+//! message's outcome: done, duplicate and interrupted runs are
+//! acknowledged, a retryable failure returns the message to the queue.
+
+use crate::{Deps, MessageOutcome};
+use learnlink_core::Classify;
+use learnlink_core::ErrorClass;
+use learnlink_core::import::Source;
+use learnlink_core::import::engine::{self, ImportPorts, PageInput, PageOutcome};
+use learnlink_core::job::ImportStep;
+use learnlink_core::model::TenantId;
+use learnlink_core::ports::{HrisConnection, LmsConnection};
+use learnlink_core::tenant::Tenant;
+use secrecy::{ExposeSecret, SecretString};
+
+/// An import page job's fields.
+pub struct PageJob<'a> {
+    pub tenant: &'a TenantId,
+    pub run_id: &'a str,
+    pub page: u32,
+    pub dry_run: bool,
+    pub step: &'a ImportStep,
+}
+
+fn failed(class: ErrorClass, reason: impl Into<String>) -> MessageOutcome {
+    MessageOutcome::Failed { class, reason: reason.into() }
+}
+
+/// Runs one import page.
+pub async fn handle_page(deps: &Deps, job: &PageJob<'_>) -> MessageOutcome {
+    let tenant = match deps.tenants.get_tenant(job.tenant).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return MessageOutcome::Rejected {
+                code: "unknown_tenant".into(),
+                message: format!("unknown tenant {}", job.tenant),
+            };
+        }
+        Err(e) => return failed(e.class, e.chain()),
+    };
+    let Some(source) = Source::of(&tenant.import) else {
+        return MessageOutcome::Rejected {
+            code: "no_import_source".into(),
+            message: format!("tenant {} has no import source (import.source)", tenant.id),
+        };
+    };
+    if tenant.paused {
+        // The run stops; the checkpoint stays and the next run resumes from it.
+        tracing::info!(tenant = %tenant.id, run = job.run_id, "tenant paused: import page dropped, the next run resumes");
+        return MessageOutcome::Done;
+    }
+    let lms = match lms_connection(deps, &tenant).await {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    let mut hris = None;
+    let mut tokens = None;
+    let mut integration_user = None;
+    if source == Source::Hris {
+        hris = match hris_connection(deps, &tenant).await {
+            Ok(h) => Some(h),
+            Err(o) => return o,
+        };
+    } else {
+        let links = deps.connection_links();
+        tokens = match deps.tokens.session(&links, &tenant).await {
+            Ok(t) => Some(t),
+            Err(e) if e.parks_work() => {
+                tracing::warn!(tenant = %tenant.id, error = %e, "not connected: import page dropped, the next run resumes");
+                return MessageOutcome::Done;
+            }
+            Err(e) => return failed(e.class(), learnlink_core::error::error_chain(&e)),
+        };
+        integration_user = match deps.connections.connection(&tenant.id).await {
+            Ok(c) => c.and_then(|c| c.integration_user).map(|u| u.user_id),
+            Err(e) => return failed(e.class, e.chain()),
+        };
+    }
+    let session = tokens.as_ref().map(|t| t.session());
+    let ports = ImportPorts {
+        salesforce: deps.salesforce.as_ref(),
+        hris: deps.hris.as_ref(),
+        lms: deps.lms_writer.as_ref(),
+        store: deps.imports.as_ref(),
+        queue: deps.queue.as_ref(),
+        activity: deps.activity.as_ref(),
+    };
+    let input = PageInput {
+        tenant: &tenant.id,
+        settings: &tenant.import,
+        session: session.as_ref(),
+        hris: hris.as_ref(),
+        lms: &lms,
+        integration_user: integration_user.as_deref(),
+        now: time::OffsetDateTime::now_utc(),
+        run_id: job.run_id,
+        page: job.page,
+        dry_run: job.dry_run,
+        step: job.step,
+    };
+    match engine::run_page(&ports, &input).await {
+        Ok(PageOutcome::Done { counts, more }) => {
+            tracing::info!(tenant = %tenant.id, run = job.run_id, page = job.page, seen = counts.seen,
+                created = counts.created, updated = counts.updated, skipped = counts.skipped, failed = counts.failed,
+                more, "import page done");
+            MessageOutcome::Done
+        }
+        Ok(PageOutcome::Duplicate) => {
+            tracing::info!(tenant = %tenant.id, run = job.run_id, page = job.page, "import page already done (redelivery)");
+            MessageOutcome::Done
+        }
+        Ok(PageOutcome::Interrupted { reason }) => {
+            tracing::warn!(tenant = %tenant.id, run = job.run_id, page = job.page, reason = %reason,
+                "import run interrupted; the checkpoint is kept and the next run resumes from it");
+            MessageOutcome::Done
+        }
+        Err(e) => failed(e.class, e.chain()),
+    }
+}
+
+async fn secret_json(
+    deps: &Deps,
+    name: &str,
+    what: &str,
+    tenant: &Tenant,
+    hint: &str,
+) -> Result<serde_json::Value, MessageOutcome> {
+    let secret = deps
+        .secrets
+        .get_secret(name)
+        .await
+        .map_err(|e| failed(e.class, format!("reading the {what}: {}", e.chain())))?;
+    let Some(secret) = secret else {
+        return Err(MessageOutcome::Rejected {
+            code: "missing_secret".into(),
+            message: format!("tenant {} has no {what}: {hint}", tenant.id),
+        });
+    };
+    serde_json::from_str(secret.expose_secret()).map_err(|e| MessageOutcome::Rejected {
+        code: "unreadable_secret".into(),
+        message: format!("the stored {what} of {} is unreadable: {e}", tenant.id),
+    })
+}
+
+async fn lms_connection(deps: &Deps, tenant: &Tenant) -> Result<LmsConnection, MessageOutcome> {
+    let Some(base) = tenant.lms_base_url.as_deref() else {
+        return Err(MessageOutcome::Rejected {
+            code: "no_lms".into(),
+            message: format!("tenant {} has no lms.base_url: the import has nowhere to write", tenant.id),
+        });
+    };
+    let v = secret_json(
+        deps,
+        &deps.names.lms_key(&tenant.id),
+        "LMS API key",
+        tenant,
+        "set lms.api_key with `learnlink config set`",
+    )
+    .await?;
+    let key = v.get("api_key").and_then(|k| k.as_str()).unwrap_or_default();
+    Ok(LmsConnection { base_url: base.to_string(), api_key: SecretString::from(key.to_string()) })
+}
+
+async fn hris_connection(deps: &Deps, tenant: &Tenant) -> Result<HrisConnection, MessageOutcome> {
+    let Some(h) = tenant.import.hris.as_ref() else {
+        return Err(MessageOutcome::Rejected {
+            code: "no_hris".into(),
+            message: format!("tenant {} imports from an HRIS but has no import.hris.base_url", tenant.id),
+        });
+    };
+    let v = secret_json(
+        deps,
+        &deps.names.hris_key(&tenant.id),
+        "HRIS credentials",
+        tenant,
+        "set import.hris.api_key and import.hris.account_token with `learnlink config set`",
+    )
+    .await?;
+    let text = |k: &str| SecretString::from(v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_string());
+    Ok(HrisConnection {
+        base_url: h.base_url.trim_end_matches('/').to_string(),
+        api_key: text("api_key"),
+        account_token: text("account_token"),
+    })
+}
