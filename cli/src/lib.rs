@@ -28,7 +28,7 @@ pub fn run(cli: Cli) -> u8 {
     let result = match command {
         Command::Up(a) => commands::stack::up(&out, a),
         Command::Down(a) => commands::stack::down(&out, a),
-        c @ (Command::Backfill(_) | Command::Import(_) | Command::Export(_)) => Err(commands::later::not_available(&c)),
+        c @ (Command::Backfill(_) | Command::Export(_)) => Err(commands::later::not_available(&c)),
         api_command => run_api(&out, &mut global, api_command),
     };
     match result {

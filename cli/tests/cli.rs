@@ -59,12 +59,10 @@ fn usage_errors_exit_2() {
 #[test]
 fn groups_not_yet_available_exit_69_and_say_what_they_will_do() {
     let dir = scratch();
-    let cases: [&[&str]; 6] = [
+    let cases: [&[&str]; 4] = [
         &["backfill", "start", "acme", "--since", "2024-01-01"],
         &["backfill", "status", "acme"],
         &["backfill", "cancel", "acme"],
-        &["import", "preview", "acme"],
-        &["import", "run", "acme", "--dry-run"],
         &["export", "enrollments", "acme", "--since", "7d"],
     ];
     for args in cases {
@@ -78,9 +76,11 @@ fn groups_not_yet_available_exit_69_and_say_what_they_will_do() {
         );
         assert!(r.stdout.is_empty());
     }
-    let r = run_in(dir.path(), &[], &["import", "preview", "acme", "--json"]);
+    let r = run_in(dir.path(), &[], &["backfill", "status", "acme", "--json"]);
     r.code(69);
     assert_eq!(r.err_json()["error"]["code"], "not_available");
+    // Imports exist: without an API they say so (exit 7), not 69.
+    run_in(dir.path(), &[], &["import", "preview", "acme"]).code(7);
 }
 
 // ---- finding the API ------------------------------------------------------------

@@ -17,8 +17,15 @@ pub struct UpOptions {
     pub venv: PathBuf,
 }
 
-pub const ENDPOINT_KEYS: [&str; 6] =
-    ["AWS_ENDPOINT_URL", "SALESFORCE_URL", "LMS_URL", "LEARNLINK_API_URL", "WEBHOOK_URL", "LEARNLINK_RUNTIME_URL"];
+pub const ENDPOINT_KEYS: [&str; 7] = [
+    "AWS_ENDPOINT_URL",
+    "SALESFORCE_URL",
+    "LMS_URL",
+    "HRIS_URL",
+    "LEARNLINK_API_URL",
+    "WEBHOOK_URL",
+    "LEARNLINK_RUNTIME_URL",
+];
 
 pub fn print_endpoints(env: &BTreeMap<String, String>) {
     for k in ENDPOINT_KEYS {

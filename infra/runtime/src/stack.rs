@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The HRIS emulator's credentials on the local stack.
+pub const HRIS_API_KEY: &str = "hris-local-key";
+pub const HRIS_ACCOUNT_TOKEN: &str = "hris-local-account";
+
 #[derive(Debug, Clone)]
 pub struct Ports {
     pub moto: u16,
@@ -54,6 +58,8 @@ pub struct Endpoints {
     pub aws_endpoint_url: String,
     pub salesforce_url: String,
     pub lms_url: String,
+    /// The unified HRIS emulator (imports from an HRIS, SPEC §5.1).
+    pub hris_url: String,
     pub api_url: String,
     pub webhook_url: String,
     pub runtime_url: String,
@@ -191,6 +197,7 @@ impl Stack {
                 aws_endpoint_url: String::new(),
                 salesforce_url: String::new(),
                 lms_url: String::new(),
+                hris_url: String::new(),
                 api_url: String::new(),
                 webhook_url: String::new(),
                 runtime_url: String::new(),
@@ -248,6 +255,19 @@ impl Stack {
         cmd.args(["--host", "127.0.0.1", "--port", &cfg.ports.lms.to_string(), "--api-key", &cfg.lms_api_key]);
         let lms_port = self.start_server(cfg, "lms", "the LMS emulator", cmd, Duration::from_secs(30))?;
 
+        let mut cmd = Command::new(cfg.bin_dir.join("hris-emulator"));
+        cmd.args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--api-key",
+            HRIS_API_KEY,
+            "--account-token",
+            HRIS_ACCOUNT_TOKEN,
+        ]);
+        let hris_port = self.start_server(cfg, "hris", "the HRIS emulator", cmd, Duration::from_secs(30))?;
+
         let mut cmd = Command::new(cfg.bin_dir.join("learnlink-local"));
         cmd.arg("serve")
             .arg("--template")
@@ -284,6 +304,7 @@ impl Stack {
             aws_endpoint_url: moto_url,
             salesforce_url: format!("http://127.0.0.1:{sf_port}"),
             lms_url: format!("http://127.0.0.1:{lms_port}"),
+            hris_url: format!("http://127.0.0.1:{hris_port}"),
             webhook_url: format!("{api}/webhooks"),
             runtime_url: format!("{api}/__local"),
             api_url: api,
@@ -296,11 +317,12 @@ impl Stack {
         let e = &self.endpoints;
         let text = format!(
             "# written by `learnlink-local up`; read by the tests, the CLI and the demo\n\
-             AWS_ENDPOINT_URL={}\nSALESFORCE_URL={}\nLMS_URL={}\nLEARNLINK_API_URL={}\nWEBHOOK_URL={}\n\
+             AWS_ENDPOINT_URL={}\nSALESFORCE_URL={}\nLMS_URL={}\nHRIS_URL={}\nLEARNLINK_API_URL={}\nWEBHOOK_URL={}\n\
              LEARNLINK_RUNTIME_URL={}\nLEARNLINK_ADMIN_TOKEN={}\nLMS_API_KEY={}\nAWS_REGION={}\nLEARNLINK_STACK={}\n",
             e.aws_endpoint_url,
             e.salesforce_url,
             e.lms_url,
+            e.hris_url,
             e.api_url,
             e.webhook_url,
             e.runtime_url,

@@ -99,6 +99,7 @@ impl Env {
                 aws_endpoint_url: get("AWS_ENDPOINT_URL")?,
                 salesforce_url: get("SALESFORCE_URL")?,
                 lms_url: get("LMS_URL")?,
+                hris_url: get("HRIS_URL")?,
                 api_url: get("LEARNLINK_API_URL")?,
                 webhook_url: get("WEBHOOK_URL")?,
                 runtime_url: get("LEARNLINK_RUNTIME_URL")?,
@@ -508,6 +509,99 @@ impl Env {
             bail!("creating tenant {id}: {status} {v}");
         }
         Ok(())
+    }
+}
+
+// ---- job 2: imports --------------------------------------------------------------
+
+impl Env {
+    /// A tenant whose LMS is the stack's emulator and whose import is `import`.
+    pub async fn create_tenant_with_import(&self, id: &str, webhook_secret: &str, import: Value) -> anyhow::Result<()> {
+        let mut config = self.tenant_config(id, webhook_secret);
+        config["lms"] = json!({"base_url": self.endpoints.lms_url, "api_key": LMS_API_KEY});
+        config["import"] = import;
+        let (status, v) =
+            self.admin(reqwest::Method::POST, "/admin/tenants", Some(json!({"id": id, "config": config}))).await?;
+        if status != 201 {
+            bail!("creating tenant {id}: {status} {v}");
+        }
+        Ok(())
+    }
+
+    /// Salesforce Users `first..first+count` (`bench{n}@users.test`), seeded
+    /// through the emulator's admin API (no API call counted), 5,000 a request.
+    pub async fn seed_sf_users(&self, first: u32, count: u32) -> anyhow::Result<()> {
+        let org = self.sf_get("/org").await?;
+        let profile = org["identity"]["profiles"]
+            .as_array()
+            .and_then(|ps| {
+                ps.iter()
+                    .flat_map(|p| p.as_array().cloned().unwrap_or_default())
+                    .find(|v| v.as_str().is_some_and(|s| s.starts_with("00e")))
+            })
+            .and_then(|v| v.as_str().map(str::to_string))
+            .context("the emulator's org has no profile")?;
+        let mut n = first;
+        while n < first + count {
+            let end = (n + 5_000).min(first + count);
+            let rows: Vec<Value> = (n..end)
+                .map(|i| {
+                    let department = ["Sales", "Support", "R&D"][(i % 3) as usize];
+                    json!({"Username": format!("bench{i}@users.test"), "LastName": format!("User {i}"), "FirstName": "Bench",
+                        "Email": format!("bench{i}@users.test"), "Alias": format!("b{}", i % 1_000_000), "IsActive": true,
+                        "TimeZoneSidKey": "GMT", "LocaleSidKey": "en_US", "EmailEncodingKey": "UTF-8",
+                        "LanguageLocaleKey": "en_US", "ProfileId": profile, "Department": department,
+                        "Title": "Engineer"})
+                })
+                .collect();
+            let r = self
+                .http
+                .post(format!("{}/__emulator/records/User?lenient=true", self.endpoints.salesforce_url))
+                .json(&rows)
+                .send()
+                .await?;
+            if !r.status().is_success() {
+                bail!("seeding users: {} {}", r.status(), r.text().await.unwrap_or_default());
+            }
+            n = end;
+        }
+        Ok(())
+    }
+
+    async fn sf_get(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(self.http.get(format!("{}/__emulator{path}", self.endpoints.salesforce_url)).send().await?.json().await?)
+    }
+
+    /// `POST /admin/tenants/{t}/imports`: the run id.
+    pub async fn start_import(&self, tenant: &str, dry_run: bool) -> anyhow::Result<String> {
+        let (status, v) = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/admin/tenants/{tenant}/imports"),
+                Some(json!({"dry_run": dry_run})),
+            )
+            .await?;
+        if status != 202 {
+            bail!("starting the import of {tenant}: {status} {v}");
+        }
+        Ok(v["run_id"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Waits for run `run_id` to finish (done or interrupted): its run document.
+    pub async fn wait_import(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        dry_run: bool,
+        timeout: Duration,
+    ) -> anyhow::Result<Value> {
+        let lane = if dry_run { "dry_run" } else { "live" };
+        wait_for("the import run", timeout, || async {
+            let (_, v) = self.admin(reqwest::Method::GET, &format!("/admin/tenants/{tenant}/imports"), None).await?;
+            let run = v[lane]["run"].clone();
+            Ok((run["run_id"] == run_id && run["status"] != "running").then_some(run))
+        })
+        .await
     }
 }
 

@@ -981,8 +981,8 @@ pub(crate) mod tests {
     }
 
     /// 100,000 learners in 100 calls of 1000 (bodies built beforehand), then
-    /// all of them again (unchanged): no per-item scans. A release build does
-    /// each sweep in about a second; the bound here is loose for debug builds.
+    /// all of them again (unchanged): no per-item scans (the bound is loose
+    /// for debug builds).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_hundred_thousand_learners_in_a_hundred_calls() {
         let emu =
@@ -1032,7 +1032,9 @@ pub(crate) mod tests {
             (Some(100_000), Some(100_000))
         );
         assert_eq!((stats["welcome_emails_sent"].as_u64(), stats["groups_created"].as_u64()), (Some(50_000), Some(50)));
-        assert!(first + second < std::time::Duration::from_secs(60), "{first:?} + {second:?}");
+        // Release: about 1 s a sweep on 2 busy cores.
+        let bound = std::time::Duration::from_secs(if cfg!(debug_assertions) { 120 } else { 8 });
+        assert!(first + second < bound, "{first:?} + {second:?}");
         assert_eq!(emu.state.data().learner_count(), 150_000);
     }
 }

@@ -398,24 +398,6 @@ impl DedupeStore for MemoryState {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use time::macros::datetime;
-
-    #[tokio::test]
-    async fn remembered_ids_expire_with_their_ttl() {
-        let m = MemoryState::new();
-        let t0 = datetime!(2026-11-23 10:00 UTC);
-        let ttl = time::Duration::days(7);
-        let keys = vec!["k".to_string(), "j".to_string(), "k".to_string()];
-        assert_eq!(m.seen_many(&keys, t0).await.unwrap(), vec![Claim::Fresh, Claim::Fresh, Claim::Duplicate]);
-        m.remember_many(&keys[..1], t0, ttl).await.unwrap();
-        assert_eq!(m.seen_many(&keys[..2], t0).await.unwrap(), vec![Claim::Duplicate, Claim::Fresh]);
-        assert_eq!(m.seen_many(&keys[..1], t0 + ttl).await.unwrap(), vec![Claim::Fresh]);
-    }
-}
-
 #[async_trait]
 impl learnlink_core::ports::ImportStore for MemoryState {
     async fn import_state(
@@ -443,5 +425,23 @@ impl learnlink_core::ports::ImportStore for MemoryState {
         }
         g.insert(key, (state.clone(), expected.map_or(1, |v| v + 1)));
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[tokio::test]
+    async fn remembered_ids_expire_with_their_ttl() {
+        let m = MemoryState::new();
+        let t0 = datetime!(2026-11-23 10:00 UTC);
+        let ttl = time::Duration::days(7);
+        let keys = vec!["k".to_string(), "j".to_string(), "k".to_string()];
+        assert_eq!(m.seen_many(&keys, t0).await.unwrap(), vec![Claim::Fresh, Claim::Fresh, Claim::Duplicate]);
+        m.remember_many(&keys[..1], t0, ttl).await.unwrap();
+        assert_eq!(m.seen_many(&keys[..2], t0).await.unwrap(), vec![Claim::Duplicate, Claim::Fresh]);
+        assert_eq!(m.seen_many(&keys[..1], t0 + ttl).await.unwrap(), vec![Claim::Fresh]);
     }
 }

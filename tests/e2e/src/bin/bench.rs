@@ -301,12 +301,46 @@ async fn salesforce(f: &mut Figures) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Job 2 (SPEC §5): 100,000 Salesforce Users imported into the LMS emulator
+/// on the local stack — one page per sync-queue message, a checkpoint per
+/// page, one activity entry per person. Counted: Salesforce API calls (the
+/// org's allowance), LMS calls beside them, and the wall time from the
+/// admin API's start to the run's end.
+async fn job2(f: &mut Figures) -> anyhow::Result<()> {
+    const N: u32 = 100_000;
+    let env = Env::start("bench-job2", Options::default())?;
+    env.lms_dataset(1, 0).await?;
+    env.seed_sf_users(0, N).await?;
+    env.create_tenant_with_import("bench", "whsec-bench-0123456789", json!({"source": "salesforce_user"})).await?;
+    env.connect_salesforce("bench").await?;
+    let lms_calls = |v: &Value| -> u64 {
+        v["requests"].as_object().map(|m| m.values().filter_map(Value::as_u64).sum()).unwrap_or(0)
+    };
+    let lms_stats = || async {
+        anyhow::Ok(reqwest::get(format!("{}/__emulator/stats", env.endpoints.lms_url)).await?.json::<Value>().await?)
+    };
+    let (s0, l0) = (env.sf_stats().await?, lms_stats().await?);
+    let start = Instant::now();
+    let run_id = env.start_import("bench", false).await?;
+    let run = env.wait_import("bench", &run_id, false, Duration::from_secs(900)).await?;
+    let secs = start.elapsed().as_secs_f64();
+    let (s1, l1) = (env.sf_stats().await?, lms_stats().await?);
+    anyhow::ensure!(run["status"] == "done", "the import did not finish: {run}");
+    let created = run["counts"]["created"].as_u64().unwrap_or(0) + run["counts"]["updated"].as_u64().unwrap_or(0);
+    anyhow::ensure!(created >= u64::from(N), "only {created} of {N} users reached the LMS: {run}");
+    f.add("job2_calls_per_100k", (calls(&s1, None) - calls(&s0, None)) as f64, "calls");
+    f.add("job2_lms_calls_per_100k", (lms_calls(&l1) - lms_calls(&l0)) as f64, "calls");
+    f.add("job2_pages_per_100k", run["counts"]["pages"].as_f64().unwrap_or(0.0), "pages");
+    f.add("job2_seconds_per_100k", (secs * 10.0).round() / 10.0, "s");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     learnlink_adapters::install_crypto_provider();
     let only = std::env::args().nth(1).unwrap_or_default();
     let mut figures = Figures(Vec::new());
-    const GROUPS: [&str; 4] = ["salesforce", "job1_skeleton", "job1", "core"];
+    const GROUPS: [&str; 5] = ["salesforce", "job1_skeleton", "job1", "job2", "core"];
     let mut ran = 0;
     for name in GROUPS {
         if !only.is_empty() && name != only {
@@ -317,6 +351,7 @@ async fn main() -> ExitCode {
             "job1_skeleton" => job1_skeleton(&mut figures).await,
             "salesforce" => salesforce(&mut figures).await,
             "job1" => job1(&mut figures).await,
+            "job2" => job2(&mut figures).await,
             "core" => (|| {
                 let bin = learnlink_e2e::bin_dir();
                 let core = learnlink_e2e::core_bench::core_instructions_per_record(&bin)?;
