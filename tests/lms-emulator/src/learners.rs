@@ -980,16 +980,16 @@ pub(crate) mod tests {
         assert_eq!((r[0]["outcome"].as_str(), r[0]["id"].as_str()), (Some("created"), Some("L000030")));
     }
 
-    /// 100,000 learners in 100 calls of 1000 (bodies built beforehand), then
-    /// all of them again (unchanged): no per-item scans (the bound is loose
-    /// for debug builds).
+    /// 10,000 learners in 10 full batches of 1000, then all of them again
+    /// (unchanged), beside 50,000 generated ones. How fast is `make bench`'s
+    /// business (job2), not a test's.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_hundred_thousand_learners_in_a_hundred_calls() {
+    async fn ten_full_batches_create_then_leave_unchanged() {
         let emu =
             start(DatasetParams { seed: 2, learners: 50_000, departments: 10, courses: 1, enrollments_per_learner: 0 })
                 .await;
         let bodies = |welcome: bool, remove: bool| -> Vec<Vec<u8>> {
-            (0..100)
+            (0..10)
                 .map(|call| {
                     let items: Vec<Value> = (0..1000)
                         .map(|k| {
@@ -1008,7 +1008,6 @@ pub(crate) mod tests {
         let sweep = |bodies: Vec<Vec<u8>>, expected: &'static str| {
             let (http, url) = (emu.http.clone(), format!("{}/api/v1/learners/upsert", emu.base));
             async move {
-                let started = std::time::Instant::now();
                 for body in bodies {
                     let r = http.post(&url).bearer_auth(KEY).body(body).send().await.unwrap();
                     assert_eq!(r.status().as_u16(), 200);
@@ -1020,21 +1019,16 @@ pub(crate) mod tests {
                         results.first()
                     );
                 }
-                started.elapsed()
             }
         };
-        let first = sweep(bodies(true, false), "created").await;
-        let second = sweep(bodies(false, true), "unchanged").await;
-        eprintln!("100,000 created in {first:?}, then unchanged in {second:?}");
+        sweep(bodies(true, false), "created").await;
+        sweep(bodies(false, true), "unchanged").await;
         let stats = emu.stats().await;
         assert_eq!(
             (stats["learners_created"].as_u64(), stats["learners_unchanged"].as_u64()),
-            (Some(100_000), Some(100_000))
+            (Some(10_000), Some(10_000))
         );
-        assert_eq!((stats["welcome_emails_sent"].as_u64(), stats["groups_created"].as_u64()), (Some(50_000), Some(50)));
-        // Release: about 1 s a sweep on 2 busy cores.
-        let bound = std::time::Duration::from_secs(if cfg!(debug_assertions) { 120 } else { 8 });
-        assert!(first + second < bound, "{first:?} + {second:?}");
-        assert_eq!(emu.state.data().learner_count(), 150_000);
+        assert_eq!((stats["welcome_emails_sent"].as_u64(), stats["groups_created"].as_u64()), (Some(5_000), Some(50)));
+        assert_eq!(emu.state.data().learner_count(), 60_000);
     }
 }
