@@ -166,7 +166,7 @@ mod tests {
     async fn a_paused_tenant_is_not_started() {
         let (state, queue) = (Arc::new(MemoryState::new()), Arc::new(MemoryQueue::new()));
         state.seed_config(
-            &TenantId::parse("p").unwrap(),
+            &TenantId::parse("paused").unwrap(),
             json!({"name": "p", "paused": true, "salesforce": {"environment": "production", "client_id": "cid"},
                 "import": {"source": "salesforce_user", "schedule": "rate(1 minute)"}}),
             datetime!(2026-11-20 0:00 UTC),
