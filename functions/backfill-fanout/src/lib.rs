@@ -6,7 +6,8 @@
 //!   (rate or cron, UTC): a tenant whose next occurrence after its
 //!   `scheduled_through` mark has come gets one import run (its first page
 //!   job on the sync queue), and the mark moves to the event's time — with a
-//!   conditional write, so two overlapping invocations start one run.
+//!   conditional write, so two overlapping invocations start one run. The
+//!   mark is an item of its own (`SCHEDULE`), apart from the run's state.
 //!   Occurrences missed while nothing ran become one run (the checkpoint
 //!   makes it complete).
 //! - Backfills (issue 8) are not built yet: the HTTP route answers 501 and
@@ -75,7 +76,7 @@ pub async fn fire_imports(deps: &Deps, now: OffsetDateTime) -> Result<Vec<String
                 continue;
             }
         };
-        let found = deps.imports.import_state(&tenant.id, ImportLane::Live).await?;
+        let found = deps.imports.import_state(&tenant.id, ImportLane::Schedule).await?;
         let (mut state, version) = match found {
             Some((s, v)) => (s, Some(v)),
             None => (ImportState::default(), None),
@@ -86,12 +87,12 @@ pub async fn fire_imports(deps: &Deps, now: OffsetDateTime) -> Result<Vec<String
         if !due {
             if state.scheduled_through.is_none() {
                 state.scheduled_through = Some(since);
-                deps.imports.put_import_state(&tenant.id, ImportLane::Live, &state, version).await?;
+                deps.imports.put_import_state(&tenant.id, ImportLane::Schedule, &state, version).await?;
             }
             continue;
         }
         state.scheduled_through = Some(now);
-        if !deps.imports.put_import_state(&tenant.id, ImportLane::Live, &state, version).await? {
+        if !deps.imports.put_import_state(&tenant.id, ImportLane::Schedule, &state, version).await? {
             continue; // another invocation took this occurrence
         }
         let run_id = format!("sched-{}", now.unix_timestamp());
@@ -160,6 +161,20 @@ mod tests {
         let jobs = queue.sent();
         assert_eq!(jobs.len(), 5);
         assert!(jobs.iter().all(|j| matches!(j, SyncJob::ImportPage { page: 1, dry_run: false, .. })));
+    }
+
+    #[tokio::test]
+    async fn the_schedule_mark_never_touches_a_running_import_state() {
+        let (state, queue) = (Arc::new(MemoryState::new()), Arc::new(MemoryQueue::new()));
+        seed(&state, "busy", json!({"source": "salesforce_user", "schedule": "rate(1 hour)"}));
+        let t = TenantId::parse("busy").unwrap();
+        let live = ImportState { scheduled_through: None, ..Default::default() };
+        assert!(state.put_import_state(&t, ImportLane::Live, &live, None).await.unwrap());
+        fire_imports(&deps(&state, &queue), datetime!(2026-11-20 00:30 UTC)).await.unwrap();
+        fire_imports(&deps(&state, &queue), datetime!(2026-11-20 01:30 UTC)).await.unwrap();
+        // The run's state is as the worker left it (version 1): its next conditional write succeeds.
+        assert_eq!(state.import_state(&t, ImportLane::Live).await.unwrap().map(|(_, v)| v), Some(1));
+        assert_eq!(queue.sent().len(), 1);
     }
 
     #[tokio::test]

@@ -552,6 +552,9 @@ pub trait HrisApi: Send + Sync {
 pub enum ImportLane {
     Live,
     DryRun,
+    /// The scheduler's mark (`scheduled_through` only), apart from the runs'
+    /// states so starting a run never races a page's checkpoint write.
+    Schedule,
 }
 
 /// Each tenant's import state (SPEC §5.2): the checkpoint, written after

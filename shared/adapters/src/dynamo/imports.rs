@@ -1,5 +1,5 @@
 //! Import state (SPEC §5.2) on the state table: one item per tenant and
-//! lane, pk `IMPORT#<tenant>`, sk `LIVE` or `DRYRUN`; `state` (JSON: the
+//! lane, pk `IMPORT#<tenant>`, sk `LIVE`, `DRYRUN` or `SCHEDULE`; `state` (JSON: the
 //! checkpoint, the current run, the scheduler's high-water mark) and
 //! `version`. Every write is conditional on the version read, so two
 //! deliveries of one page cannot both move the checkpoint.
@@ -17,6 +17,7 @@ fn key(tenant: &TenantId, lane: ImportLane) -> (AttributeValue, AttributeValue) 
     let sk = match lane {
         ImportLane::Live => "LIVE",
         ImportLane::DryRun => "DRYRUN",
+        ImportLane::Schedule => "SCHEDULE",
     };
     (AttributeValue::S(format!("IMPORT#{tenant}")), AttributeValue::S(sk.into()))
 }
