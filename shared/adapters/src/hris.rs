@@ -27,15 +27,16 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use learnlink_core::PortError;
 use learnlink_core::ports::{EmployeePage, HrisApi, HrisConnection};
-use learnlink_core::{ErrorClass, PortError};
-use reqwest::{StatusCode, Url};
+use reqwest::Url;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-pub use crate::lms::{Throttled, retry_after};
+use crate::http::{self, Api, Connection, Endpoint};
+pub use crate::http::{Throttled, retry_after};
 pub use memory::MemoryHris;
 
 /// Largest `page_size` the API takes.
@@ -85,57 +86,27 @@ struct GroupRow {
     name: Option<String>,
 }
 
+impl Connection for HrisConnection {
+    const API: &'static Api = &Api {
+        name: "HRIS",
+        prefix: &["api", "hris", "v1"],
+        schema: "the unified HRIS API's",
+        credentials: "HRIS API key and account token",
+        // `{"error": {"message"}}` or Merge's `{"detail"}`.
+        message_at: &["/error/message", "/detail"],
+    };
+
+    fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        vec![self.api_key.expose_secret(), self.account_token.expose_secret()]
+    }
+}
+
 /// One HRIS, as errors name it (the base URL without credentials or query).
-struct Target<'a> {
-    base: Url,
-    shown: String,
-    conn: &'a HrisConnection,
-}
-
-impl<'a> Target<'a> {
-    fn new(conn: &'a HrisConnection) -> Result<Self, PortError> {
-        let invalid = || {
-            PortError::permanent(format!(
-                "the HRIS base URL {:?} is not an http(s) URL without credentials, query or fragment",
-                conn.base_url.chars().take(200).collect::<String>()
-            ))
-        };
-        let base = Url::parse(conn.base_url.trim()).map_err(|_| invalid())?;
-        let ok = matches!(base.scheme(), "http" | "https")
-            && base.host_str().is_some_and(|h| !h.is_empty())
-            && base.username().is_empty()
-            && base.password().is_none()
-            && base.query().is_none()
-            && base.fragment().is_none()
-            && !base.cannot_be_a_base();
-        if !ok {
-            return Err(invalid());
-        }
-        let shown = base.as_str().trim_end_matches('/').to_string();
-        Ok(Target { base, shown, conn })
-    }
-
-    /// `{base}/api/hris/v1/<segment>`.
-    fn url(&self, segment: &str) -> Url {
-        let mut url = self.base.clone();
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().extend(["api", "hris", "v1", segment]);
-        }
-        url
-    }
-
-    /// Text from the HRIS, safe to put in an error: neither the key nor the
-    /// token appears, and it is kept short.
-    fn scrub(&self, text: &str) -> String {
-        let mut out: String = text.chars().take(300).collect();
-        for secret in [self.conn.api_key.expose_secret(), self.conn.account_token.expose_secret()] {
-            if !secret.is_empty() {
-                out = out.replace(secret, "[redacted]");
-            }
-        }
-        out
-    }
-}
+type Target<'a> = Endpoint<'a, HrisConnection>;
 
 impl HrisClient {
     pub fn new() -> Result<Self, PortError> {
@@ -143,15 +114,8 @@ impl HrisClient {
     }
 
     pub fn with_config(config: HrisClientConfig) -> Result<Self, PortError> {
-        crate::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
-            .user_agent(concat!("learnlink/", env!("CARGO_PKG_VERSION")))
-            // A redirect would carry the credentials elsewhere: never follow.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| PortError::permanent("building the HRIS HTTP client").with_source(e))?;
+        // A redirect would carry the credentials elsewhere: never followed.
+        let http = http::client(HrisConnection::API, config.connect_timeout, config.request_timeout)?;
         Ok(HrisClient { http, config })
     }
 
@@ -172,7 +136,7 @@ impl HrisClient {
     ) -> Result<EmployeePage, PortError> {
         let target = Target::new(conn)?;
         let what = "GET /api/hris/v1/employees";
-        let mut url = target.url("employees");
+        let mut url = target.url(&["employees"]);
         {
             let mut q = url.query_pairs_mut();
             q.append_pair("page_size", &page_size.clamp(1, MAX_PAGE_SIZE).to_string());
@@ -206,7 +170,7 @@ impl HrisClient {
         let mut out = BTreeMap::new();
         let mut cursor: Option<String> = None;
         for _ in 0..self.config.max_pages.max(1) {
-            let mut url = target.url("groups");
+            let mut url = target.url(&["groups"]);
             {
                 let mut q = url.query_pairs_mut();
                 q.append_pair("page_size", &self.config.group_page_size.clamp(1, MAX_PAGE_SIZE).to_string());
@@ -242,77 +206,9 @@ impl HrisClient {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| transport(target, what, e))?;
-        let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let body = resp.bytes().await.map_err(|e| transport(target, &format!("reading the answer to {what}"), e))?;
-        if !status.is_success() {
-            return Err(status_error(target, what, status, retry_after, &body));
-        }
-        serde_json::from_slice(&body).map_err(|e| {
-            let class = if e.is_data() { ErrorClass::Permanent } else { ErrorClass::Retryable };
-            let why = if e.is_data() { "JSON that is not the unified HRIS API's" } else { "a body that is not JSON" };
-            PortError::new(class, format!("HRIS {}: {what} answered {} with {why}", target.shown, status.as_u16()))
-                .with_source(e)
-        })
+            .map_err(|e| target.transport(what, e))?;
+        target.read_json(what, resp).await
     }
-}
-
-/// An answer that is not a success, in the taxonomy.
-fn status_error(
-    target: &Target<'_>,
-    what: &str,
-    status: StatusCode,
-    retry_after: Option<Duration>,
-    body: &[u8],
-) -> PortError {
-    let code = status.as_u16();
-    let reason = status.canonical_reason().map(|r| format!(" {r}")).unwrap_or_default();
-    // The HRIS's own sentence: `{"error": {"message"}}` or Merge's `{"detail"}`.
-    let detail = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| {
-            let m = v.pointer("/error/message").or_else(|| v.get("detail"))?.as_str()?;
-            Some(format!(": {}", target.scrub(m)))
-        })
-        .unwrap_or_default();
-    let head = format!("HRIS {}: {what} answered {code}{reason}{detail}", target.shown);
-    match code {
-        429 => {
-            let wait = match retry_after {
-                Some(d) => format!("; retry after {} s", d.as_secs()),
-                None => String::new(),
-            };
-            PortError::throttled(format!("{head}{wait}")).with_source(Throttled { retry_after })
-        }
-        408 | 500..=599 => PortError::retryable(head),
-        401 | 403 => PortError::permanent(format!(
-            "{head} (check the HRIS API key and account token configured for this tenant)"
-        )),
-        300..=399 => PortError::permanent(format!("{head} (redirects are not followed; check the HRIS base URL)")),
-        404 => PortError::permanent(format!("{head} (check the HRIS base URL)")),
-        _ => PortError::permanent(head),
-    }
-}
-
-/// A request that did not complete. No URL in the message or the cause.
-fn transport(target: &Target<'_>, what: &str, e: reqwest::Error) -> PortError {
-    let e = e.without_url();
-    let (class, why) = if e.is_timeout() {
-        (ErrorClass::Retryable, "timed out")
-    } else if e.is_connect() {
-        (ErrorClass::Retryable, "could not connect")
-    } else if e.is_builder() {
-        (ErrorClass::Permanent, "could not be built")
-    } else {
-        (ErrorClass::Retryable, "did not complete")
-    };
-    PortError::new(class, format!("HRIS {}: {what}: the request {why}", target.shown)).with_source(e)
 }
 
 #[async_trait]

@@ -7,6 +7,7 @@
 pub mod aws;
 pub mod dynamo;
 pub mod hris;
+pub mod http;
 pub mod lambda;
 pub mod lms;
 #[cfg(test)]

@@ -30,21 +30,22 @@
 pub mod memory;
 
 use std::collections::HashSet;
-use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use learnlink_core::PortError;
 use learnlink_core::model::{Department, Learner};
 use learnlink_core::ports::{
     DeactivateOutcome, LearnerBatch, LearnerUpsert, LmsApi, LmsConnection, LmsWriter, MAX_LEARNERS_PER_BATCH,
     UpsertOutcome,
 };
-use learnlink_core::{ErrorClass, PortError};
 use reqwest::{StatusCode, Url};
 use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::http::{self, Api, Connection, Endpoint};
+pub use crate::http::{Throttled, retry_after};
 pub use memory::MemoryLms;
 
 /// Most ids one `GET /api/v1/learners?ids=` carries (the API's limit).
@@ -71,29 +72,6 @@ impl Default for LmsClientConfig {
             max_pages: 10_000,
         }
     }
-}
-
-/// The cause attached to a throttled [`PortError`]: how long the LMS asked to
-/// wait (`Retry-After` in seconds), when it said.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Throttled {
-    pub retry_after: Option<Duration>,
-}
-
-impl fmt::Display for Throttled {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.retry_after {
-            Some(d) => write!(f, "Retry-After: {} s", d.as_secs()),
-            None => f.write_str("no Retry-After"),
-        }
-    }
-}
-
-impl std::error::Error for Throttled {}
-
-/// The wait the LMS asked for, if `e` is a throttled answer that carried one.
-pub fn retry_after(e: &PortError) -> Option<Duration> {
-    e.source.as_deref().and_then(|s| s.downcast_ref::<Throttled>()).and_then(|t| t.retry_after)
 }
 
 /// The LMS client. Cheap to clone; clones share the connection pool.
@@ -139,56 +117,26 @@ struct Found {
     learners: Vec<Learner>,
 }
 
+impl Connection for LmsConnection {
+    const API: &'static Api = &Api {
+        name: "LMS",
+        prefix: &["api", "v1"],
+        schema: "the canonical LMS API's",
+        credentials: "LMS API key",
+        message_at: &["/error/message"],
+    };
+
+    fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        vec![self.api_key.expose_secret()]
+    }
+}
+
 /// One LMS, as errors name it (the base URL without credentials or query).
-struct Target<'a> {
-    base: Url,
-    shown: String,
-    conn: &'a LmsConnection,
-}
-
-impl<'a> Target<'a> {
-    fn new(conn: &'a LmsConnection) -> Result<Self, PortError> {
-        let invalid = || {
-            PortError::permanent(format!(
-                "the LMS base URL {:?} is not an http(s) URL without credentials, query or fragment",
-                conn.base_url.chars().take(200).collect::<String>()
-            ))
-        };
-        let base = Url::parse(conn.base_url.trim()).map_err(|_| invalid())?;
-        let ok = matches!(base.scheme(), "http" | "https")
-            && base.host_str().is_some_and(|h| !h.is_empty())
-            && base.username().is_empty()
-            && base.password().is_none()
-            && base.query().is_none()
-            && base.fragment().is_none()
-            && !base.cannot_be_a_base();
-        if !ok {
-            return Err(invalid());
-        }
-        let shown = base.as_str().trim_end_matches('/').to_string();
-        Ok(Target { base, shown, conn })
-    }
-
-    /// `{base}/api/v1/<segments>`.
-    fn url(&self, segments: &[&str]) -> Url {
-        let mut url = self.base.clone();
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().extend(["api", "v1"]).extend(segments);
-        }
-        url
-    }
-
-    /// Text from the LMS, safe to put in an error: the key never appears,
-    /// and it is kept short.
-    fn scrub(&self, text: &str) -> String {
-        let key = self.conn.api_key.expose_secret();
-        let mut out: String = text.chars().take(300).collect();
-        if !key.is_empty() {
-            out = out.replace(key, "[redacted]");
-        }
-        out
-    }
-}
+type Target<'a> = Endpoint<'a, LmsConnection>;
 
 impl LmsClient {
     pub fn new() -> Result<Self, PortError> {
@@ -196,15 +144,8 @@ impl LmsClient {
     }
 
     pub fn with_config(config: LmsClientConfig) -> Result<Self, PortError> {
-        crate::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
-            .user_agent(concat!("learnlink/", env!("CARGO_PKG_VERSION")))
-            // A redirect would carry the API key elsewhere: never follow.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| PortError::permanent("building the LMS HTTP client").with_source(e))?;
+        // A redirect would carry the API key elsewhere: never followed.
+        let http = http::client(LmsConnection::API, config.connect_timeout, config.request_timeout)?;
         Ok(LmsClient { http, config })
     }
 
@@ -254,7 +195,7 @@ impl LmsClient {
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        Self::read_json(target, what, resp).await.map(Some)
+        target.read_json(what, resp).await.map(Some)
     }
 
     /// Every department, following every cursor.
@@ -387,8 +328,8 @@ impl LmsClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| transport(target, what, e))?;
-        Self::read_json(target, what, resp).await
+            .map_err(|e| target.transport(what, e))?;
+        target.read_json(what, resp).await
     }
 
     async fn send(&self, target: &Target<'_>, what: &str, url: Url) -> Result<reqwest::Response, PortError> {
@@ -398,36 +339,12 @@ impl LmsClient {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| transport(target, what, e))
+            .map_err(|e| target.transport(what, e))
     }
 
     async fn get_json<T: DeserializeOwned>(&self, target: &Target<'_>, what: &str, url: Url) -> Result<T, PortError> {
         let resp = self.send(target, what, url).await?;
-        Self::read_json(target, what, resp).await
-    }
-
-    async fn read_json<T: DeserializeOwned>(
-        target: &Target<'_>,
-        what: &str,
-        resp: reqwest::Response,
-    ) -> Result<T, PortError> {
-        let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let body = resp.bytes().await.map_err(|e| transport(target, &format!("reading the answer to {what}"), e))?;
-        if !status.is_success() {
-            return Err(status_error(target, what, status, retry_after, &body));
-        }
-        serde_json::from_slice(&body).map_err(|e| {
-            let class = if e.is_data() { ErrorClass::Permanent } else { ErrorClass::Retryable };
-            let why = if e.is_data() { "JSON that is not the canonical LMS API's" } else { "a body that is not JSON" };
-            PortError::new(class, format!("LMS {}: {what} answered {} with {why}", target.shown, status.as_u16()))
-                .with_source(e)
-        })
+        target.read_json(what, resp).await
     }
 }
 
@@ -442,54 +359,6 @@ fn one_each<T>(target: &Target<'_>, what: &str, results: Vec<T>, sent: usize) ->
             results.len()
         )))
     }
-}
-
-/// An answer that is not a success, in the taxonomy.
-fn status_error(
-    target: &Target<'_>,
-    what: &str,
-    status: StatusCode,
-    retry_after: Option<Duration>,
-    body: &[u8],
-) -> PortError {
-    let code = status.as_u16();
-    let reason = status.canonical_reason().map(|r| format!(" {r}")).unwrap_or_default();
-    // The LMS's own sentence, when it sent the canonical error shape.
-    let detail = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.pointer("/error/message").and_then(|m| m.as_str()).map(|m| format!(": {}", target.scrub(m))))
-        .unwrap_or_default();
-    let head = format!("LMS {}: {what} answered {code}{reason}{detail}", target.shown);
-    match code {
-        429 => {
-            let wait = match retry_after {
-                Some(d) => format!("; retry after {} s", d.as_secs()),
-                None => String::new(),
-            };
-            PortError::throttled(format!("{head}{wait}")).with_source(Throttled { retry_after })
-        }
-        408 | 500..=599 => PortError::retryable(head),
-        401 | 403 => PortError::permanent(format!("{head} (check the LMS API key configured for this tenant)")),
-        300..=399 => PortError::permanent(format!("{head} (redirects are not followed; check the LMS base URL)")),
-        404 => PortError::permanent(format!("{head} (check the LMS base URL)")),
-        _ => PortError::permanent(head),
-    }
-}
-
-/// A request that did not complete. No URL in the message or the cause (the
-/// query carries learner ids).
-fn transport(target: &Target<'_>, what: &str, e: reqwest::Error) -> PortError {
-    let e = e.without_url();
-    let (class, why) = if e.is_timeout() {
-        (ErrorClass::Retryable, "timed out")
-    } else if e.is_connect() {
-        (ErrorClass::Retryable, "could not connect")
-    } else if e.is_builder() {
-        (ErrorClass::Permanent, "could not be built")
-    } else {
-        (ErrorClass::Retryable, "did not complete")
-    };
-    PortError::new(class, format!("LMS {}: {what}: the request {why}", target.shown)).with_source(e)
 }
 
 #[async_trait]

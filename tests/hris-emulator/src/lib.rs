@@ -22,7 +22,8 @@
 
 pub mod api;
 pub mod data;
-pub mod prng;
+/// The generator of the data sets: the LMS emulator's.
+pub use lms_emulator::prng;
 pub mod state;
 pub mod store;
 

@@ -115,33 +115,8 @@ pub mod ms_rfc3339 {
     }
 }
 
-const DAY_MS: i64 = 86_400_000;
-
 /// `2026-05-12T10:00:00.000Z`.
-pub fn rfc3339_ms(ms: i64) -> String {
-    let days = ms.div_euclid(DAY_MS);
-    let rem = ms.rem_euclid(DAY_MS);
-    let (y, m, d) = civil_from_days(days);
-    let h = rem / 3_600_000;
-    let min = rem / 60_000 % 60;
-    let s = rem / 1000 % 60;
-    let milli = rem % 1000;
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}Z")
-}
-
-/// Howard Hinnant's days → (year, month, day).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+pub use lms_emulator::data::rfc3339_ms;
 
 /// An RFC 3339 timestamp in Unix milliseconds (rounded down).
 pub fn parse_rfc3339(s: &str) -> Option<i64> {

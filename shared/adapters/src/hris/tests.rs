@@ -2,12 +2,13 @@
 //! axum mock servers for edge cases.
 
 use super::*;
+use crate::http::testkit::{Emulator, everything, mock, refused_url};
 use axum::Router;
 use axum::extract::Query;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use learnlink_core::Classify;
+use learnlink_core::{Classify, ErrorClass};
 use secrecy::SecretString;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -15,20 +16,6 @@ use std::sync::{Arc, Mutex};
 
 const KEY: &str = "sekrit-hris-key-123";
 const TOKEN: &str = "acct-token-456";
-
-async fn mock(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    format!("http://{addr}")
-}
-
-async fn refused_url() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    format!("http://{addr}")
-}
 
 fn conn(base: &str) -> HrisConnection {
     HrisConnection {
@@ -42,48 +29,19 @@ fn client() -> HrisClient {
     HrisClient::new().unwrap()
 }
 
-/// Every message and cause of `e`, for checking what it reveals.
-fn everything(e: &PortError) -> String {
-    format!("{} | {e:?}", e.chain())
-}
-
 fn assert_no_secrets(e: &PortError) {
     let all = everything(e);
     assert!(!all.contains(KEY) && !all.contains(TOKEN), "{all}");
 }
 
 /// The emulator in-process, with our key and token.
-struct Emulator {
-    base: String,
-    http: reqwest::Client,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 async fn emulator(employees: u32, groups: u32) -> Emulator {
-    crate::install_crypto_provider();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     let config = hris_emulator::Config {
         api_key: KEY.into(),
         account_token: TOKEN.into(),
         dataset: hris_emulator::DatasetParams { seed: 5, employees, groups },
     };
-    let task = tokio::spawn(hris_emulator::serve(listener, config));
-    Emulator { base, http: reqwest::Client::new(), task }
-}
-
-impl Emulator {
-    async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let r = self.http.request(method, format!("{}{path}", self.base)).json(&body).send().await.unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.unwrap()
-    }
+    Emulator::start(|listener| hris_emulator::serve(listener, config)).await
 }
 
 fn id_of(e: &Map<String, Value>) -> String {

@@ -2,33 +2,20 @@
 //! emulator started in-process.
 
 use super::*;
+use crate::http::testkit::{Emulator, everything, mock, refused_url};
 use axum::Router;
 use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use learnlink_core::Classify;
 use learnlink_core::model::Department;
+use learnlink_core::{Classify, ErrorClass};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 const KEY: &str = "sekrit-lms-key-123";
-
-async fn mock(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    format!("http://{addr}")
-}
-
-async fn refused_url() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    format!("http://{addr}")
-}
 
 fn conn(base: &str) -> LmsConnection {
     LmsConnection { base_url: base.to_string(), api_key: SecretString::from(KEY) }
@@ -46,11 +33,6 @@ fn learner_json(id: &str) -> Value {
 
 fn authorized(headers: &HeaderMap) -> bool {
     headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {KEY}"))
-}
-
-/// Every message and cause of `e`, for checking what it reveals.
-fn everything(e: &PortError) -> String {
-    format!("{} | {e:?}", e.chain())
 }
 
 #[tokio::test]
@@ -300,44 +282,14 @@ async fn transport_failures_are_retryable_and_bad_urls_permanent() {
 }
 
 /// The real thing: the LMS emulator, in-process.
-struct Emulator {
-    base: String,
-    http: reqwest::Client,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Emulator {
-    async fn start() -> Emulator {
-        crate::install_crypto_provider();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let config = lms_emulator::Config { api_key: KEY.to_string(), ..lms_emulator::Config::default() };
-        let task = tokio::spawn(lms_emulator::serve(listener, config));
-        Emulator { base, http: reqwest::Client::new(), task }
-    }
-
-    async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let r = self.http.request(method, format!("{}{path}", self.base)).json(&body).send().await.unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.unwrap()
-    }
-
-    async fn api(&self, path: &str) -> Value {
-        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(KEY).send().await.unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.unwrap()
-    }
+async fn emulator() -> Emulator {
+    let config = lms_emulator::Config { api_key: KEY.to_string(), ..lms_emulator::Config::default() };
+    Emulator::start(|listener| lms_emulator::serve(listener, config)).await
 }
 
 #[tokio::test]
 async fn against_the_lms_emulator() {
-    let emu = Emulator::start().await;
+    let emu = emulator().await;
     let body = json!({"seed": 3, "learners": 260, "departments": 40, "courses": 4, "enrollments_per_learner": 1});
     emu.admin(reqwest::Method::POST, "/__emulator/dataset", body).await;
     let c = LmsClient::with_config(LmsClientConfig { page_limit: 7, ..LmsClientConfig::default() }).unwrap();
@@ -358,7 +310,7 @@ async fn against_the_lms_emulator() {
     assert_eq!(got.len(), 250);
     let stats = emu.admin(reqwest::Method::GET, "/__emulator/stats", Value::Null).await;
     assert_eq!(stats["requests"]["GET /api/v1/learners"], 3);
-    let listed = emu.api("/api/v1/learners?ids=L000005").await;
+    let listed = emu.get("/api/v1/learners?ids=L000005", KEY).await;
     let first: Learner = serde_json::from_value(listed["data"][0].clone()).unwrap();
     assert_eq!(got[0], first);
 
@@ -641,7 +593,7 @@ async fn writer_failures_map_onto_the_taxonomy() {
 
 #[tokio::test]
 async fn writer_against_the_lms_emulator() {
-    let emu = Emulator::start().await;
+    let emu = emulator().await;
     let body = json!({"seed": 3, "learners": 40, "departments": 4, "courses": 1, "enrollments_per_learner": 0});
     emu.admin(reqwest::Method::POST, "/__emulator/dataset", body).await;
     let c = client();
@@ -718,7 +670,7 @@ async fn writer_against_the_lms_emulator() {
 /// The fake and the emulator answer the same script alike.
 #[tokio::test]
 async fn the_memory_fake_agrees_with_the_emulator() {
-    let emu = Emulator::start().await;
+    let emu = emulator().await;
     let body = json!({"seed": 3, "learners": 0, "departments": 0, "courses": 0, "enrollments_per_learner": 0});
     emu.admin(reqwest::Method::POST, "/__emulator/dataset", body).await;
     let (c, lms) = (client(), conn(&emu.base));
