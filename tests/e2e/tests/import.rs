@@ -29,6 +29,7 @@ struct World {
     client: SalesforceClient,
     session: Session,
     lms_url: String,
+    lms_state: lms_emulator::LmsState,
     lms: LmsClient,
     hris: MemoryHris,
     state: MemoryState,
@@ -63,11 +64,13 @@ async fn world() -> World {
         dataset: lms_emulator::DatasetParams { learners: 0, enrollments_per_learner: 0, ..Default::default() },
         ..Default::default()
     };
-    tokio::spawn(lms_emulator::serve(listener, config));
+    let lms_state = lms_emulator::LmsState::new(config);
+    tokio::spawn(lms_emulator::serve_state(listener, lms_state.clone()));
     World {
         client: SalesforceClient::new().unwrap(),
         session,
         lms_url,
+        lms_state,
         lms: LmsClient::new().unwrap(),
         hris: MemoryHris::new(),
         state: MemoryState::new(),
@@ -327,4 +330,41 @@ async fn rules_loop_prevention_groups_and_welcome_emails_reach_the_lms() {
         reasons.contains(&"import_rule".to_string()) && reasons.contains(&"loop_prevention".to_string()),
         "{reasons:?}"
     );
+}
+
+#[tokio::test]
+async fn group_sync_follows_the_source_field_and_removes_memberships_no_longer_there() {
+    let w = world().await;
+    let b = base();
+    w.seed_users(&[(1, &stamp(0, b)), (2, &stamp(1, b))]).await;
+    let s: ImportSettings = serde_json::from_value(json!({
+        "source": "salesforce_user", "lookback_minutes": 0,
+        "group_sync": {"enabled": true, "field": "Department", "remove_missing": true}
+    }))
+    .unwrap();
+    w.run(&s, "r1").await;
+    let learner_of = |email: &str| {
+        let data = w.lms_state.data();
+        (0..data.learner_count()).filter_map(|i| data.learner(i as u32)).find(|l| l.email == email).map(|l| l.id)
+    };
+    let u1 = learner_of("u1@import.test").expect("u1 imported");
+    assert_eq!(w.lms_state.group_names_of(&u1), vec!["Support".to_string()]);
+    // u1 moves to Sales in Salesforce: the next run adds Sales and removes Support.
+    let dump: Value =
+        reqwest::get(format!("{}/__emulator/records/User", w.sf.url)).await.unwrap().json().await.unwrap();
+    let id = dump.as_array().unwrap().iter().find(|u| u["Email"] == "u1@import.test").unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = reqwest::Client::new()
+        .patch(format!("{}/__emulator/records/User/{id}", w.sf.url))
+        .json(&json!({"Department": "Sales; EMEA", "SystemModstamp": stamp(5, b)}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    w.run(&s, "r2").await;
+    assert_eq!(w.lms_state.group_names_of(&u1), vec!["EMEA".to_string(), "Sales".to_string()]);
+    let run = w.live().await.run.unwrap();
+    assert_eq!(run.counts.updated, 1, "only u1 changed: {run:?}");
 }
