@@ -122,6 +122,32 @@ pub async fn handle_page(deps: &Deps, job: &PageJob<'_>) -> MessageOutcome {
     }
 }
 
+/// A page failing its last delivery moves to the DLQ: say so in the
+/// activity log (the run stops there; its checkpoint is kept, so the next
+/// run resumes, and `learnlink dlq replay` can send the page back).
+pub async fn dead_letter(deps: &Deps, job: &PageJob<'_>, reason: &str, count: u32) {
+    tracing::error!(tenant = %job.tenant, run = job.run_id, page = job.page, receive_count = count, reason = %reason,
+        "last delivery of an import page failed: the message moves to the dead-letter queue");
+    let entry = learnlink_core::activity::ActivityEntry {
+        at: time::OffsetDateTime::now_utc(),
+        job: format!("import:{}", job.run_id),
+        direction: learnlink_core::activity::Direction::SalesforceToLms,
+        object: "ImportPage".into(),
+        lms_id: format!("page {}", job.page),
+        learner_id: None,
+        salesforce_id: None,
+        outcome: learnlink_core::activity::Outcome::Failed,
+        reason: Some("dead_letter".into()),
+        message: Some(format!(
+            "{reason} (after {count} deliveries; the next run resumes from the checkpoint, or replay with `learnlink dlq replay {}`)",
+            job.tenant
+        )),
+    };
+    if let Err(e) = deps.activity.record(job.tenant, &[entry]).await {
+        tracing::error!(tenant = %job.tenant, error = %e.chain(), "could not write the activity log");
+    }
+}
+
 async fn secret_json(
     deps: &Deps,
     name: &str,

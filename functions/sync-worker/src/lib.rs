@@ -136,6 +136,12 @@ pub async fn process(deps: &Deps, event: &SqsEvent) -> Vec<MessageOutcome> {
                     SyncJob::ImportPage { tenant, run_id, page, dry_run, step } => {
                         let job = import::PageJob { tenant: &tenant, run_id: &run_id, page, dry_run, step: &step };
                         outcomes[i] = import::handle_page(deps, &job).await;
+                        let count: u32 = receive_count.parse().unwrap_or(0);
+                        if let MessageOutcome::Failed { reason, .. } = &outcomes[i]
+                            && count >= deps.max_receive_count
+                        {
+                            import::dead_letter(deps, &job, reason, count).await;
+                        }
                         continue;
                     }
                 };

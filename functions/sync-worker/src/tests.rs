@@ -749,3 +749,15 @@ async fn an_import_for_a_tenant_without_a_source_is_rejected_not_retried() {
     let r = handle(&w.deps, sqs(&[import_job("r1", 1)])).await;
     assert!(r.batch_item_failures.is_empty(), "a permanent refusal is acknowledged (and logged)");
 }
+
+#[tokio::test]
+async fn an_import_page_failing_its_last_delivery_is_logged_as_a_dead_letter() {
+    let w = import_world().await;
+    w.writer.set_write_outage(Some(ErrorClass::Retryable));
+    let mut batch = sqs(&[import_job("r1", 1)]);
+    batch.records[0].attributes.insert("ApproximateReceiveCount".into(), "5".into());
+    let r = handle(&w.deps, batch).await;
+    assert_eq!(r.batch_item_failures.len(), 1, "still returned: SQS moves it to the DLQ");
+    let entries = w.activity.all(&TenantId::parse("acme").unwrap());
+    assert!(entries.iter().any(|e| e.reason.as_deref() == Some("dead_letter") && e.job == "import:r1"), "{entries:?}");
+}
