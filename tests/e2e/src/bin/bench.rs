@@ -130,11 +130,18 @@ async fn job1(f: &mut Figures) -> anyhow::Result<()> {
     );
 
     // The steady stream.
+    let sync_batches = || async {
+        let stats = env.runtime("stats").await?;
+        let src = stats["event_sources"].as_array().and_then(|a| a.iter().find(|s| s["queue"] == "SyncQueue").cloned());
+        anyhow::Ok(src.and_then(|s| s["batches"].as_u64()).unwrap_or(0))
+    };
+    let b0 = sync_batches().await?;
     let start = Instant::now();
     emit(&env, secret, &stream).await?;
     written(warm.len() + stream.len()).await?;
     let secs = start.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(2)).await;
+    f.add("job1_worker_batches_per_10k", (sync_batches().await? - b0) as f64, "batches");
     let s2 = env.sf_stats().await?;
     let used = calls(&s2, None) - calls(&s1, None);
     let lookups = calls(&s2, Some("query")) - calls(&s1, Some("query"));
