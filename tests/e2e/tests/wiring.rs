@@ -73,12 +73,29 @@ async fn routes_and_batch_sizes_follow_a_changed_template() {
         Ok((env.sf_records("LMS_Enrollment__c").await?.len() == 10).then_some(()))
     })
     .await;
-    let stats = env.runtime("stats").await.unwrap();
     if let Err(e) = written {
+        let stats = env.runtime("stats").await.unwrap();
         panic!("{e:#}; runtime stats: {stats}");
     }
-    let src = stats["event_sources"].as_array().unwrap().iter().find(|s| s["queue"] == "SyncQueue").unwrap().clone();
-    let sizes: Vec<u64> = src["recent_batch_sizes"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    // The poller counts a batch when its invocation returns, a moment after
+    // the records are visible in Salesforce: wait for the last one.
+    let batch_sizes = || async {
+        let stats = env.runtime("stats").await?;
+        let src = stats["event_sources"].as_array().and_then(|a| a.iter().find(|s| s["queue"] == "SyncQueue").cloned());
+        let sizes: Vec<u64> = src
+            .and_then(|s| s["recent_batch_sizes"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(serde_json::Value::as_u64)
+            .collect();
+        anyhow::Ok(sizes)
+    };
+    let sizes = wait_for("the last batch counted", Duration::from_secs(30), || async {
+        let sizes = batch_sizes().await?;
+        Ok((sizes.iter().sum::<u64>() >= 10).then_some(sizes))
+    })
+    .await
+    .unwrap_or_default();
     assert_eq!(sizes.iter().sum::<u64>(), 10, "{sizes:?}");
     assert!(sizes.iter().all(|s| *s <= 3), "batches must respect BatchSize 3: {sizes:?}");
     assert!(sizes.len() >= 4, "{sizes:?}");
