@@ -7,12 +7,12 @@ use crate::{Answer, Deps, Fail, current, int_param, json_body};
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use learnlink_adapters::lambda::json_response;
 use learnlink_core::Classify;
+use learnlink_core::credentials;
 use learnlink_core::import::Source;
 use learnlink_core::import::engine::{self, ImportPorts, PageInput, start_job};
 use learnlink_core::job::ImportStep;
-use learnlink_core::ports::{HrisConnection, ImportLane, LmsConnection};
+use learnlink_core::ports::ImportLane;
 use learnlink_core::tenant::Tenant;
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -76,12 +76,13 @@ pub(crate) async fn preview(deps: &Deps, raw: &str, req: &ApiGatewayV2httpReques
     let t = tenant(deps, raw).await?;
     let Some(source) = Source::of(&t.import) else { return Err(no_source(&t)) };
     let limit = int_param(req, "limit", 1, 2000)?.unwrap_or(50) as usize;
-    let lms = lms_connection(deps, &t).await?;
+    let lms = credentials::lms_connection(deps.secrets.as_ref(), &deps.names, &t).await.map_err(credential_fail)?;
     let mut hris = None;
     let mut tokens = None;
     let mut integration_user = None;
     if source == Source::Hris {
-        hris = Some(hris_connection(deps, &t).await?);
+        hris =
+            Some(credentials::hris_connection(deps.secrets.as_ref(), &deps.names, &t).await.map_err(credential_fail)?);
     } else {
         let links = learnlink_core::connection::Links {
             secrets: deps.secrets.as_ref(),
@@ -129,36 +130,12 @@ pub(crate) async fn preview(deps: &Deps, raw: &str, req: &ApiGatewayV2httpReques
     }
 }
 
-async fn secret_json(deps: &Deps, name: &str, what: &str, hint: &str) -> Result<Value, Fail> {
-    let s = deps
-        .secrets
-        .get_secret(name)
-        .await?
-        .ok_or_else(|| Fail::new(409, "missing_secret", format!("no {what}: {hint}")))?;
-    serde_json::from_str(s.expose_secret())
-        .map_err(|e| Fail::new(409, "unreadable_secret", format!("the stored {what} is unreadable: {e}")))
-}
-
-async fn lms_connection(deps: &Deps, t: &Tenant) -> Result<LmsConnection, Fail> {
-    let base = t.lms_base_url.as_deref().ok_or_else(|| {
-        Fail::new(409, "no_lms", format!("tenant {} has no lms.base_url: the import has nowhere to write", t.id))
-    })?;
-    let v = secret_json(deps, &deps.names.lms_key(&t.id), "LMS API key", "set lms.api_key").await?;
-    let key = v.get("api_key").and_then(Value::as_str).unwrap_or_default().to_string();
-    Ok(LmsConnection { base_url: base.to_string(), api_key: SecretString::from(key) })
-}
-
-async fn hris_connection(deps: &Deps, t: &Tenant) -> Result<HrisConnection, Fail> {
-    let h = t.import.hris.as_ref().ok_or_else(|| {
-        Fail::new(409, "no_hris", format!("tenant {} imports from an HRIS but has no import.hris.base_url", t.id))
-    })?;
-    let v =
-        secret_json(deps, &deps.names.hris_key(&t.id), "HRIS credentials", "set import.hris.api_key and account_token")
-            .await?;
-    let text = |k: &str| SecretString::from(v.get(k).and_then(Value::as_str).unwrap_or_default().to_string());
-    Ok(HrisConnection {
-        base_url: h.base_url.trim_end_matches('/').to_string(),
-        api_key: text("api_key"),
-        account_token: text("account_token"),
-    })
+fn credential_fail(e: learnlink_core::credentials::CredentialError) -> Fail {
+    use learnlink_core::credentials::CredentialError;
+    match e {
+        CredentialError::Store(e) => Fail::from(e),
+        CredentialError::NotConfigured(m) => Fail::new(409, "not_configured", m),
+        CredentialError::Missing(m) => Fail::new(409, "missing_secret", m),
+        CredentialError::Unreadable(m) => Fail::new(409, "unreadable_secret", m),
+    }
 }

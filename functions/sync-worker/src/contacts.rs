@@ -13,7 +13,6 @@ use learnlink_core::model::{Learner, TenantId};
 use learnlink_core::ports::{LearnerLink, LmsConnection};
 use learnlink_core::salesforce::{SalesforceError, Session};
 use learnlink_core::tenant::Tenant;
-use secrecy::{ExposeSecret, SecretString};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -61,29 +60,16 @@ impl StepError {
     }
 }
 
-async fn lms_connection(deps: &Deps, tenant: &Tenant, base_url: &str) -> Result<LmsConnection, StepError> {
-    let name = deps.names.lms_key(&tenant.id);
-    let secret = deps.secrets.get_secret(&name).await.map_err(|e| StepError::port("reading the LMS API key", &e))?;
-    let Some(secret) = secret else {
-        return Err(StepError {
-            class: ErrorClass::Retryable,
-            reason: format!(
-                "tenant {} has an lms.base_url but no LMS API key: set lms.api_key with `learnlink config set`",
-                tenant.id
-            ),
-            session_expired: false,
-        });
-    };
-    #[derive(serde::Deserialize)]
-    struct Key {
-        api_key: String,
-    }
-    let key: Key = serde_json::from_str(secret.expose_secret()).map_err(|e| StepError {
-        class: ErrorClass::Permanent,
-        reason: format!("the stored LMS API key of {} is unreadable: {e}", tenant.id),
-        session_expired: false,
-    })?;
-    Ok(LmsConnection { base_url: base_url.to_string(), api_key: SecretString::from(key.api_key) })
+async fn lms_connection(deps: &Deps, tenant: &Tenant) -> Result<LmsConnection, StepError> {
+    use learnlink_core::credentials::{CredentialError, lms_connection};
+    lms_connection(deps.secrets.as_ref(), &deps.names, tenant).await.map_err(|e| match e {
+        CredentialError::Store(e) => StepError::port("reading the LMS API key", &e),
+        // The key may be set any moment (`learnlink config set`): keep the work in the queue.
+        CredentialError::Missing(m) | CredentialError::NotConfigured(m) => {
+            StepError { class: ErrorClass::Retryable, reason: m, session_expired: false }
+        }
+        CredentialError::Unreadable(m) => StepError { class: ErrorClass::Permanent, reason: m, session_expired: false },
+    })
 }
 
 fn needs_departments(tenant: &Tenant) -> bool {
@@ -118,11 +104,10 @@ async fn departments(deps: &Deps, tenant: &Tenant, lms: &LmsConnection) -> Resul
 pub async fn resolve(
     deps: &Deps,
     tenant: &Tenant,
-    base_url: &str,
     session: &Session,
     learner_ids: &[String],
 ) -> Result<Resolved, StepError> {
-    let lms = lms_connection(deps, tenant, base_url).await?;
+    let lms = lms_connection(deps, tenant).await?;
     let learners: HashMap<String, Learner> = deps
         .lms
         .learners(&lms, learner_ids)

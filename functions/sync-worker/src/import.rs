@@ -9,13 +9,11 @@
 use crate::{Deps, MessageOutcome};
 use learnlink_core::Classify;
 use learnlink_core::ErrorClass;
+use learnlink_core::credentials;
 use learnlink_core::import::Source;
 use learnlink_core::import::engine::{self, ImportPorts, PageInput, PageOutcome};
 use learnlink_core::job::ImportStep;
 use learnlink_core::model::TenantId;
-use learnlink_core::ports::{HrisConnection, LmsConnection};
-use learnlink_core::tenant::Tenant;
-use secrecy::{ExposeSecret, SecretString};
 
 /// An import page job's fields.
 pub struct PageJob<'a> {
@@ -53,17 +51,17 @@ pub async fn handle_page(deps: &Deps, job: &PageJob<'_>) -> MessageOutcome {
         tracing::info!(tenant = %tenant.id, run = job.run_id, "tenant paused: import page dropped, the next run resumes");
         return MessageOutcome::Done;
     }
-    let lms = match lms_connection(deps, &tenant).await {
+    let lms = match credentials::lms_connection(deps.secrets.as_ref(), &deps.names, &tenant).await {
         Ok(c) => c,
-        Err(o) => return o,
+        Err(e) => return credential_outcome(e),
     };
     let mut hris = None;
     let mut tokens = None;
     let mut integration_user = None;
     if source == Source::Hris {
-        hris = match hris_connection(deps, &tenant).await {
+        hris = match credentials::hris_connection(deps.secrets.as_ref(), &deps.names, &tenant).await {
             Ok(h) => Some(h),
-            Err(o) => return o,
+            Err(e) => return credential_outcome(e),
         };
     } else {
         let links = deps.connection_links();
@@ -148,68 +146,12 @@ pub async fn dead_letter(deps: &Deps, job: &PageJob<'_>, reason: &str, count: u3
     }
 }
 
-async fn secret_json(
-    deps: &Deps,
-    name: &str,
-    what: &str,
-    tenant: &Tenant,
-    hint: &str,
-) -> Result<serde_json::Value, MessageOutcome> {
-    let secret = deps
-        .secrets
-        .get_secret(name)
-        .await
-        .map_err(|e| failed(e.class, format!("reading the {what}: {}", e.chain())))?;
-    let Some(secret) = secret else {
-        return Err(MessageOutcome::Rejected {
-            code: "missing_secret".into(),
-            message: format!("tenant {} has no {what}: {hint}", tenant.id),
-        });
-    };
-    serde_json::from_str(secret.expose_secret()).map_err(|e| MessageOutcome::Rejected {
-        code: "unreadable_secret".into(),
-        message: format!("the stored {what} of {} is unreadable: {e}", tenant.id),
-    })
-}
-
-async fn lms_connection(deps: &Deps, tenant: &Tenant) -> Result<LmsConnection, MessageOutcome> {
-    let Some(base) = tenant.lms_base_url.as_deref() else {
-        return Err(MessageOutcome::Rejected {
-            code: "no_lms".into(),
-            message: format!("tenant {} has no lms.base_url: the import has nowhere to write", tenant.id),
-        });
-    };
-    let v = secret_json(
-        deps,
-        &deps.names.lms_key(&tenant.id),
-        "LMS API key",
-        tenant,
-        "set lms.api_key with `learnlink config set`",
-    )
-    .await?;
-    let key = v.get("api_key").and_then(|k| k.as_str()).unwrap_or_default();
-    Ok(LmsConnection { base_url: base.to_string(), api_key: SecretString::from(key.to_string()) })
-}
-
-async fn hris_connection(deps: &Deps, tenant: &Tenant) -> Result<HrisConnection, MessageOutcome> {
-    let Some(h) = tenant.import.hris.as_ref() else {
-        return Err(MessageOutcome::Rejected {
-            code: "no_hris".into(),
-            message: format!("tenant {} imports from an HRIS but has no import.hris.base_url", tenant.id),
-        });
-    };
-    let v = secret_json(
-        deps,
-        &deps.names.hris_key(&tenant.id),
-        "HRIS credentials",
-        tenant,
-        "set import.hris.api_key and import.hris.account_token with `learnlink config set`",
-    )
-    .await?;
-    let text = |k: &str| SecretString::from(v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_string());
-    Ok(HrisConnection {
-        base_url: h.base_url.trim_end_matches('/').to_string(),
-        api_key: text("api_key"),
-        account_token: text("account_token"),
-    })
+/// A tenant without the connection it needs is refused (logged, not
+/// retried); a Secrets Manager failure returns the message.
+fn credential_outcome(e: learnlink_core::credentials::CredentialError) -> MessageOutcome {
+    use learnlink_core::credentials::CredentialError;
+    match e {
+        CredentialError::Store(e) => failed(e.class, format!("reading the credentials: {}", e.chain())),
+        other => MessageOutcome::Rejected { code: other.code().into(), message: other.to_string() },
+    }
 }

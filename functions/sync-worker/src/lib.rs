@@ -390,16 +390,14 @@ async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(
 
     // §4.3: learners → Contacts (with an LMS to read them from).
     let mut resolved = None;
-    if let Some(base) = tenant.lms_base_url.as_deref()
-        && !batch_learners.is_empty()
-    {
+    if tenant.lms_base_url.is_some() && !batch_learners.is_empty() {
         let ids = batch_learners;
-        let mut r = contacts::resolve(deps, &tenant, base, &tokens.session(), &ids).await;
+        let mut r = contacts::resolve(deps, &tenant, &tokens.session(), &ids).await;
         if matches!(&r, Err(e) if e.session_expired) {
             match deps.tokens.refreshed(&links, &tenant, &tokens, time::OffsetDateTime::now_utc).await {
                 Ok(t) => {
                     tokens = t;
-                    r = contacts::resolve(deps, &tenant, base, &tokens.session(), &ids).await;
+                    r = contacts::resolve(deps, &tenant, &tokens.session(), &ids).await;
                 }
                 Err(e) if e.parks_work() => return park(deps, tenant_id, items, &e.to_string()).await,
                 Err(e) => return fail_all(e.class(), learnlink_core::error::error_chain(&e)),

@@ -7,6 +7,7 @@ pub mod activity;
 pub mod budget;
 pub mod config;
 pub mod connection;
+pub mod credentials;
 pub mod csv;
 pub mod error;
 pub mod health;

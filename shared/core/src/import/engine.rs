@@ -71,6 +71,35 @@ pub struct ImportRun {
     pub message: Option<String>,
 }
 
+impl ImportRun {
+    /// A run at its start: nothing done yet.
+    pub fn start(run_id: &str, now: OffsetDateTime, dry_run: bool) -> ImportRun {
+        ImportRun {
+            run_id: run_id.to_string(),
+            started_at: now,
+            finished_at: None,
+            dry_run,
+            page: 0,
+            status: RunStatus::Running,
+            counts: ImportCounts::default(),
+            position: None,
+            message: None,
+        }
+    }
+}
+
+/// The HRIS group names a page's plan needs (group sync from an HRIS only).
+async fn group_names(
+    ports: &ImportPorts<'_>,
+    input: &PageInput<'_>,
+    source: Source,
+) -> Result<Option<std::collections::BTreeMap<String, String>>, PortError> {
+    match (source, input.settings.group_sync.as_ref().is_some_and(|g| g.enabled), input.hris) {
+        (Source::Hris, true, Some(h)) => Ok(Some(ports.hris.groups(h).await?)),
+        _ => Ok(None),
+    }
+}
+
 /// What one import page needs.
 pub struct ImportPorts<'a> {
     pub salesforce: &'a dyn SalesforceApi,
@@ -158,17 +187,7 @@ pub async fn run_page(ports: &ImportPorts<'_>, input: &PageInput<'_>) -> Result<
     }
     let mut run = match (&state.run, input.page) {
         (Some(run), p) if p > 1 => run.clone(),
-        _ => ImportRun {
-            run_id: input.run_id.to_string(),
-            started_at: input.now,
-            finished_at: None,
-            dry_run: input.dry_run,
-            page: 0,
-            status: RunStatus::Running,
-            counts: ImportCounts::default(),
-            position: None,
-            message: None,
-        },
+        _ => ImportRun::start(input.run_id, input.now, input.dry_run),
     };
 
     let page = match read_page(ports, input, source, &state, &run).await {
@@ -191,10 +210,7 @@ pub async fn run_page(ports: &ImportPorts<'_>, input: &PageInput<'_>) -> Result<
         Err(e) => return Err(e.into_port()),
     };
 
-    let group_names = match (source, input.settings.group_sync.as_ref().is_some_and(|g| g.enabled), input.hris) {
-        (Source::Hris, true, Some(h)) => Some(ports.hris.groups(h).await?),
-        _ => None,
-    };
+    let group_names = group_names(ports, input, source).await?;
     let ctx = PlanContext {
         source,
         integration_user: input.integration_user,
@@ -484,24 +500,11 @@ pub async fn preview(ports: &ImportPorts<'_>, input: &PageInput<'_>, limit: usiz
         return Err(PortError::permanent("the tenant has no import source configured (import.source)"));
     };
     let state = ports.store.import_state(input.tenant, ImportLane::Live).await?.map(|(s, _)| s).unwrap_or_default();
-    let run = ImportRun {
-        run_id: input.run_id.into(),
-        started_at: input.now,
-        finished_at: None,
-        dry_run: true,
-        page: 0,
-        status: RunStatus::Running,
-        counts: ImportCounts::default(),
-        position: None,
-        message: None,
-    };
+    let run = ImportRun::start(input.run_id, input.now, true);
     let page = read_page(ports, input, source, &state, &run).await.map_err(ReadError::into_port)?;
     let more = page.next.is_some() || page.records.len() > limit;
     let records: Vec<Map<String, Value>> = page.records.into_iter().take(limit).collect();
-    let group_names = match (source, input.settings.group_sync.as_ref().is_some_and(|g| g.enabled), input.hris) {
-        (Source::Hris, true, Some(h)) => Some(ports.hris.groups(h).await?),
-        _ => None,
-    };
+    let group_names = group_names(ports, input, source).await?;
     let ctx = PlanContext {
         source,
         integration_user: input.integration_user,
