@@ -91,12 +91,17 @@ async fn a_poison_message_reaches_the_dlq_after_max_receive_count_while_its_batc
     assert_eq!(msg[0].body(), Some(bodies[2].as_str()));
     assert_eq!(env.queue_depth("SyncQueue").await.unwrap(), 0);
 
-    // The worker saw the poison exactly maxReceiveCount times; the good ones once.
+    // The worker reported the poison as a failed item exactly maxReceiveCount
+    // times and never a good one. A good message may be delivered again when a
+    // loaded machine holds its batch past the 1 s visibility timeout (SQS does
+    // the same): it is then processed again and deleted, and the enrollments
+    // stay four.
     let stats = env.runtime("stats").await.unwrap();
     let src = stats["event_sources"].as_array().unwrap().iter().find(|s| s["queue"] == "SyncQueue").unwrap().clone();
     assert_eq!(src["failed_items"], 5, "{src}");
-    assert_eq!(src["deleted"], 4, "{src}");
-    assert_eq!(src["messages"], 9, "{src}");
+    let deleted = src["deleted"].as_u64().unwrap();
+    assert!(deleted >= 4, "every good message is deleted: {src}");
+    assert_eq!(src["messages"].as_u64().unwrap(), deleted + 5, "each delivery is deleted or failed: {src}");
     assert_eq!(env.sf_records("LMS_Enrollment__c").await.unwrap().len(), 4);
     let log = std::fs::read_to_string(env.stack.as_ref().unwrap().state_dir.join("logs/sync-worker.log")).unwrap();
     assert!(log.contains("poison message"), "the worker names the problem in its log");
