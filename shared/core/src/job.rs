@@ -28,6 +28,8 @@ pub enum SyncJob {
         dry_run: bool,
         step: ImportStep,
     },
+    /// One shard of a backfill (SPEC §6.2), on the backfill queue.
+    BackfillShard { tenant: TenantId, backfill_id: String, shard: u32 },
 }
 
 /// Where an import page comes from.
@@ -47,7 +49,8 @@ impl SyncJob {
         match self {
             SyncJob::LmsEvent { tenant, .. }
             | SyncJob::LmsEvents { tenant, .. }
-            | SyncJob::ImportPage { tenant, .. } => tenant,
+            | SyncJob::ImportPage { tenant, .. }
+            | SyncJob::BackfillShard { tenant, .. } => tenant,
         }
     }
 
@@ -61,6 +64,9 @@ impl SyncJob {
                 (None, _) => format!("{tenant}/(no events)"),
             },
             SyncJob::ImportPage { tenant, run_id, page, .. } => format!("{tenant}/import:{run_id}/page {page}"),
+            SyncJob::BackfillShard { tenant, backfill_id, shard } => {
+                format!("{tenant}/backfill:{backfill_id}/shard {shard}")
+            }
         }
     }
 
@@ -69,7 +75,7 @@ impl SyncJob {
         match self {
             SyncJob::LmsEvent { event, .. } => std::slice::from_ref(event),
             SyncJob::LmsEvents { events, .. } => events,
-            SyncJob::ImportPage { .. } => &[],
+            SyncJob::ImportPage { .. } | SyncJob::BackfillShard { .. } => &[],
         }
     }
 
@@ -78,6 +84,7 @@ impl SyncJob {
         match self {
             SyncJob::LmsEvent { source, .. } | SyncJob::LmsEvents { source, .. } => source,
             SyncJob::ImportPage { .. } => "import",
+            SyncJob::BackfillShard { .. } => "backfill",
         }
     }
 }

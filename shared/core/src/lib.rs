@@ -4,6 +4,7 @@
 //! exhaustively and cheaply.
 
 pub mod activity;
+pub mod backfill;
 pub mod budget;
 pub mod config;
 pub mod connection;

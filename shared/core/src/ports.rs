@@ -137,6 +137,50 @@ pub trait SalesforceApi: Send + Sync {
         session: &Session,
         cursor: &crate::salesforce::query::QueryCursor,
     ) -> Result<crate::salesforce::query::QueryPage, SalesforceError>;
+
+    /// Bulk API 2.0, first half (SPEC §6.3): plan `records` (one sObject,
+    /// one external id) as upsert jobs, create each, upload its CSV and
+    /// close it (UploadComplete). Returns the jobs to wait for and the
+    /// records refused before sending. `Err` only when nothing was sent
+    /// (the first job could not be created); a job that fails after its
+    /// creation is aborted and its records come back in `not_sent`.
+    async fn bulk_submit(
+        &self,
+        session: &Session,
+        records: &[crate::salesforce::SfRecord],
+    ) -> Result<crate::salesforce::bulk::BulkSubmission, SalesforceError>;
+
+    /// Bulk API 2.0, second half: wait for `jobs` (polling with backoff),
+    /// read their results and match them onto `records` by external id:
+    /// one outcome per record, in order. A record no result names is
+    /// unprocessed (retryable). Reads `failedResults` only when a job
+    /// reports failures and `unprocessedrecords` only when a job did not
+    /// complete. Also resumes jobs submitted by an earlier invocation: an
+    /// `Open` job (its upload never completed) is aborted and its records
+    /// are unprocessed.
+    async fn bulk_outcomes(
+        &self,
+        session: &Session,
+        jobs: &[String],
+        records: &[crate::salesforce::SfRecord],
+    ) -> Result<crate::salesforce::bulk::BulkReport, SalesforceError>;
+
+    /// `POST /sobjects/{sobject}`: the new record's Id.
+    async fn create_record(
+        &self,
+        session: &Session,
+        sobject: &str,
+        body: &serde_json::Value,
+    ) -> Result<String, SalesforceError>;
+
+    /// `PATCH /sobjects/{sobject}/{id}`.
+    async fn update_record(
+        &self,
+        session: &Session,
+        sobject: &str,
+        id: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), SalesforceError>;
 }
 
 #[async_trait]
@@ -575,6 +619,101 @@ pub trait ImportStore: Send + Sync {
         tenant: &TenantId,
         lane: ImportLane,
         state: &crate::import::engine::ImportState,
+        expected: Option<u64>,
+    ) -> Result<bool, PortError>;
+}
+
+/// One page of LMS enrollments of a window (SPEC §9.2), in `(updated_at,
+/// id)` order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrollmentPage {
+    pub enrollments: Vec<crate::model::Enrollment>,
+    /// The cursor of the next page; `None` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// The LMS reads a backfill needs (SPEC §6.2): counts for a window, and the
+/// window's enrollments page by page.
+#[async_trait]
+pub trait LmsEnrollments: Send + Sync {
+    /// Enrollments with `window.since <= updated_at < window.until`.
+    async fn count_enrollments(&self, lms: &LmsConnection, window: &crate::backfill::Window) -> Result<u64, PortError>;
+    /// One page (at most `limit`, ≤ 1,000) of the window's enrollments,
+    /// from the start (`cursor` None) or from a cursor this API returned.
+    async fn enrollments_page(
+        &self,
+        lms: &LmsConnection,
+        window: &crate::backfill::Window,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<EnrollmentPage, PortError>;
+}
+
+/// Backfills and their shards (SPEC §6.2), with versions: every write is
+/// conditional on the version read (`expected` None: the item must not
+/// exist), `Ok(false)` when someone else wrote first.
+#[async_trait]
+pub trait BackfillStore: Send + Sync {
+    async fn backfill(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<(crate::backfill::Backfill, u64)>, PortError>;
+    async fn put_backfill(
+        &self,
+        backfill: &crate::backfill::Backfill,
+        expected: Option<u64>,
+    ) -> Result<bool, PortError>;
+    /// The tenant's backfills, newest first (at most `limit`).
+    async fn list_backfills(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> Result<Vec<crate::backfill::Backfill>, PortError>;
+    /// Every tenant's backfills that are not final (the scheduler's sweep).
+    async fn unfinished_backfills(&self) -> Result<Vec<crate::backfill::Backfill>, PortError>;
+    async fn shard(
+        &self,
+        tenant: &TenantId,
+        backfill_id: &str,
+        index: u32,
+    ) -> Result<Option<(crate::backfill::Shard, u64)>, PortError>;
+    async fn put_shard(
+        &self,
+        tenant: &TenantId,
+        backfill_id: &str,
+        shard: &crate::backfill::Shard,
+        expected: Option<u64>,
+    ) -> Result<bool, PortError>;
+    /// Store a new plan's shards (none may exist yet).
+    async fn put_new_shards(
+        &self,
+        tenant: &TenantId,
+        backfill_id: &str,
+        shards: &[crate::backfill::Shard],
+    ) -> Result<(), PortError>;
+    /// Every shard of a backfill, by index.
+    async fn shards(&self, tenant: &TenantId, backfill_id: &str) -> Result<Vec<crate::backfill::Shard>, PortError>;
+    /// The tenant's active backfill (at most one runs at a time) and the
+    /// item's version.
+    async fn active_backfill(&self, tenant: &TenantId) -> Result<Option<(String, u64)>, PortError>;
+    /// Make `id` the active backfill (`Some(id)`) or clear it (`None`),
+    /// conditional on the version read.
+    async fn set_active_backfill(
+        &self,
+        tenant: &TenantId,
+        id: Option<&str>,
+        expected: Option<u64>,
+    ) -> Result<bool, PortError>;
+    /// The windows completed backfills covered, and the item's version.
+    async fn coverage(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<(crate::backfill::coverage::Coverage, Option<u64>), PortError>;
+    async fn put_coverage(
+        &self,
+        tenant: &TenantId,
+        coverage: &crate::backfill::coverage::Coverage,
         expected: Option<u64>,
     ) -> Result<bool, PortError>;
 }

@@ -207,6 +207,12 @@ pub fn event_record(ev: &LmsEvent) -> SfRecord {
     }
 }
 
+/// Salesforce refused a record because no Contact carries its learner id
+/// (`Contact__r.LMS_Learner_Id__c` matched nothing).
+pub fn is_missing_contact(f: &crate::salesforce::RecordFailure) -> bool {
+    f.code == "INVALID_FIELD" && f.message.contains("Foreign key external ID")
+}
+
 /// One record of the plan and the work items (queue messages) it settles.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedRecord {

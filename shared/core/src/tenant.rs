@@ -57,6 +57,12 @@ pub struct Tenant {
     /// The scheduled import (SPEC §5).
     #[serde(default)]
     pub import: crate::config::ImportSettings,
+    /// Backfills (SPEC §6): shard size, Bulk threshold, kill switch.
+    #[serde(default)]
+    pub backfill: crate::config::BackfillSettings,
+    /// The API budget governor (SPEC §6.6).
+    #[serde(default)]
+    pub api_budget: crate::config::ApiBudgetSettings,
     /// The configuration version this view comes from.
     #[serde(default)]
     pub version: u64,
@@ -94,6 +100,8 @@ impl Tenant {
             lms_base_url: config.lms.as_ref().map(|l| l.base_url.trim_end_matches('/').to_string()),
             sync: config.sync.clone(),
             import: config.import.clone(),
+            backfill: config.backfill.clone(),
+            api_budget: config.api_budget.clone(),
             version,
             created_at,
         }

@@ -636,6 +636,8 @@ pub struct BulkReport {
     pub unexpected_rows: u64,
     pub duplicate_rows: u64,
     pub missing_rows: u64,
+    /// API calls made (0 where the caller does not count them).
+    pub calls: u64,
 }
 
 impl BulkReport {
@@ -647,6 +649,19 @@ impl BulkReport {
             RecordOutcome::Failed(_) => (c, u, f + 1),
         })
     }
+}
+
+/// What [`crate::ports::SalesforceApi::bulk_submit`] sent: the closed jobs
+/// (each holding some of the records) and the records it did not send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BulkSubmission {
+    /// Job ids, in the plan's order.
+    pub jobs: Vec<String>,
+    /// Records refused by the plan (duplicate key, bad value: permanent) or
+    /// of a part whose job failed before it was closed; by input index.
+    pub not_sent: Vec<(usize, RecordFailure)>,
+    /// API calls made.
+    pub calls: u64,
 }
 
 #[cfg(test)]
