@@ -68,6 +68,7 @@ impl ApiError {
             404 => ("not_found", "no such resource"),
             409 => ("conflict", "the request conflicts with the current state"),
             422 => ("invalid", "the document is invalid"),
+            429 => ("throttled", "the API is throttling requests"),
             500..=599 => ("unavailable", "the API is unavailable"),
             _ => ("unexpected_status", "the API gave an unexpected answer"),
         };
@@ -93,6 +94,9 @@ impl ApiError {
                 }
                 Origin::Explicit => "check --api-url / LEARNLINK_API_URL".to_string(),
             }),
+            exit::UNAVAILABLE if self.status == Some(429) => {
+                Some("a service learnlink reads is throttling requests: try again later".into())
+            }
             exit::UNAVAILABLE => Some("a store learnlink depends on failed: try again in a moment".into()),
             _ => None,
         };
@@ -331,6 +335,116 @@ pub struct DeadLettersReplayed {
     pub message_ids: Vec<String>,
 }
 
+/// A backfill's time window `[since, until)`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct BackfillWindow {
+    #[serde(default)]
+    pub since: String,
+    #[serde(default)]
+    pub until: String,
+}
+
+/// A backfill as the API shows it (`Backfill` in the OpenAPI document).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Backfill {
+    pub id: String,
+    #[serde(default)]
+    pub tenant: String,
+    #[serde(default)]
+    pub window: BackfillWindow,
+    /// `{"kind": "admin" | "relink" | "onboarding", …}`.
+    #[serde(default)]
+    pub origin: Value,
+    /// `{"only_changed", "bulk_threshold", "shard_size"}`.
+    #[serde(default)]
+    pub options: Value,
+    #[serde(default)]
+    pub status: String,
+    /// `{"state": "off" | "pending" | "engaged" | "restored", "previous"?: bool | null}`.
+    #[serde(default)]
+    pub kill_switch: Value,
+    #[serde(default)]
+    pub expected: u64,
+    #[serde(default)]
+    pub shards: u64,
+    #[serde(default)]
+    pub skipped: Vec<BackfillWindow>,
+    #[serde(default)]
+    pub created_at: String,
+    #[serde(default)]
+    pub updated_at: String,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    #[serde(default)]
+    pub paused_at: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl Backfill {
+    /// Whether the backfill has ended (completed, failed or cancelled).
+    pub fn is_final(&self) -> bool {
+        matches!(self.status.as_str(), "completed" | "failed" | "cancelled")
+    }
+}
+
+/// A backfill's progress (`Progress` in the OpenAPI document).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Progress {
+    #[serde(default)]
+    pub shards_total: u64,
+    #[serde(default)]
+    pub shards_done: u64,
+    #[serde(default)]
+    pub shards_failed: u64,
+    #[serde(default)]
+    pub expected: u64,
+    #[serde(default)]
+    pub pages: u64,
+    #[serde(default)]
+    pub read: u64,
+    #[serde(default)]
+    pub created: u64,
+    #[serde(default)]
+    pub updated: u64,
+    #[serde(default)]
+    pub failed: u64,
+    #[serde(default)]
+    pub handed_over: u64,
+    #[serde(default)]
+    pub api_calls: u64,
+    #[serde(default)]
+    pub written: u64,
+    #[serde(default)]
+    pub percent: f64,
+    #[serde(default)]
+    pub elapsed_seconds: u64,
+    #[serde(default)]
+    pub eta_seconds: Option<u64>,
+}
+
+/// A backfill with its progress (and its shards when asked for).
+#[derive(Debug, Clone, Deserialize)]
+pub struct BackfillView {
+    pub backfill: Backfill,
+    #[serde(default)]
+    pub progress: Progress,
+    #[serde(default)]
+    pub shards: Option<Vec<Value>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BackfillList {
+    pub backfills: Vec<BackfillView>,
+}
+
+/// One answer of the enrollments export: CSV text and the cursor of the next one.
+#[derive(Debug, Clone)]
+pub struct CsvPage {
+    pub csv: String,
+    pub next_cursor: Option<String>,
+}
+
 /// The filters of `GET …/activity`.
 #[derive(Debug, Clone, Default)]
 pub struct ActivityQuery {
@@ -437,11 +551,17 @@ impl Client {
         let status = resp.status().as_u16();
         let content_type =
             resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let next_cursor = resp
+            .headers()
+            .get(NEXT_CURSOR_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_string);
         let bytes = resp.bytes().await.map_err(|e| self.transport(&e))?;
         if !(200..300).contains(&status) {
             return Err(ApiError::from_response(status, &bytes));
         }
-        Ok((status, Body { bytes: bytes.to_vec(), content_type }))
+        Ok((status, Body { bytes: bytes.to_vec(), content_type, next_cursor }))
     }
 
     /// A transport failure, without the URL's query or anything secret.
@@ -660,11 +780,81 @@ impl Client {
     }
 }
 
+impl Client {
+    /// `POST /admin/tenants/{tenant}/backfills` (startBackfill), served by the backfill-fanout function.
+    pub async fn start_backfill(
+        &self,
+        tenant: &str,
+        since: &str,
+        until: Option<&str>,
+        only_changed: bool,
+    ) -> Result<Doc<BackfillView>, ApiError> {
+        let mut body = json!({ "since": since, "only_changed": only_changed });
+        if let (Some(u), Some(o)) = (until, body.as_object_mut()) {
+            o.insert("until".into(), json!(u));
+        }
+        let rb = self.http.post(self.tenant_url(tenant, &["backfills"])).json(&body);
+        let (status, body) = self.send(rb).await?;
+        self.parse(status, &body)
+    }
+
+    /// `GET /admin/tenants/{tenant}/backfills` (listBackfills): newest first.
+    pub async fn list_backfills(&self, tenant: &str, limit: Option<u32>) -> Result<Doc<BackfillList>, ApiError> {
+        let q: Vec<(&str, String)> = limit.map(|l| ("limit", l.to_string())).into_iter().collect();
+        self.get_json(self.tenant_url(tenant, &["backfills"]), &q).await
+    }
+
+    /// `GET /admin/tenants/{tenant}/backfills/{id}` (getBackfill).
+    pub async fn get_backfill(&self, tenant: &str, id: &str, shards: bool) -> Result<Doc<BackfillView>, ApiError> {
+        let q: Vec<(&str, String)> = if shards { vec![("shards", "true".into())] } else { Vec::new() };
+        self.get_json(self.tenant_url(tenant, &["backfills", id]), &q).await
+    }
+
+    /// `POST /admin/tenants/{tenant}/backfills/{id}/cancel` (cancelBackfill).
+    pub async fn cancel_backfill(&self, tenant: &str, id: &str) -> Result<Doc<BackfillView>, ApiError> {
+        let rb = self.http.post(self.tenant_url(tenant, &["backfills", id, "cancel"]));
+        let (status, body) = self.send(rb).await?;
+        self.parse(status, &body)
+    }
+
+    /// `GET /admin/tenants/{tenant}/exports/enrollments` (exportEnrollments): one answer of CSV.
+    pub async fn export_enrollments(
+        &self,
+        tenant: &str,
+        since: &str,
+        until: &str,
+        cursor: Option<&str>,
+    ) -> Result<CsvPage, ApiError> {
+        let mut q = vec![("since", since.to_string()), ("until", until.to_string())];
+        if let Some(c) = cursor {
+            q.push(("cursor", c.to_string()));
+        }
+        let rb =
+            self.http.get(self.tenant_url(tenant, &["exports", "enrollments"])).header(ACCEPT, "text/csv").query(&q);
+        let (status, body) = self.send(rb).await?;
+        if !body.content_type.starts_with("text/csv") {
+            return Err(ApiError::local(
+                Some(status),
+                "bad_response",
+                format!("the API answered {:?} where CSV was asked for", body.content_type),
+            ));
+        }
+        let csv = String::from_utf8(body.bytes)
+            .map_err(|_| ApiError::local(Some(status), "bad_response", "the API's CSV is not UTF-8".into()))?;
+        Ok(CsvPage { csv, next_cursor: body.next_cursor })
+    }
+}
+
 /// A successful answer's body and content type.
 struct Body {
     bytes: Vec<u8>,
     content_type: String,
+    /// `Learnlink-Next-Cursor`, when the answer has one.
+    next_cursor: Option<String>,
 }
+
+/// The header of a paged CSV answer that carries the next page's cursor.
+pub const NEXT_CURSOR_HEADER: &str = "learnlink-next-cursor";
 
 #[cfg(test)]
 mod tests {

@@ -22,6 +22,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The longest `--timeout` (a week: how long `--watch` may follow a backfill).
+pub const MAX_FOLLOW_SECS: u64 = 7 * 24 * 3600;
+
 /// Flags every command takes.
 #[derive(Debug, Args)]
 pub struct Global {
@@ -50,9 +53,9 @@ pub struct Global {
     /// Print only the result: no notes, hints or progress.
     #[arg(short, long, global = true, help_heading = "Global options")]
     pub quiet: bool,
-    /// Seconds to wait for an API answer.
-    #[arg(long, global = true, help_heading = "Global options", default_value_t = 60, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub timeout: u64,
+    /// Seconds to wait for an API answer [default: 60, at most 3600]; `backfill status --watch` and `backfill start --wait` stop following after this long.
+    #[arg(long, global = true, help_heading = "Global options", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=MAX_FOLLOW_SECS))]
+    pub timeout: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,7 +74,7 @@ pub enum Command {
     /// A tenant's versioned configuration: get, set, validate, export, import, diff, versions.
     #[command(subcommand)]
     Config(ConfigCmd),
-    /// Backfill history into Salesforce (not available in this version yet).
+    /// Backfill LMS history into Salesforce: start, status (progress), cancel.
     #[command(subcommand)]
     Backfill(BackfillCmd),
     /// Scheduled imports of learners from Salesforce or an HRIS: preview, run, status.
@@ -87,7 +90,7 @@ pub enum Command {
     /// Messages the sync queue gave up on: list them, send them back.
     #[command(subcommand)]
     Dlq(DlqCmd),
-    /// Export data (not available in this version yet).
+    /// Export data as CSV: the LMS enrollments of a time window.
     #[command(subcommand)]
     Export(ExportCmd),
 }
@@ -379,26 +382,45 @@ pub struct ConnectArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BackfillCmd {
-    /// Start a backfill of the LMS history into Salesforce.
+    /// Start a backfill of the LMS enrollments of a time window into Salesforce (sharded, resumable).
+    #[command(
+        after_help = "Times are RFC 3339 (2024-05-01T12:00:00Z), a date (2024-05-01, midnight UTC) or an age (30m, 2h, 7d).\n\nExamples:\n  learnlink backfill start acme --since 2024-01-01\n  learnlink backfill start acme --since 90d --only-changed --wait"
+    )]
     Start {
         /// The tenant id.
         tenant: String,
-        /// From this date (or time).
+        /// Enrollments updated at or after this date (or time).
         #[arg(long, value_name = "DATE", value_parser = clap_time)]
         since: String,
-        /// Up to this date (or time) [default: now].
+        /// Enrollments updated before this date (or time) [default: now].
         #[arg(long, value_name = "DATE", value_parser = clap_time)]
         until: Option<String>,
+        /// Skip the parts of the window earlier backfills completed.
+        #[arg(long)]
+        only_changed: bool,
+        /// Follow its progress until it ends (as `backfill status --watch`; --timeout SECONDS stops following).
+        #[arg(long)]
+        wait: bool,
     },
-    /// Progress of the tenant's backfill.
+    /// A backfill's progress: shards done, records written and failed, API calls, ETA.
+    #[command(
+        after_help = "With --watch the exit code says how it ended: 0 completed; 7 failed, cancelled, or still running at --timeout (the backfill goes on).\n\nExamples:\n  learnlink backfill status acme\n  learnlink backfill status acme bf-20261123T100000-3f9a1c2e --watch --timeout 3600"
+    )]
     Status {
         /// The tenant id.
         tenant: String,
+        /// The backfill id [default: the tenant's newest backfill].
+        id: Option<String>,
+        /// Redraw the progress every second until the backfill ends (--timeout SECONDS stops following).
+        #[arg(long)]
+        watch: bool,
     },
-    /// Cancel the tenant's backfill (what was written stays).
+    /// Cancel a backfill (what was written stays; the kill switch is restored).
     Cancel {
         /// The tenant id.
         tenant: String,
+        /// The backfill id [default: the tenant's newest backfill that has not ended].
+        id: Option<String>,
     },
 }
 
@@ -476,13 +498,19 @@ pub enum DlqCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum ExportCmd {
-    /// Enrollments as CSV.
+    /// The tenant's LMS enrollments updated in a time window, as CSV (for audits).
+    #[command(
+        after_help = "Columns: enrollment_id,learner_id,course_id,course_title,status,progress_pct,score,enrolled_at,completed_at,updated_at\n\nExamples:\n  learnlink export enrollments acme --since 2024-01-01 -o enrollments.csv\n  learnlink export enrollments acme --since 7d | wc -l"
+    )]
     Enrollments {
         /// The tenant id.
         tenant: String,
-        /// From this date (or time).
+        /// Enrollments updated at or after this date (or time).
         #[arg(long, value_name = "DATE", value_parser = clap_time)]
         since: String,
+        /// Enrollments updated before this date (or time) [default: now].
+        #[arg(long, value_name = "DATE", value_parser = clap_time)]
+        until: Option<String>,
         /// Write to a file instead of stdout.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,

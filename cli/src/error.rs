@@ -18,10 +18,9 @@ pub mod exit {
     pub const UNAUTHORIZED: u8 = 5;
     /// Conflict: the tenant exists, or the configuration changed meanwhile (409).
     pub const CONFLICT: u8 = 6;
-    /// The API is unreachable or unavailable (connection errors, timeouts, 5xx).
+    /// The API is unreachable or unavailable (connection errors, timeouts, 429, 5xx), or the work
+    /// followed did not complete (an interrupted import; a failed, cancelled or still running backfill).
     pub const UNAVAILABLE: u8 = 7;
-    /// The command group exists but its capability is not available in this version yet.
-    pub const NOT_AVAILABLE: u8 = 69;
 }
 
 /// The exit-code table shown after `learnlink --help`.
@@ -34,8 +33,9 @@ Exit codes:
    4  invalid input or validation failed (400, 422, `config validate` of an invalid file)
    5  unauthorized (401, 403): check --token / LEARNLINK_ADMIN_TOKEN
    6  conflict (409): the tenant exists, or the configuration changed meanwhile
-   7  the API is unreachable or unavailable (connection errors, timeouts, 5xx)
-  69  the command group exists but is not available in this version yet
+   7  the API is unreachable or unavailable (connection errors, timeouts, 429, 5xx), or the work
+      followed did not complete (an interrupted import; a failed or cancelled backfill, or
+      one still running at --timeout)
 
 The API is found through --api-url / LEARNLINK_API_URL and --token / LEARNLINK_ADMIN_TOKEN,
 otherwise from .learnlink/stack.env (written by `make up`), looked for from the current
@@ -49,7 +49,7 @@ pub fn exit_code_for_status(status: Option<u16>) -> u8 {
         Some(400 | 413 | 422) => exit::INVALID,
         Some(401 | 403) => exit::UNAUTHORIZED,
         Some(409) => exit::CONFLICT,
-        Some(500..=599) => exit::UNAVAILABLE,
+        Some(429 | 500..=599) => exit::UNAVAILABLE,
         Some(_) => exit::FAILURE,
     }
 }
@@ -186,6 +186,7 @@ mod tests {
         assert_eq!(exit_code_for_status(Some(500)), 7);
         assert_eq!(exit_code_for_status(Some(502)), 7);
         assert_eq!(exit_code_for_status(Some(503)), 7);
+        assert_eq!(exit_code_for_status(Some(429)), 7);
         assert_eq!(exit_code_for_status(Some(418)), 1);
         assert_eq!(exit_code_for_status(Some(405)), 1);
     }

@@ -21,6 +21,11 @@ use cli::{Cli, Command};
 use error::{Failure, exit};
 use output::Output;
 
+/// Seconds to wait for an API answer when `--timeout` is not given.
+pub const DEFAULT_TIMEOUT: u64 = 60;
+/// The longest wait for one API answer (a longer `--timeout` is for following a backfill).
+pub const MAX_ANSWER_SECS: u64 = 3600;
+
 /// Run a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> u8 {
     let Cli { mut global, command } = cli;
@@ -28,7 +33,6 @@ pub fn run(cli: Cli) -> u8 {
     let result = match command {
         Command::Up(a) => commands::stack::up(&out, a),
         Command::Down(a) => commands::stack::down(&out, a),
-        c @ (Command::Backfill(_) | Command::Export(_)) => Err(commands::later::not_available(&c)),
         api_command => run_api(&out, &mut global, api_command),
     };
     match result {
@@ -44,8 +48,11 @@ fn run_api(out: &Output, global: &mut cli::Global, command: Command) -> Result<(
     let cwd =
         std::env::current_dir().map_err(|e| Failure::unexpected(format!("cannot read the current directory: {e}")))?;
     let target = env::resolve(global.api_url.take(), global.token.take(), global.stack_env.take(), &cwd)?;
-    let client = api::Client::new(target, std::time::Duration::from_secs(global.timeout))?;
-    let ctx = commands::Ctx { client, out: *out };
+    let client = api::Client::new(
+        target,
+        std::time::Duration::from_secs(global.timeout.unwrap_or(DEFAULT_TIMEOUT).min(MAX_ANSWER_SECS)),
+    )?;
+    let ctx = commands::Ctx { client, out: *out, timeout: global.timeout };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

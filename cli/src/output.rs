@@ -201,10 +201,6 @@ impl Output {
             eprintln!("{text}");
             return;
         }
-        if f.exit == exit::NOT_AVAILABLE {
-            eprintln!("{}", f.message);
-            return;
-        }
         let label = if self.err_color { "error:".red().bold().to_string() } else { "error:".to_string() };
         eprintln!("{label} {}", f.message);
         if !f.violations.is_empty() {

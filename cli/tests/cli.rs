@@ -5,6 +5,7 @@
 
 mod support;
 
+use learnlink_core::backfill::BackfillStatus;
 use serde_json::{Value, json};
 use support::*;
 
@@ -31,7 +32,6 @@ fn help_shows_every_command_and_the_exit_codes_but_never_the_token() {
         "  5  unauthorized",
         "  6  conflict",
         "  7  the API is unreachable",
-        " 69  ",
     ] {
         assert!(r.stdout.contains(code), "{code:?} missing:\n{}", r.stdout);
     }
@@ -41,6 +41,11 @@ fn help_shows_every_command_and_the_exit_codes_but_never_the_token() {
     let r = run_in(dir.path(), &[], &["backfill", "start", "--help"]);
     r.code(0);
     assert!(r.stdout.contains("--since <DATE>") && r.stdout.contains("--until <DATE>"));
+    assert!(r.stdout.contains("--only-changed") && r.stdout.contains("--wait") && r.stdout.contains("--timeout"));
+    let r = run_in(dir.path(), &[], &["backfill", "status", "--help"]);
+    assert!(r.stdout.contains("[ID]") && r.stdout.contains("--watch"), "{}", r.stdout);
+    let r = run_in(dir.path(), &[], &["export", "enrollments", "--help"]);
+    assert!(r.stdout.contains("enrollment_id,learner_id,course_id") && r.stdout.contains("--output <FILE>"));
     let r = run_in(dir.path(), &[], &["dlq", "replay", "--help"]);
     assert!(r.stdout.contains("--id <MESSAGE-ID>") && r.stdout.contains("<TENANT>"), "{}", r.stdout);
 }
@@ -57,30 +62,28 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
-fn groups_not_yet_available_exit_69_and_say_what_they_will_do() {
+fn every_group_talks_to_the_api() {
     let dir = scratch();
-    let cases: [&[&str]; 4] = [
+    let cases: [&[&str]; 5] = [
         &["backfill", "start", "acme", "--since", "2024-01-01"],
         &["backfill", "status", "acme"],
         &["backfill", "cancel", "acme"],
         &["export", "enrollments", "acme", "--since", "7d"],
+        &["import", "preview", "acme"],
     ];
     for args in cases {
         let r = run_in(dir.path(), &[], args);
-        r.code(69);
-        let name = args.iter().take_while(|a| **a != "acme").copied().collect::<Vec<_>>().join(" ");
-        assert!(
-            r.stderr.starts_with(&format!("`learnlink {name}` is not available in this version yet: it will ")),
-            "{args:?}: {}",
-            r.stderr
-        );
+        r.code(7);
+        assert!(r.stderr.starts_with("error: no learnlink API found"), "{args:?}: {}", r.stderr);
         assert!(r.stdout.is_empty());
     }
     let r = run_in(dir.path(), &[], &["backfill", "status", "acme", "--json"]);
-    r.code(69);
-    assert_eq!(r.err_json()["error"]["code"], "not_available");
-    // Imports exist: without an API they say so (exit 7), not 69.
-    run_in(dir.path(), &[], &["import", "preview", "acme"]).code(7);
+    r.code(7);
+    assert_eq!(r.err_json()["error"]["code"], "no_api");
+    // Usage: --timeout is a number of seconds, at most a week.
+    run_in(dir.path(), &[], &["backfill", "status", "acme", "--watch", "--timeout", "0"]).code(2);
+    run_in(dir.path(), &[], &["backfill", "status", "acme", "--watch", "--timeout", "999999999"]).code(2);
+    run_in(dir.path(), &[], &["export", "enrollments", "acme"]).code(2);
 }
 
 // ---- finding the API ------------------------------------------------------------
@@ -811,4 +814,314 @@ fn dlq_replay_all_or_some_and_unknown_or_stuck_ones_are_failures() {
     assert_eq!(replays[0], json!({"message_ids": ["m3"]}));
     assert_eq!(replays.last().unwrap(), &Value::Null, "no body: every message of the tenant");
     run(&mock, &["dlq", "replay"]).code(2);
+}
+
+// ---- backfills --------------------------------------------------------------------
+
+const BAR_45: &str = "[#########-----------] 45.0%  shards 9/20  written 90,000  failed 12  API calls 45  ETA 2m10s";
+
+#[test]
+fn backfill_status_shows_the_newest_with_its_progress_bar() {
+    let mock = start();
+    let r = run(&mock, &["backfill", "status", "acme"]);
+    r.code(0);
+    assert!(r.stdout.starts_with(&format!("Backfill {RUNNING_ID} of acme: running\n")), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("  progress     {BAR_45}\n")), "{}", r.stdout);
+    assert!(r.stdout.contains("  window       2026-01-01 00:00:00 → 2026-11-01 00:00:00 UTC"), "{}", r.stdout);
+    assert!(r.stdout.contains("  kill switch  engaged: the org's automations are bypassed (restores to false)"));
+    assert!(
+        r.stdout.contains("200,000 expected; read 90,012, created 45,000, updated 45,000, failed 12"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains(ESC), "no colours off a terminal");
+    let log = mock.log();
+    assert_eq!(
+        log[log.len() - 2..],
+        [
+            "GET /admin/tenants/acme/backfills?limit=1".to_string(),
+            format!("GET /admin/tenants/acme/backfills/{RUNNING_ID}")
+        ]
+    );
+
+    // One by id, with colours when forced; quiet is one line.
+    let dir = scratch();
+    let env = [("LEARNLINK_API_URL", mock.url.as_str()), ("LEARNLINK_ADMIN_TOKEN", TOKEN), ("CLICOLOR_FORCE", "1")];
+    let r = run_in(dir.path(), &env, &["backfill", "status", "acme", DONE_ID]);
+    r.code(0);
+    assert!(r.stdout.contains(&format!("{ESC}32mcompleted{ESC}39m")), "{}", r.stdout);
+    assert!(r.stdout.contains("ended 2026-11-20 09:42:00 after 10m00s"), "{}", r.stdout);
+    let r = run(&mock, &["backfill", "status", "acme", "-q"]);
+    r.code(0);
+    assert_eq!(r.stdout, format!("running  {BAR_45}\n"));
+
+    // --json: the API's view as it came.
+    let r = run(&mock, &["backfill", "status", "acme", "--json"]);
+    r.code(0);
+    let v = r.json();
+    assert_eq!(v["backfill"]["id"], RUNNING_ID);
+    assert_eq!(v["progress"]["percent"], 45.0);
+    assert_eq!(v["progress"]["eta_seconds"], 130);
+
+    // Not found, no backfill yet, a bad id.
+    let r = run(&mock, &["backfill", "status", "acme", "bf-nope"]);
+    r.code(3);
+    assert!(r.stderr.starts_with("error: no backfill bf-nope for this tenant"), "{}", r.stderr);
+    let r = run(&mock, &["backfill", "status", "racy"]);
+    r.code(3);
+    assert!(r.stderr.starts_with("error: racy has no backfill yet"), "{}", r.stderr);
+    assert!(r.stderr.contains("hint: start one: learnlink backfill start racy --since <DATE>"));
+    let r = run(&mock, &["backfill", "status", "racy", "--json"]);
+    assert_eq!(r.code(3).err_json()["error"]["code"], "no_backfill");
+    run(&mock, &["backfill", "status", "acme", "bad.id"]).code(4);
+    run(&mock, &["backfill", "status", "nobody"]).code(3);
+}
+
+#[test]
+fn backfill_status_watch_follows_to_the_end_and_the_exit_code_says_how_it_ended() {
+    let mock = start();
+    mock.script(
+        "acme",
+        RUNNING_ID,
+        vec![
+            (BackfillStatus::Running, progress(45.0, 9, 20, 90_000, 12, 45, Some(130)), None),
+            (BackfillStatus::Running, progress(90.0, 18, 20, 180_000, 12, 90, Some(20)), None),
+            (BackfillStatus::Completed, progress(100.0, 20, 20, 199_988, 12, 100, None), None),
+        ],
+    );
+    let r = run(&mock, &["backfill", "status", "acme", "--watch"]);
+    r.code(0);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    // Off a terminal: a line at the start, then every 5 s, and the last state.
+    assert_eq!(
+        lines[0],
+        format!("Backfill {RUNNING_ID} of acme, window 2026-01-01 00:00:00 → 2026-11-01 00:00:00 UTC:")
+    );
+    assert_eq!(lines[1], format!("running    {BAR_45}"));
+    assert_eq!(
+        lines[2],
+        "completed  [####################] 100.0%  shards 20/20  written 199,988  failed 12  API calls 100"
+    );
+    assert_eq!(
+        lines[3],
+        format!("Backfill {RUNNING_ID} of acme completed after 10m00s: 199,988 written, 12 failed, 100 API calls.")
+    );
+    assert!(!r.stdout.contains('\r'));
+    let reads = mock.log().iter().filter(|l| l.ends_with(RUNNING_ID)).count();
+    assert_eq!(reads, 3, "{:?}", mock.log());
+
+    // --json: the final view alone.
+    let r = run(&mock, &["backfill", "status", "acme", RUNNING_ID, "--watch", "--json"]);
+    r.code(0);
+    assert_eq!(r.json()["backfill"]["status"], "completed");
+
+    // A failed one exits 7 with its reason.
+    mock.script(
+        "beta",
+        BETA_ID,
+        vec![(
+            BackfillStatus::Failed,
+            progress(10.0, 2, 20, 20_000, 0, 10, None),
+            Some("the Salesforce session was refused".into()),
+        )],
+    );
+    let r = run(&mock, &["backfill", "status", "beta", "--watch"]);
+    r.code(7);
+    assert!(
+        r.stderr.starts_with(&format!("error: backfill {BETA_ID} of beta failed: the Salesforce session was refused")),
+        "{}",
+        r.stderr
+    );
+    let r = run(&mock, &["backfill", "status", "beta", "--watch", "--json"]);
+    r.code(7);
+    assert_eq!(r.json()["backfill"]["status"], "failed");
+    assert_eq!(r.err_json()["error"]["code"], "backfill_failed");
+}
+
+#[test]
+fn backfill_watch_gives_up_at_the_timeout_and_the_backfill_goes_on() {
+    let mock = start();
+    let r = run(&mock, &["backfill", "status", "acme", "--watch", "--timeout", "1"]);
+    r.code(7);
+    assert!(
+        r.stderr.starts_with(&format!("error: backfill {RUNNING_ID} of acme is still running after 1 s")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "hint: it goes on; follow it with: learnlink backfill status acme {RUNNING_ID} --watch"
+        ))
+    );
+    assert!(r.stdout.contains(BAR_45));
+}
+
+#[test]
+fn backfill_start_sends_the_window_and_follows_it_with_wait() {
+    let mock = start();
+    let r = run(
+        &mock,
+        &[
+            "backfill",
+            "start",
+            "racy",
+            "--since",
+            "2026-01-01",
+            "--until",
+            "2026-11-01T12:00:00+02:00",
+            "--only-changed",
+        ],
+    );
+    r.code(0);
+    assert_eq!(
+        r.stdout,
+        "Backfill bf-20261123T100000-new1 of racy started: 3 shard(s), 30,000 record(s) expected, window 2026-01-01 00:00:00 → 2026-11-01 10:00:00 UTC. 0 part(s) already covered are skipped.\n"
+    );
+    assert!(r.stderr.contains("Follow it: learnlink backfill status racy bf-20261123T100000-new1 --watch"));
+    let starts = mock.state.lock().unwrap().starts.clone();
+    assert_eq!(
+        starts,
+        [json!({"since": "2026-01-01T00:00:00Z", "until": "2026-11-01T10:00:00Z", "only_changed": true})]
+    );
+
+    // Another one while it runs: 409 naming it, exit 6.
+    let r = run(&mock, &["backfill", "start", "racy", "--since", "2026-01-01"]);
+    r.code(6);
+    assert!(r.stderr.starts_with("error: backfill bf-20261123T100000-new1 of racy has not ended"), "{}", r.stderr);
+    assert_eq!(mock.state.lock().unwrap().starts[1], json!({"since": "2026-01-01T00:00:00Z", "only_changed": false}));
+
+    // An empty window is refused before any request.
+    let before = mock.log().len();
+    let r = run(&mock, &["backfill", "start", "acme", "--since", "2026-02-01", "--until", "2026-01-01"]);
+    r.code(4);
+    assert!(r.stderr.contains("--since (2026-02-01T00:00:00Z) must be before --until (2026-01-01T00:00:00Z)"));
+    assert_eq!(mock.log().len(), before);
+    run(&mock, &["backfill", "start", "nobody", "--since", "7d"]).code(3);
+
+    // --wait follows it to the end; --json prints the start's answer.
+    let mock = start();
+    let r = run(&mock, &["backfill", "start", "racy", "--since", "30d", "--wait"]);
+    r.code(0);
+    assert!(
+        r.stdout
+            .contains("completed  [####################] 100.0%  shards 3/3  written 29,998  failed 2  API calls 15"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.ends_with(
+            "Backfill bf-20261123T100000-new1 of racy completed after 10m00s: 29,998 written, 2 failed, 15 API calls.\n"
+        ),
+        "{}",
+        r.stdout
+    );
+    let mock = start();
+    let r = run(&mock, &["backfill", "start", "racy", "--since", "30d", "--json"]);
+    r.code(0);
+    assert_eq!(r.json()["backfill"]["status"], "running");
+    assert_eq!(r.json()["progress"]["shards_total"], 3);
+}
+
+#[test]
+fn backfill_cancel_picks_the_one_still_going_and_a_finished_one_is_a_conflict() {
+    let mock = start();
+    let r = run(&mock, &["backfill", "cancel", "acme"]);
+    r.code(0);
+    assert!(
+        r.stdout.starts_with(&format!(
+            "Backfill {RUNNING_ID} of acme cancelled: 90,000 written stay, shards not done (11 of 20) are not written.\n"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("[#########-----------] 45.0%  shards 9/20"), "{}", r.stdout);
+    assert!(r.stderr.contains("The kill switch is still engaged"), "{}", r.stderr);
+    assert!(mock.log().contains(&"GET /admin/tenants/acme/backfills?limit=20".to_string()));
+    assert!(mock.log().contains(&format!("POST /admin/tenants/acme/backfills/{RUNNING_ID}/cancel")));
+    assert_eq!(mock.backfill("acme", RUNNING_ID).status, BackfillStatus::Cancelled);
+
+    // Nothing left to cancel; a finished one by id; an unknown one.
+    let r = run(&mock, &["backfill", "cancel", "acme"]);
+    r.code(3);
+    assert!(r.stderr.starts_with("error: acme has no backfill that is still going: nothing to cancel"), "{}", r.stderr);
+    let r = run(&mock, &["backfill", "cancel", "acme", DONE_ID]);
+    r.code(6);
+    assert!(r.stderr.starts_with(&format!("error: backfill {DONE_ID} is already completed; nothing was changed")));
+    run(&mock, &["backfill", "cancel", "acme", "bf-nope"]).code(3);
+    let r = run(&mock, &["backfill", "cancel", "beta", BETA_ID, "--json"]);
+    r.code(0);
+    assert_eq!(r.json()["backfill"]["status"], "cancelled");
+    assert_eq!(r.json()["backfill"]["reason"], "cancelled by an admin");
+}
+
+// ---- exports ----------------------------------------------------------------------
+
+#[test]
+fn export_enrollments_follows_every_answer_into_one_csv() {
+    let mock = start();
+    let dir = scratch();
+    let out = dir.path().join("enrollments.csv");
+    let r = run(&mock, &["export", "enrollments", "acme", "--since", "2026-01-01", "-o", out.to_str().unwrap()]);
+    r.code(0);
+    assert!(r.stdout.is_empty());
+    assert!(r.stderr.contains("Exported 12 enrollment(s) of acme updated in [2026-01-01T00:00:00Z, "), "{}", r.stderr);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.starts_with(&format!("{EXPORT_HEADER}\nE000,L1,C1,Course 0,completed,100,,")), "{text}");
+    assert_eq!(text.matches("enrollment_id").count(), 1, "one header");
+    let rows = learnlink_core::csv::parse_all(text.as_bytes()).unwrap();
+    assert_eq!(rows.len(), 13);
+    assert_eq!(rows[4][3], "Fire \"safety\",\nlevel 2");
+    assert_eq!(rows[12][0], "E011");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+    // Three answers over one window: the same until each time, the cursors in turn.
+    let log: Vec<String> = mock.log().into_iter().filter(|l| l.contains("/exports/enrollments")).collect();
+    assert_eq!(log.len(), 3, "{log:?}");
+    let until = log[0].split("until=").nth(1).unwrap().split('&').next().unwrap().to_string();
+    assert!(log.iter().all(|l| l.contains(&format!("until={until}"))), "{log:?}");
+    assert!(!log[0].contains("cursor=") && log[1].ends_with("cursor=p1") && log[2].ends_with("cursor=p2"), "{log:?}");
+
+    // To stdout, as it comes; with --json and a file, a summary.
+    let r = run(&mock, &["export", "enrollments", "acme", "--since", "2026-01-01", "--until", "2026-11-01"]);
+    r.code(0);
+    assert_eq!(r.stdout, text);
+    let r = run(
+        &mock,
+        &[
+            "export",
+            "enrollments",
+            "acme",
+            "--since",
+            "2026-01-01",
+            "--until",
+            "2026-11-01",
+            "--json",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    r.code(0);
+    assert_eq!(r.json()["rows"], 12);
+    assert_eq!(r.json()["until"], "2026-11-01T00:00:00Z");
+}
+
+#[test]
+fn export_failures_leave_no_file_and_keep_their_exit_codes() {
+    let mock = start();
+    let dir = scratch();
+    let out = dir.path().join("e.csv");
+    let o = out.to_str().unwrap();
+    // The second answer is a 503: nothing is written.
+    let r = run(&mock, &["export", "enrollments", "racy", "--since", "2026-01-01", "-o", o]);
+    r.code(7);
+    assert!(r.stderr.starts_with("error: the LMS did not answer; retry in a moment"), "{}", r.stderr);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file, no temporary file");
+    // No LMS: 409 → 6; unknown tenant → 3; an empty window → 4 before any request.
+    let r = run(&mock, &["export", "enrollments", "beta", "--since", "2026-01-01", "-o", o]);
+    r.code(6);
+    assert!(r.stderr.contains("has no lms.base_url"));
+    run(&mock, &["export", "enrollments", "nobody", "--since", "2026-01-01"]).code(3);
+    let before = mock.log().len();
+    run(&mock, &["export", "enrollments", "acme", "--since", "2026-12-01", "--until", "2026-11-01"]).code(4);
+    assert_eq!(mock.log().len(), before);
+    assert!(!out.exists());
 }

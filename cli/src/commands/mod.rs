@@ -1,10 +1,11 @@
 //! The commands. Each API command maps to operations of `infra/openapi.yaml`.
 
+pub mod backfill;
 pub mod config;
 pub mod connect;
 pub mod dlq;
+pub mod export;
 pub mod import;
-pub mod later;
 pub mod logs;
 pub mod review;
 pub mod stack;
@@ -12,7 +13,7 @@ pub mod status;
 pub mod tenant;
 
 use crate::api::{ApiError, Client};
-use crate::cli::{Command, ConfigCmd, DlqCmd, ImportCmd, ReviewCmd, TenantCmd};
+use crate::cli::{BackfillCmd, Command, ConfigCmd, DlqCmd, ExportCmd, ImportCmd, ReviewCmd, TenantCmd};
 use crate::error::Failure;
 use crate::output::{Output, compact, paint};
 use comfy_table::Color;
@@ -24,6 +25,8 @@ use std::path::Path;
 pub struct Ctx {
     pub client: Client,
     pub out: Output,
+    /// `--timeout` when given: also how long `--watch` / `--wait` follow.
+    pub timeout: Option<u64>,
 }
 
 impl Ctx {
@@ -70,7 +73,19 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
             import::run(ctx, &tenant, dry_run, !no_wait, timeout).await
         }
         Command::Import(ImportCmd::Status { tenant }) => import::status(ctx, &tenant).await,
-        other => Err(later::not_available(&other)),
+        Command::Backfill(BackfillCmd::Start { tenant, since, until, only_changed, wait }) => {
+            backfill::start(ctx, &tenant, &since, until.as_deref(), only_changed, wait).await
+        }
+        Command::Backfill(BackfillCmd::Status { tenant, id, watch }) => {
+            backfill::status(ctx, &tenant, id.as_deref(), watch).await
+        }
+        Command::Backfill(BackfillCmd::Cancel { tenant, id }) => backfill::cancel(ctx, &tenant, id.as_deref()).await,
+        Command::Export(ExportCmd::Enrollments { tenant, since, until, output }) => {
+            export::enrollments(ctx, &tenant, &since, until.as_deref(), output.as_deref()).await
+        }
+        Command::Up(_) | Command::Down(_) => {
+            Err(Failure::unexpected("`up` and `down` run the local stack, not an admin API command"))
+        }
     }
 }
 

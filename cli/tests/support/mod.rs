@@ -11,9 +11,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use learnlink_core::activity::{ActivityEntry, ActivityFilter, Direction, Outcome, to_csv};
+use learnlink_core::backfill::{
+    Backfill, BackfillOptions, BackfillStatus, KillSwitch, Origin, Progress, Shard, ShardCounts, ShardStatus, Window,
+    valid_id,
+};
 use learnlink_core::config::{Violation, diff, strip_secrets, validate};
+use learnlink_core::model::TenantId;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -46,6 +51,24 @@ pub struct MockState {
     pub dlq: Vec<Value>,
     /// The body of every replay request (null: none).
     pub replays: Vec<Value>,
+    /// Backfills per tenant, oldest first.
+    pub backfills: HashMap<String, Vec<MockBackfill>>,
+    /// The body of every backfill start request.
+    pub starts: Vec<Value>,
+}
+
+/// A backfill of the mock: what the API shows, and what the next reads of
+/// it show (one step per `GET …/backfills/{id}`; the last one stays).
+pub struct MockBackfill {
+    pub backfill: Backfill,
+    pub progress: Progress,
+    pub script: VecDeque<(BackfillStatus, Progress, Option<String>)>,
+}
+
+impl MockBackfill {
+    fn view(&self) -> Value {
+        json!({"backfill": self.backfill, "progress": self.progress})
+    }
 }
 
 type Shared = Arc<Mutex<MockState>>;
@@ -74,6 +97,80 @@ impl Mock {
     }
     pub fn secrets(&self, tenant: &str) -> BTreeMap<String, Vec<String>> {
         self.state.lock().unwrap().tenants[tenant].secrets.clone()
+    }
+    /// What the next reads of a backfill show, one step per read.
+    pub fn script(&self, tenant: &str, id: &str, steps: Vec<(BackfillStatus, Progress, Option<String>)>) {
+        let mut s = self.state.lock().unwrap();
+        let b = s.backfills.get_mut(tenant).unwrap().iter_mut().find(|b| b.backfill.id == id).unwrap();
+        b.script = steps.into();
+    }
+    /// The backfill as the mock holds it now.
+    pub fn backfill(&self, tenant: &str, id: &str) -> Backfill {
+        let s = self.state.lock().unwrap();
+        s.backfills[tenant].iter().find(|b| b.backfill.id == id).unwrap().backfill.clone()
+    }
+}
+
+/// acme's completed backfill (the older one).
+pub const DONE_ID: &str = "bf-20261120T090000-done1";
+/// acme's running backfill (the newest).
+pub const RUNNING_ID: &str = "bf-20261123T095000-run2";
+/// beta's running backfill.
+pub const BETA_ID: &str = "bf-20261122T080000-beta1";
+
+/// A progress with these numbers (the rest zero).
+pub fn progress(
+    percent: f64,
+    done: u32,
+    total: u32,
+    written: u64,
+    failed: u64,
+    calls: u64,
+    eta: Option<u64>,
+) -> Progress {
+    Progress {
+        shards_total: total,
+        shards_done: done,
+        shards_failed: 0,
+        expected: u64::from(total) * 10_000,
+        counts: ShardCounts {
+            pages: u64::from(done) * 10,
+            read: written + failed,
+            created: written / 2,
+            updated: written - written / 2,
+            failed,
+            handed_over: 0,
+            api_calls: calls,
+        },
+        written,
+        percent,
+        elapsed_seconds: 600,
+        eta_seconds: eta,
+    }
+}
+
+pub fn mock_backfill(tenant: &str, id: &str, status: BackfillStatus, created_at: OffsetDateTime) -> Backfill {
+    Backfill {
+        id: id.into(),
+        tenant: TenantId::parse(tenant).unwrap(),
+        window: Window { since: datetime!(2026-01-01 0:00 UTC), until: datetime!(2026-11-01 0:00 UTC) },
+        origin: Origin::Admin,
+        options: BackfillOptions { only_changed: false, bulk_threshold: 2_000, shard_size: 10_000 },
+        status,
+        kill_switch: if status.is_final() {
+            KillSwitch::Restored { previous: Some(false) }
+        } else {
+            KillSwitch::Engaged { previous: Some(false) }
+        },
+        expected: 200_000,
+        shards: 20,
+        skipped: Vec::new(),
+        budget: None,
+        created_at,
+        updated_at: created_at,
+        finished_at: status.is_final().then_some(created_at + time::Duration::minutes(42)),
+        paused_at: None,
+        reason: None,
     }
 }
 
@@ -159,6 +256,32 @@ fn seed() -> MockState {
         json!({"message_id": id, "receive_count": 5, "sent_at": format!("2026-11-20T1{n}:00:00Z"), "tenant": tenant,
                "event_id": event, "record": record, "description": description})
     };
+    let done = mock_backfill("acme", DONE_ID, BackfillStatus::Completed, datetime!(2026-11-20 09:00 UTC));
+    let running = mock_backfill("acme", RUNNING_ID, BackfillStatus::Running, datetime!(2026-11-23 09:50 UTC));
+    s.backfills.insert(
+        "acme".into(),
+        vec![
+            MockBackfill {
+                backfill: done,
+                progress: progress(100.0, 20, 20, 199_990, 10, 1_000, None),
+                script: VecDeque::new(),
+            },
+            MockBackfill {
+                backfill: running,
+                progress: progress(45.0, 9, 20, 90_000, 12, 45, Some(130)),
+                script: VecDeque::new(),
+            },
+        ],
+    );
+    let beta = mock_backfill("beta", BETA_ID, BackfillStatus::Running, datetime!(2026-11-22 08:00 UTC));
+    s.backfills.insert(
+        "beta".into(),
+        vec![MockBackfill {
+            backfill: beta,
+            progress: progress(10.0, 2, 20, 20_000, 0, 10, Some(5_400)),
+            script: VecDeque::new(),
+        }],
+    );
     s.dlq = vec![
         letter("m1", Some("acme"), 1),
         letter("m2", Some("beta"), 2),
@@ -625,6 +748,228 @@ async fn replay(State(state): State<Shared>, Path(id): Path<String>, body: Bytes
     ok(200, json!({"tenant": id, "replayed": done.len(), "message_ids": done}))
 }
 
+fn bad_backfill_id(id: &str) -> Option<Response> {
+    (!valid_id(id)).then(|| err(400, "invalid_backfill_id", &format!("{id:?} is not a backfill id")))
+}
+
+fn not_found_backfill(id: &str) -> Response {
+    err(404, "backfill_not_found", &format!("no backfill {id} for this tenant"))
+}
+
+async fn list_backfills(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let s = state.lock().unwrap();
+    if !s.tenants.contains_key(&id) {
+        return unknown(&id);
+    }
+    let limit = match int(&q, "limit", 100) {
+        Ok(l) => l.unwrap_or(20) as usize,
+        Err(r) => return r,
+    };
+    let list: Vec<Value> =
+        s.backfills.get(&id).map(|l| l.iter().rev().take(limit).map(MockBackfill::view).collect()).unwrap_or_default();
+    ok(200, json!({"backfills": list}))
+}
+
+fn apply(b: &mut MockBackfill, status: BackfillStatus, p: Progress, reason: Option<String>) {
+    b.backfill.status = status;
+    b.progress = p;
+    if reason.is_some() {
+        b.backfill.reason = reason;
+    }
+    if status.is_final() {
+        b.backfill.finished_at = Some(b.backfill.created_at + time::Duration::minutes(42));
+    }
+}
+
+async fn get_backfill(
+    State(state): State<Shared>,
+    Path((id, bf)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mut s = state.lock().unwrap();
+    if !s.tenants.contains_key(&id) {
+        return unknown(&id);
+    }
+    if let Some(r) = bad_backfill_id(&bf) {
+        return r;
+    }
+    let with_shards = match q.get("shards").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return err(400, "invalid_parameter", "shards must be true or false"),
+    };
+    let Some(b) = s.backfills.get_mut(&id).and_then(|l| l.iter_mut().find(|b| b.backfill.id == bf)) else {
+        return not_found_backfill(&bf);
+    };
+    if let Some((status, p, reason)) = b.script.pop_front() {
+        apply(b, status, p, reason);
+    }
+    let mut v = b.view();
+    if with_shards {
+        let w = b.backfill.window;
+        let mut done = Shard::new(0, w, 10_000);
+        done.status = ShardStatus::Done;
+        done.counts.created = 9_990;
+        done.counts.failed = 10;
+        v["shards"] = json!([done, Shard::new(1, w, 10_000)]);
+    }
+    ok(200, v)
+}
+
+async fn cancel_backfill(State(state): State<Shared>, Path((id, bf)): Path<(String, String)>) -> Response {
+    let mut s = state.lock().unwrap();
+    if !s.tenants.contains_key(&id) {
+        return unknown(&id);
+    }
+    if let Some(r) = bad_backfill_id(&bf) {
+        return r;
+    }
+    let Some(b) = s.backfills.get_mut(&id).and_then(|l| l.iter_mut().find(|b| b.backfill.id == bf)) else {
+        return not_found_backfill(&bf);
+    };
+    if b.backfill.status.is_final() {
+        return err(
+            409,
+            "backfill_finished",
+            &format!("backfill {bf} is already {}; nothing was changed", b.backfill.status.as_str()),
+        );
+    }
+    let mut p = b.progress.clone();
+    p.eta_seconds = None;
+    apply(b, BackfillStatus::Cancelled, p, Some("cancelled by an admin".into()));
+    ok(200, b.view())
+}
+
+/// Starts a backfill of 3 shards (30,000 records) unless one of the tenant's
+/// has not ended (409 naming it); a new one reads running 1/3, then completed.
+async fn start_backfill(State(state): State<Shared>, Path(id): Path<String>, body: Bytes) -> Response {
+    let mut s = state.lock().unwrap();
+    if !s.tenants.contains_key(&id) {
+        return unknown(&id);
+    }
+    let body = match body_json(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let time =
+        |name: &str| body.get(name).and_then(Value::as_str).and_then(|v| OffsetDateTime::parse(v, &Rfc3339).ok());
+    let Some(since) = time("since") else {
+        return err(400, "invalid_field", "since is required: an RFC 3339 date-time");
+    };
+    let until = time("until").unwrap_or(datetime!(2026-11-23 10:00 UTC));
+    let Ok(window) = Window::new(since, until) else {
+        return err(400, "invalid_window", "the window is empty");
+    };
+    s.starts.push(body.clone());
+    let list = s.backfills.entry(id.clone()).or_default();
+    if let Some(b) = list.iter().find(|b| !b.backfill.status.is_final()) {
+        return err(
+            409,
+            "backfill_running",
+            &format!("backfill {} of {id} has not ended: cancel it or wait for it", b.backfill.id),
+        );
+    }
+    let new_id = format!("bf-20261123T100000-new{}", list.len() + 1);
+    let mut b = mock_backfill(&id, &new_id, BackfillStatus::Running, datetime!(2026-11-23 10:00 UTC));
+    b.window = window;
+    b.expected = 30_000;
+    b.shards = 3;
+    b.options.only_changed = body.get("only_changed").and_then(Value::as_bool).unwrap_or(false);
+    let mut p0 = progress(0.0, 0, 3, 0, 0, 0, None);
+    p0.elapsed_seconds = 0;
+    let m = MockBackfill {
+        backfill: b,
+        progress: p0,
+        script: VecDeque::from([
+            (BackfillStatus::Running, progress(33.3, 1, 3, 10_000, 0, 5, Some(20)), None),
+            (BackfillStatus::Completed, progress(100.0, 3, 3, 29_998, 2, 15, None), None),
+        ]),
+    };
+    let v = m.view();
+    list.push(m);
+    ok(202, v)
+}
+
+/// The export's columns.
+pub const EXPORT_HEADER: &str =
+    "enrollment_id,learner_id,course_id,course_title,status,progress_pct,score,enrolled_at,completed_at,updated_at";
+
+/// 12 rows over three answers (5, 5, 2): acme's; beta has no LMS (409);
+/// racy's second answer is a 503.
+async fn export(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let s = state.lock().unwrap();
+    if !s.tenants.contains_key(&id) {
+        return unknown(&id);
+    }
+    let time = |name: &str| -> Result<Option<OffsetDateTime>, Response> {
+        match q.get(name) {
+            None => Ok(None),
+            Some(v) => OffsetDateTime::parse(v, &Rfc3339)
+                .map(Some)
+                .map_err(|_| err(400, "invalid_parameter", &format!("{name} must be an RFC 3339 date-time"))),
+        }
+    };
+    let (since, until) = match (time("since"), time("until")) {
+        (Ok(Some(a)), Ok(b)) => (a, b.unwrap_or(datetime!(2026-11-23 10:00 UTC))),
+        (Ok(None), _) => return err(400, "invalid_parameter", "since is required: an RFC 3339 date-time"),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    if since >= until {
+        return err(400, "invalid_window", "the window is empty");
+    }
+    if id == "beta" {
+        return err(409, "not_configured", "tenant beta has no lms.base_url");
+    }
+    let page = match q.get("cursor").map(String::as_str) {
+        None => 0,
+        Some("p1") if id == "racy" => return err(503, "lms_unavailable", "the LMS did not answer; retry in a moment"),
+        Some("p1") => 1,
+        Some("p2") => 2,
+        Some(_) => return err(400, "invalid_cursor", "the cursor is not one this export gave"),
+    };
+    let mut out = Vec::new();
+    if page == 0 {
+        out.extend_from_slice(EXPORT_HEADER.as_bytes());
+        out.push(b'\n');
+    }
+    let rows = [5, 5, 2][page];
+    for i in page * 5..page * 5 + rows {
+        let title = if i == 3 { "Fire \"safety\",\nlevel 2".to_string() } else { format!("Course {i}") };
+        let id = format!("E{i:03}");
+        let fields = [
+            id.as_str(),
+            "L1",
+            "C1",
+            title.as_str(),
+            "completed",
+            "100",
+            "",
+            "2026-01-02T08:00:00.000Z",
+            "2026-01-03T08:00:00.000Z",
+            "2026-01-03T08:00:00.000Z",
+        ];
+        learnlink_core::csv::write_row(&mut out, fields);
+    }
+    let next = match page {
+        0 => Some("p1"),
+        1 => Some("p2"),
+        _ => None,
+    };
+    let mut r = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response();
+    if let Some(c) = next {
+        r.headers_mut().insert("learnlink-next-cursor", header::HeaderValue::from_static(c));
+    }
+    r
+}
+
 /// Start the mock on 127.0.0.1:0 (it lives as long as the test process).
 pub fn start() -> Mock {
     let state: Shared = Arc::new(Mutex::new(seed()));
@@ -643,6 +988,10 @@ pub fn start() -> Mock {
         .route("/admin/tenants/{id}/dlq", get(tenant_dlq))
         .route("/admin/tenants/{id}/dlq/replay", post(replay))
         .route("/admin/dlq", get(all_dlq))
+        .route("/admin/tenants/{id}/backfills", get(list_backfills).post(start_backfill))
+        .route("/admin/tenants/{id}/backfills/{bf}", get(get_backfill))
+        .route("/admin/tenants/{id}/backfills/{bf}/cancel", post(cancel_backfill))
+        .route("/admin/tenants/{id}/exports/enrollments", get(export))
         .fallback(|| async { err(404, "not_found", "no admin route") })
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state.clone());

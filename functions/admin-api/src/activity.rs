@@ -1,21 +1,11 @@
 //! `/admin/tenants/{tenant}/activity` (JSON or CSV) and `/runs`.
 
-use crate::{Answer, Deps, Fail, current, int_param, param};
+use crate::{Answer, Deps, Fail, current, int_param, param, time_param};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use learnlink_adapters::lambda::json_response;
 use learnlink_core::activity::{ActivityFilter, Outcome, to_csv};
 use serde_json::json;
-use time::OffsetDateTime;
-
-fn time_param(req: &ApiGatewayV2httpRequest, name: &str) -> Result<Option<OffsetDateTime>, Fail> {
-    match param(req, name) {
-        None => Ok(None),
-        Some(v) => OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-            .map(Some)
-            .map_err(|_| Fail::bad_request("invalid_parameter", format!("{name} must be an RFC 3339 date-time"))),
-    }
-}
 
 pub(crate) async fn list(deps: &Deps, raw: &str, req: &ApiGatewayV2httpRequest) -> Answer {
     let stored = current(deps, raw).await?;

@@ -77,6 +77,9 @@ fn shown(letter: &DeadLetter) -> (Option<TenantId>, Value) {
                 SyncJob::ImportPage { tenant, run_id, page, .. } => {
                     base(Some(tenant), None, None, format!("page {page} of import run {run_id}"))
                 }
+                SyncJob::BackfillShard { tenant, backfill_id, shard } => {
+                    base(Some(tenant), None, None, format!("shard {shard} of backfill {backfill_id}"))
+                }
             };
             (Some(job.tenant().clone()), v)
         }

@@ -130,7 +130,7 @@ pub(crate) async fn preview(deps: &Deps, raw: &str, req: &ApiGatewayV2httpReques
     }
 }
 
-fn credential_fail(e: learnlink_core::credentials::CredentialError) -> Fail {
+pub(crate) fn credential_fail(e: learnlink_core::credentials::CredentialError) -> Fail {
     use learnlink_core::credentials::CredentialError;
     match e {
         CredentialError::Store(e) => Fail::from(e),

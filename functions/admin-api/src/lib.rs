@@ -4,14 +4,17 @@
 //! Tenants and their versioned configuration (validate, versions, diff),
 //! connection status, the activity log (JSON or CSV) and run summaries, the
 //! review queue (resolve an ambiguous Contact) and the dead-letter queue
-//! (list, replay).
+//! (list, replay), backfills (list, progress, cancel; starting one is the
+//! backfill-fanout function's route) and the enrollments export (CSV).
 //! Authentication: API Gateway's IAM authorizer in AWS, a bearer token on
 //! the local stack. Every error is `{"error": {"code", "message"}}` (422s add
 //! `violations`, each with a JSON pointer).
 
 mod activity;
+mod backfills;
 mod config;
 mod dlq;
+mod exports;
 mod imports;
 mod review;
 mod tenants;
@@ -22,8 +25,8 @@ use learnlink_core::PortError;
 use learnlink_core::config::Violation;
 use learnlink_core::model::TenantId;
 use learnlink_core::ports::{
-    ActivityLog, ConfigStore, ConnectionStore, DeadLetterQueue, JobQueue, LinkStore, ParkStore, QueueStats,
-    ReviewStore, SecretStore, StoredConfig,
+    ActivityLog, BackfillStore, ConfigStore, ConnectionStore, DeadLetterQueue, JobQueue, LinkStore, LmsEnrollments,
+    ParkStore, QueueStats, ReviewStore, SecretStore, StoredConfig,
 };
 use learnlink_core::tenant::SecretNames;
 use secrecy::ExposeSecret;
@@ -58,6 +61,12 @@ pub struct Deps {
     pub tokens: learnlink_core::connection::TokenProvider,
     pub lms_writer: Arc<dyn learnlink_core::ports::LmsWriter>,
     pub hris: Arc<dyn learnlink_core::ports::HrisApi>,
+    /// Backfills and their shards (list, progress, cancel).
+    pub backfills: Arc<dyn BackfillStore>,
+    /// The LMS's enrollments by window (the enrollments export).
+    pub lms_enrollments: Arc<dyn LmsEnrollments>,
+    /// The backfill queue (shard work).
+    pub backfill_queue: Arc<dyn JobQueue>,
 }
 
 /// An answer that is not a success: status, stable code, one sentence.
@@ -155,6 +164,10 @@ async fn route(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateTime) 
         ("POST", ["admin", "tenants", t, "imports"]) => imports::start(deps, t, req, now).await,
         ("GET", ["admin", "tenants", t, "imports"]) => imports::state(deps, t).await,
         ("POST", ["admin", "tenants", t, "imports", "preview"]) => imports::preview(deps, t, req, now).await,
+        ("GET", ["admin", "tenants", t, "backfills"]) => backfills::list(deps, t, req, now).await,
+        ("GET", ["admin", "tenants", t, "backfills", id]) => backfills::get(deps, t, id, req, now).await,
+        ("POST", ["admin", "tenants", t, "backfills", id, "cancel"]) => backfills::cancel(deps, t, id, now).await,
+        ("GET", ["admin", "tenants", t, "exports", "enrollments"]) => exports::enrollments(deps, t, req, now).await,
         _ => Err(Fail::new(404, "not_found", format!("no admin route {method} {path}"))),
     }
 }
@@ -191,6 +204,16 @@ pub(crate) fn int_param(req: &ApiGatewayV2httpRequest, name: &str, min: u64, max
                 format!("{name} must be a whole number from {min} to {max}"),
             )),
         },
+    }
+}
+
+/// An RFC 3339 query parameter, or 400 naming it.
+pub(crate) fn time_param(req: &ApiGatewayV2httpRequest, name: &str) -> Result<Option<OffsetDateTime>, Fail> {
+    match param(req, name) {
+        None => Ok(None),
+        Some(v) => OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+            .map(Some)
+            .map_err(|_| Fail::bad_request("invalid_parameter", format!("{name} must be an RFC 3339 date-time"))),
     }
 }
 

@@ -18,6 +18,7 @@ async fn main() -> Result<(), Error> {
     let ddb = aws_sdk_dynamodb::Client::new(&aws);
     let state = Arc::new(DynamoState::new(ddb.clone(), &cfg.state_table));
     let sqs = aws_sdk_sqs::Client::new(&aws);
+    let lms = Arc::new(learnlink_adapters::lms::LmsClient::new()?);
     let keepalive_days: i64 = std::env::var("KEEPALIVE_DAYS").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
     let deps = admin_api::Deps {
         configs: state.clone(),
@@ -25,13 +26,16 @@ async fn main() -> Result<(), Error> {
         parking: state.clone(),
         review: state.clone(),
         imports: state.clone(),
+        backfills: state.clone(),
         links: state,
         salesforce: Arc::new(learnlink_adapters::salesforce::SalesforceClient::new()?),
         tokens: learnlink_core::connection::TokenProvider::new(uuid::Uuid::new_v4().simple().to_string()),
-        lms_writer: Arc::new(learnlink_adapters::lms::LmsClient::new()?),
+        lms_writer: lms.clone(),
+        lms_enrollments: lms,
         hris: Arc::new(learnlink_adapters::hris::HrisClient::new()?),
         dlq: Arc::new(SqsDeadLetterQueue::new(sqs.clone(), &cfg.sync_dlq_url, &cfg.sync_queue_url)),
         sync_queue: Arc::new(learnlink_adapters::sqs::SqsJobQueue::new(sqs.clone(), &cfg.sync_queue_url)),
+        backfill_queue: Arc::new(learnlink_adapters::sqs::SqsJobQueue::new(sqs.clone(), &cfg.backfill_queue_url)),
         keepalive: time::Duration::days(keepalive_days),
         secrets: Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws))),
         activity: Arc::new(DynamoActivity::new(ddb, &cfg.activity_table)),

@@ -16,6 +16,8 @@ struct World {
     state: Arc<MemoryState>,
     queue: Arc<MemoryQueue>,
     dlq: Arc<MemoryDeadLetterQueue>,
+    lms: Arc<learnlink_adapters::lms::MemoryLms>,
+    backfill_queue: Arc<MemoryQueue>,
 }
 
 fn world() -> World {
@@ -24,6 +26,8 @@ fn world() -> World {
     let state = Arc::new(MemoryState::new());
     let queue = Arc::new(MemoryQueue::new());
     let dlq = Arc::new(MemoryDeadLetterQueue::new());
+    let lms = Arc::new(learnlink_adapters::lms::MemoryLms::new());
+    let backfill_queue = Arc::new(MemoryQueue::new());
     let deps = Deps {
         configs: state.clone(),
         connections: state.clone(),
@@ -43,10 +47,13 @@ fn world() -> World {
         imports: state.clone(),
         salesforce: Arc::new(learnlink_adapters::salesforce::memory::MemorySalesforce::new()),
         tokens: learnlink_core::connection::TokenProvider::new("test"),
-        lms_writer: Arc::new(learnlink_adapters::lms::MemoryLms::new()),
+        lms_writer: lms.clone(),
         hris: Arc::new(learnlink_adapters::hris::memory::MemoryHris::new()),
+        backfills: state.clone(),
+        lms_enrollments: lms.clone(),
+        backfill_queue: backfill_queue.clone(),
     };
-    World { deps, secrets, activity, state, queue, dlq }
+    World { deps, secrets, activity, state, queue, dlq, lms, backfill_queue }
 }
 
 fn req(method: &str, path_and_query: &str, body: Option<Value>, headers: &[(&str, &str)]) -> ApiGatewayV2httpRequest {
@@ -658,5 +665,409 @@ mod queues {
         let r = handle(&w.deps, &req("GET", "/admin/tenants/acme/dlq", None, &[]), NOW).await;
         assert_eq!((r.status_code, body(&r)["error"]["code"].clone()), (503, json!("unavailable")));
         assert!(!text(&r).contains("sqs down"), "the cause is logged, not answered");
+    }
+}
+
+mod backfills {
+    use super::*;
+    use learnlink_core::backfill::{
+        Backfill, BackfillOptions, BackfillStatus, KillSwitch, Origin, Shard, ShardCounts, ShardStatus, Window,
+    };
+    use learnlink_core::ports::BackfillStore;
+
+    fn acme() -> TenantId {
+        TenantId::parse("acme").unwrap()
+    }
+
+    fn backfill(id: &str, status: BackfillStatus, created_at: OffsetDateTime) -> Backfill {
+        Backfill {
+            id: id.into(),
+            tenant: acme(),
+            window: Window { since: datetime!(2026-01-01 0:00 UTC), until: datetime!(2026-11-01 0:00 UTC) },
+            origin: Origin::Admin,
+            options: BackfillOptions { only_changed: false, bulk_threshold: 2_000, shard_size: 10_000 },
+            status,
+            kill_switch: KillSwitch::Engaged { previous: Some(false) },
+            expected: 40_000,
+            shards: 4,
+            skipped: Vec::new(),
+            budget: None,
+            created_at,
+            updated_at: created_at,
+            finished_at: status.is_final().then_some(created_at + time::Duration::minutes(30)),
+            paused_at: None,
+            reason: None,
+        }
+    }
+
+    fn shards(done: u32) -> Vec<Shard> {
+        (0..4u32)
+            .map(|i| {
+                let since = datetime!(2026-01-01 0:00 UTC) + time::Duration::days(i64::from(i) * 76);
+                let mut sh = Shard::new(i, Window { since, until: since + time::Duration::days(76) }, 10_000);
+                if i < done {
+                    sh.status = ShardStatus::Done;
+                    sh.counts = ShardCounts {
+                        pages: 10,
+                        read: 10_000,
+                        created: 6_000,
+                        updated: 3_990,
+                        failed: 10,
+                        handed_over: 0,
+                        api_calls: 50,
+                    };
+                    sh.finished_at = Some(NOW - time::Duration::minutes(5));
+                }
+                sh
+            })
+            .collect()
+    }
+
+    /// acme with three backfills: two completed long ago and bf-3, running
+    /// (2 of 4 shards done, started 10 minutes ago, the active one).
+    async fn seeded(w: &World) {
+        create(w).await;
+        let t0 = datetime!(2026-11-01 9:00 UTC);
+        for (id, status, at) in [
+            ("bf-20261101T090000-a1", BackfillStatus::Completed, t0),
+            ("bf-20261110T090000-b2", BackfillStatus::Completed, t0 + time::Duration::days(9)),
+            ("bf-20261123T095000-c3", BackfillStatus::Running, NOW - time::Duration::minutes(10)),
+        ] {
+            let mut b = backfill(id, status, at);
+            if status.is_final() {
+                b.kill_switch = KillSwitch::Restored { previous: Some(false) };
+            }
+            assert!(w.state.put_backfill(&b, None).await.unwrap());
+            let done = if status.is_final() { 4 } else { 2 };
+            w.state.put_new_shards(&acme(), id, &shards(done)).await.unwrap();
+        }
+        assert!(w.state.set_active_backfill(&acme(), Some("bf-20261123T095000-c3"), None).await.unwrap());
+    }
+
+    fn get(path: &str) -> ApiGatewayV2httpRequest {
+        req("GET", path, None, &[])
+    }
+
+    fn code(r: &ApiGatewayV2httpResponse) -> (i64, Value) {
+        (r.status_code, body(r)["error"]["code"].clone())
+    }
+
+    #[tokio::test]
+    async fn the_list_is_newest_first_with_progress() {
+        let w = world();
+        seeded(&w).await;
+        let r = handle(&w.deps, &get("/admin/tenants/acme/backfills"), NOW).await;
+        assert_eq!(r.status_code, 200, "{}", text(&r));
+        let b = body(&r);
+        let list = b["backfills"].as_array().unwrap();
+        let ids: Vec<&str> = list.iter().map(|v| v["backfill"]["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["bf-20261123T095000-c3", "bf-20261110T090000-b2", "bf-20261101T090000-a1"]);
+        let p = &list[0]["progress"];
+        assert_eq!((p["shards_done"].clone(), p["shards_total"].clone()), (json!(2), json!(4)));
+        assert_eq!(
+            (p["written"].clone(), p["failed"].clone(), p["api_calls"].clone()),
+            (json!(19_980), json!(20), json!(100))
+        );
+        assert_eq!(p["percent"], json!(50.0));
+        assert_eq!(p["elapsed_seconds"], json!(600));
+        assert_eq!(p["eta_seconds"], json!(600));
+        assert_eq!(list[0]["backfill"]["status"], "running");
+        assert_eq!(list[0]["backfill"]["kill_switch"], json!({"state": "engaged", "previous": false}));
+        assert_eq!(list[1]["progress"]["percent"], json!(100.0));
+        assert!(list[0].get("shards").is_none());
+
+        let r = handle(&w.deps, &get("/admin/tenants/acme/backfills?limit=1"), NOW).await;
+        assert_eq!(body(&r)["backfills"].as_array().unwrap().len(), 1);
+        for bad in ["0", "101", "x"] {
+            let r = handle(&w.deps, &get(&format!("/admin/tenants/acme/backfills?limit={bad}")), NOW).await;
+            assert_eq!(code(&r), (400, json!("invalid_parameter")), "{bad}");
+        }
+        let r = handle(&w.deps, &get("/admin/tenants/nobody/backfills"), NOW).await;
+        assert_eq!(code(&r), (404, json!("unknown_tenant")));
+
+        // A tenant without backfills has an empty list.
+        let w = world();
+        create(&w).await;
+        let r = handle(&w.deps, &get("/admin/tenants/acme/backfills"), NOW).await;
+        assert_eq!((r.status_code, body(&r)), (200, json!({"backfills": []})));
+    }
+
+    #[tokio::test]
+    async fn one_backfill_with_its_shards_on_request() {
+        let w = world();
+        seeded(&w).await;
+        let r = handle(&w.deps, &get("/admin/tenants/acme/backfills/bf-20261123T095000-c3"), NOW).await;
+        assert_eq!(r.status_code, 200, "{}", text(&r));
+        let b = body(&r);
+        assert_eq!(b["backfill"]["id"], "bf-20261123T095000-c3");
+        assert_eq!(b["backfill"]["window"], json!({"since": "2026-01-01T00:00:00Z", "until": "2026-11-01T00:00:00Z"}));
+        assert_eq!(b["backfill"]["origin"], json!({"kind": "admin"}));
+        assert_eq!(b["progress"]["shards_done"], 2);
+        assert!(b.get("shards").is_none(), "{b}");
+        let r = handle(&w.deps, &get("/admin/tenants/acme/backfills/bf-20261123T095000-c3?shards=true"), NOW).await;
+        let b = body(&r);
+        let shards = b["shards"].as_array().unwrap();
+        assert_eq!(shards.len(), 4);
+        assert_eq!((shards[0]["status"].clone(), shards[3]["status"].clone()), (json!("done"), json!("pending")));
+        assert_eq!(shards[0]["counts"]["created"], 6_000);
+        let r = handle(&w.deps, &get("/admin/tenants/acme/backfills/bf-20261123T095000-c3?shards=false"), NOW).await;
+        assert!(body(&r).get("shards").is_none());
+
+        let r = handle(&w.deps, &get("/admin/tenants/acme/backfills/bf-20261123T095000-c3?shards=maybe"), NOW).await;
+        assert_eq!(code(&r), (400, json!("invalid_parameter")));
+        let r = handle(&w.deps, &get("/admin/tenants/acme/backfills/bf-nope"), NOW).await;
+        assert_eq!(code(&r), (404, json!("backfill_not_found")));
+        assert!(body(&r)["error"]["message"].as_str().unwrap().contains("bf-nope"));
+        let r = handle(&w.deps, &get("/admin/tenants/acme/backfills/bf.1%20x"), NOW).await;
+        assert_eq!(code(&r), (400, json!("invalid_backfill_id")));
+        assert!(body(&r)["error"]["message"].as_str().unwrap().starts_with("\"bf.1%20x\" is not a backfill id"));
+        let long = "b".repeat(300);
+        let r = handle(&w.deps, &get(&format!("/admin/tenants/acme/backfills/{long}")), NOW).await;
+        assert_eq!(code(&r), (400, json!("invalid_backfill_id")));
+        assert!(body(&r)["error"]["message"].as_str().unwrap().len() < 250, "a long id is shortened");
+        let r = handle(&w.deps, &get("/admin/tenants/nobody/backfills/bf-20261123T095000-c3"), NOW).await;
+        assert_eq!(code(&r), (404, json!("unknown_tenant")));
+    }
+
+    #[tokio::test]
+    async fn cancel_ends_a_running_backfill_once() {
+        let w = world();
+        seeded(&w).await;
+        let cancel = |id: &str| req("POST", &format!("/admin/tenants/acme/backfills/{id}/cancel"), None, &[]);
+        let r = handle(&w.deps, &cancel("bf-20261123T095000-c3"), NOW).await;
+        assert_eq!(r.status_code, 200, "{}", text(&r));
+        let b = body(&r);
+        assert_eq!(b["backfill"]["status"], "cancelled");
+        assert_eq!(b["backfill"]["reason"], "cancelled by an admin");
+        assert_eq!(b["backfill"]["finished_at"], "2026-11-23T10:00:00Z");
+        assert_eq!(b["backfill"]["kill_switch"]["state"], "engaged", "the scheduler restores it");
+        assert_eq!(b["progress"]["shards_done"], 2);
+        assert_eq!(b["progress"]["eta_seconds"], Value::Null);
+        assert!(b.get("shards").is_none());
+        let (stored, _) = w.state.backfill(&acme(), "bf-20261123T095000-c3").await.unwrap().unwrap();
+        assert_eq!(stored.status, BackfillStatus::Cancelled);
+        assert_eq!(w.state.active_backfill(&acme()).await.unwrap(), None, "the tenant is free for another");
+        assert!(w.backfill_queue.sent().is_empty() && w.queue.sent().is_empty(), "nothing is enqueued");
+
+        // Twice: 409 with the sentence; a completed one likewise.
+        let r = handle(&w.deps, &cancel("bf-20261123T095000-c3"), NOW).await;
+        assert_eq!(code(&r), (409, json!("backfill_finished")));
+        assert_eq!(
+            body(&r)["error"]["message"],
+            "backfill bf-20261123T095000-c3 is already cancelled; nothing was changed"
+        );
+        let r = handle(&w.deps, &cancel("bf-20261101T090000-a1"), NOW).await;
+        assert_eq!(code(&r), (409, json!("backfill_finished")));
+        assert!(body(&r)["error"]["message"].as_str().unwrap().contains("already completed"));
+        let r = handle(&w.deps, &cancel("bf-nope"), NOW).await;
+        assert_eq!(code(&r), (404, json!("backfill_not_found")));
+        let r = handle(&w.deps, &cancel("bad!id"), NOW).await;
+        assert_eq!(code(&r), (400, json!("invalid_backfill_id")));
+        let r = handle(&w.deps, &req("POST", "/admin/tenants/nobody/backfills/bf-1/cancel", None, &[]), NOW).await;
+        assert_eq!(code(&r), (404, json!("unknown_tenant")));
+        let r = handle(&w.deps, &req("GET", "/admin/tenants/acme/backfills/bf-1/cancel", None, &[]), NOW).await;
+        assert_eq!(code(&r), (404, json!("not_found")), "cancel is a POST");
+    }
+
+    #[tokio::test]
+    async fn a_store_failure_is_503() {
+        let w = world();
+        seeded(&w).await;
+        // Every read fails, the tenant's first: the cause is logged, never answered.
+        *w.state.fail_with.lock().unwrap() = Some(learnlink_core::PortError::retryable("dynamo down"));
+        for r in [
+            get("/admin/tenants/acme/backfills"),
+            get("/admin/tenants/acme/backfills/bf-20261123T095000-c3"),
+            req("POST", "/admin/tenants/acme/backfills/bf-20261123T095000-c3/cancel", None, &[]),
+        ] {
+            let resp = handle(&w.deps, &r, NOW).await;
+            assert_eq!(code(&resp), (503, json!("unavailable")));
+            assert!(!text(&resp).contains("dynamo down"));
+        }
+    }
+}
+
+mod exports {
+    use super::*;
+    use crate::exports::{COLUMNS, MAX_ROWS};
+    use learnlink_core::model::{Enrollment, EnrollmentStatus};
+
+    const LMS_KEY: &str = "lms-key-0123456789";
+
+    async fn create_with_lms(w: &World) {
+        let mut c = config();
+        c["lms"] = json!({"base_url": "https://lms.example.com", "api_key": LMS_KEY});
+        let r =
+            handle(&w.deps, &req("POST", "/admin/tenants", Some(json!({"id": "acme", "config": c})), &[]), NOW).await;
+        assert_eq!(r.status_code, 201, "{}", text(&r));
+    }
+
+    fn enrollment(i: usize, updated_at: OffsetDateTime) -> Enrollment {
+        Enrollment {
+            id: format!("E{i:05}"),
+            learner_id: format!("L{}", i % 97),
+            course_id: format!("C{}", i % 7),
+            course_title: (i % 2 == 0).then(|| format!("Safety, level {}", i % 3)),
+            status: if i % 3 == 0 { EnrollmentStatus::Completed } else { EnrollmentStatus::InProgress },
+            progress_pct: Some(if i % 3 == 0 { 100.0 } else { 42.5 }),
+            score: (i % 3 == 0).then_some(88.0),
+            enrolled_at: Some(datetime!(2025-12-01 8:00 UTC)),
+            completed_at: (i % 3 == 0).then_some(datetime!(2026-06-01 8:00:00.250 UTC)),
+            updated_at,
+        }
+    }
+
+    /// 7,200 enrollments in 2026 (one a minute from January 1st), and 10
+    /// before and 10 after.
+    fn seed(w: &World) {
+        let start = datetime!(2026-01-01 0:00 UTC);
+        let inside = (0..7_200).map(|i| enrollment(i, start + time::Duration::minutes(i as i64)));
+        let before = (7_200..7_210).map(|i| enrollment(i, datetime!(2025-12-31 23:00 UTC)));
+        let after = (7_210..7_220).map(|i| enrollment(i, NOW + time::Duration::hours(1)));
+        w.lms.add_enrollments(inside.chain(before).chain(after));
+    }
+
+    fn export(query: &str) -> ApiGatewayV2httpRequest {
+        req("GET", &format!("/admin/tenants/acme/exports/enrollments?{query}"), None, &[])
+    }
+
+    fn cursor(r: &ApiGatewayV2httpResponse) -> Option<String> {
+        r.headers.get("learnlink-next-cursor").map(|v| v.to_str().unwrap().to_string())
+    }
+
+    fn code(r: &ApiGatewayV2httpResponse) -> (i64, Value) {
+        (r.status_code, body(r)["error"]["code"].clone())
+    }
+
+    #[tokio::test]
+    async fn the_window_comes_in_answers_of_5000_rows_with_one_header() {
+        let w = world();
+        create_with_lms(&w).await;
+        seed(&w);
+        let r = handle(&w.deps, &export("since=2026-01-01T00:00:00Z"), NOW).await;
+        assert_eq!(r.status_code, 200, "{}", text(&r));
+        assert_eq!(r.headers["content-type"], "text/csv; charset=utf-8");
+        let first = learnlink_core::csv::parse_all(text(&r).as_bytes()).unwrap();
+        assert_eq!(first[0], COLUMNS.map(String::from).to_vec());
+        assert_eq!(first.len(), 1 + MAX_ROWS);
+        assert_eq!(w.lms.enrollment_reads(), 5, "pages of 1,000");
+        // Row 0: E00000 (i = 0: completed, a title with a comma, every date).
+        assert_eq!(
+            first[1],
+            [
+                "E00000",
+                "L0",
+                "C0",
+                "Safety, level 0",
+                "completed",
+                "100",
+                "88",
+                "2025-12-01T08:00:00.000Z",
+                "2026-06-01T08:00:00.250Z",
+                "2026-01-01T00:00:00.000Z"
+            ]
+        );
+        assert!(text(&r).contains("\"Safety, level 0\""), "quoted as RFC 4180 says");
+        // Row 1: E00001 (no title, no score, not completed).
+        assert_eq!(
+            first[2],
+            [
+                "E00001",
+                "L1",
+                "C1",
+                "",
+                "in_progress",
+                "42.5",
+                "",
+                "2025-12-01T08:00:00.000Z",
+                "",
+                "2026-01-01T00:01:00.000Z"
+            ]
+        );
+
+        let next = cursor(&r).expect("more rows remain");
+        let r = handle(
+            &w.deps,
+            &export(&format!("since=2026-01-01T00:00:00Z&until=2026-11-23T10:00:00Z&cursor={next}")),
+            NOW,
+        )
+        .await;
+        assert_eq!(r.status_code, 200, "{}", text(&r));
+        assert_eq!(cursor(&r), None, "the last answer");
+        let second = learnlink_core::csv::parse_all(text(&r).as_bytes()).unwrap();
+        assert_eq!(second.len(), 2_200, "no header after the first answer");
+        assert_eq!(second[0][0], "E05000");
+        let mut ids: Vec<&str> = first[1..].iter().chain(&second).map(|r| r[0].as_str()).collect();
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!((n, ids.len()), (7_200, 7_200), "every enrollment of the window once, none outside it");
+
+        // A narrow window fits one answer: the header, its rows, no cursor.
+        let r = handle(&w.deps, &export("since=2026-01-01T01:00:00Z&until=2026-01-01T01:10:00Z"), NOW).await;
+        assert_eq!(cursor(&r), None);
+        assert_eq!(learnlink_core::csv::parse_all(text(&r).as_bytes()).unwrap().len(), 11);
+        // Nothing in the window: the header alone.
+        let r = handle(&w.deps, &export("since=2020-01-01T00:00:00Z&until=2020-02-01T00:00:00Z"), NOW).await;
+        assert_eq!((r.status_code, text(&r)), (200, format!("{}\n", COLUMNS.join(","))));
+    }
+
+    #[tokio::test]
+    async fn bad_parameters_are_400s_naming_them() {
+        let w = world();
+        create_with_lms(&w).await;
+        seed(&w);
+        for (query, code_, needle) in [
+            ("", "invalid_parameter", "since is required"),
+            ("since=yesterday", "invalid_parameter", "since must be an RFC 3339 date-time"),
+            ("since=2026-01-01", "invalid_parameter", "since must be"),
+            ("since=2026-01-01T00:00:00Z&until=soon", "invalid_parameter", "until must be an RFC 3339 date-time"),
+            ("since=2026-01-01T00:00:00Z&until=2026-01-01T00:00:00Z", "invalid_window", "the window is empty"),
+            ("since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z", "invalid_window", "must be before until"),
+            ("since=2027-01-01T00:00:00Z", "invalid_window", "the window is empty"),
+            ("since=2026-01-01T00:00:00Z&cursor=", "invalid_cursor", "the cursor must be"),
+            ("since=2026-01-01T00:00:00Z&cursor=not-a-cursor", "invalid_cursor", "not one this export gave"),
+        ] {
+            let r = handle(&w.deps, &export(query), NOW).await;
+            assert_eq!(code(&r), (400, json!(code_)), "{query}: {}", text(&r));
+            let m = body(&r)["error"]["message"].as_str().unwrap().to_string();
+            assert!(m.contains(needle), "{query}: {m}");
+            assert!(!m.contains(LMS_KEY));
+        }
+        let r = handle(
+            &w.deps,
+            &req("GET", "/admin/tenants/nobody/exports/enrollments?since=2026-01-01T00:00:00Z", None, &[]),
+            NOW,
+        )
+        .await;
+        assert_eq!(code(&r), (404, json!("unknown_tenant")));
+    }
+
+    #[tokio::test]
+    async fn lms_failures_keep_their_class() {
+        let w = world();
+        create_with_lms(&w).await;
+        seed(&w);
+        for (class, expected) in [
+            (learnlink_core::ErrorClass::Throttled, (429, json!("lms_throttled"))),
+            (learnlink_core::ErrorClass::Retryable, (503, json!("lms_unavailable"))),
+            (learnlink_core::ErrorClass::Permanent, (422, json!("export_failed"))),
+        ] {
+            w.lms.fail_enrollment_reads(1, class);
+            let r = handle(&w.deps, &export("since=2026-01-01T00:00:00Z"), NOW).await;
+            assert_eq!(code(&r), expected, "{class}");
+        }
+        // Each failure was one read: the next answer reads on.
+        let r = handle(&w.deps, &export("since=2026-01-01T00:00:00Z"), NOW).await;
+        assert_eq!(r.status_code, 200);
+    }
+
+    #[tokio::test]
+    async fn a_tenant_without_an_lms_is_a_conflict() {
+        let w = world();
+        create(&w).await;
+        let r = handle(&w.deps, &export("since=2026-01-01T00:00:00Z"), NOW).await;
+        assert_eq!(code(&r), (409, json!("not_configured")));
+        assert!(body(&r)["error"]["message"].as_str().unwrap().contains("lms.base_url"));
     }
 }

@@ -10,11 +10,15 @@
 //!   mark is an item of its own (`SCHEDULE`), apart from the run's state.
 //!   Occurrences missed while nothing ran become one run (the checkpoint
 //!   makes it complete).
-//! - Backfills (issue 8) are not built yet: the HTTP route answers 501 and
-//!   enqueues nothing.
+//! - Backfills ([`backfills`]): `POST /admin/tenants/{tenant}/backfills`
+//!   plans and starts one (counts from the LMS, shards stored, kill switch
+//!   engaged, shards sent to the backfill queue); the same schedule starts
+//!   relink gap backfills and sweeps unfinished ones.
+
+pub mod backfills;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
-use learnlink_adapters::lambda::error_response;
+use learnlink_adapters::lambda::AdminAuth;
 use learnlink_core::import::Source;
 use learnlink_core::import::engine::{ImportState, start_job};
 use learnlink_core::ports::{ImportLane, ImportStore, JobQueue, TenantStore};
@@ -26,7 +30,20 @@ use time::OffsetDateTime;
 pub struct Deps {
     pub tenants: Arc<dyn TenantStore>,
     pub imports: Arc<dyn ImportStore>,
+    /// The sync queue (import runs).
     pub queue: Arc<dyn JobQueue>,
+    /// Backfills: plans and shards, the LMS's windows, Salesforce (kill
+    /// switch, limits), the backfill queue, the activity log.
+    pub backfills: Arc<dyn learnlink_core::ports::BackfillStore>,
+    pub lms_enrollments: Arc<dyn learnlink_core::ports::LmsEnrollments>,
+    pub salesforce: Arc<dyn learnlink_core::ports::SalesforceApi>,
+    pub shards_queue: Arc<dyn JobQueue>,
+    pub activity: Arc<dyn learnlink_core::ports::ActivityLog>,
+    pub secrets: Arc<dyn learnlink_core::ports::SecretStore>,
+    pub connections: Arc<dyn learnlink_core::ports::ConnectionStore>,
+    pub names: learnlink_core::tenant::SecretNames,
+    pub tokens: learnlink_core::connection::TokenProvider,
+    pub auth: AdminAuth,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,12 +59,7 @@ pub enum HandlerError {
 pub async fn handle(deps: &Deps, event: Value) -> Result<Value, HandlerError> {
     if event.get("requestContext").is_some() {
         let req: ApiGatewayV2httpRequest = serde_json::from_value(event)?;
-        tracing::info!(path = req.raw_path.as_deref().unwrap_or(""), "backfill requested before backfills exist");
-        let r = error_response(
-            501,
-            "not_implemented",
-            "backfills are not available in this deployment yet; nothing was enqueued",
-        );
+        let r = backfills::start_http(deps, &req, OffsetDateTime::now_utc()).await;
         return Ok(serde_json::to_value(r)?);
     }
     if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
@@ -57,7 +69,8 @@ pub async fn handle(deps: &Deps, event: Value) -> Result<Value, HandlerError> {
             .and_then(learnlink_core::import::parse_timestamp)
             .unwrap_or_else(OffsetDateTime::now_utc);
         let started = fire_imports(deps, now).await?;
-        return Ok(json!({ "imports_started": started }));
+        let backfills = backfills::sweep(deps, now).await;
+        return Ok(json!({ "imports_started": started, "backfills": backfills }));
     }
     Err(HandlerError::UnknownEvent("neither an HTTP API request nor a scheduled event".into()))
 }
@@ -119,7 +132,21 @@ mod tests {
     use time::macros::datetime;
 
     fn deps(state: &Arc<MemoryState>, queue: &Arc<MemoryQueue>) -> Deps {
-        Deps { tenants: state.clone(), imports: state.clone(), queue: queue.clone() }
+        Deps {
+            tenants: state.clone(),
+            imports: state.clone(),
+            queue: queue.clone(),
+            backfills: state.clone(),
+            lms_enrollments: Arc::new(learnlink_adapters::lms::memory::MemoryLms::new()),
+            salesforce: Arc::new(learnlink_adapters::salesforce::memory::MemorySalesforce::new()),
+            shards_queue: queue.clone(),
+            activity: Arc::new(learnlink_adapters::dynamo::memory::MemoryActivity::new()),
+            secrets: Arc::new(learnlink_adapters::secrets::memory::MemorySecrets::new()),
+            connections: state.clone(),
+            names: learnlink_core::tenant::SecretNames::default(),
+            tokens: learnlink_core::connection::TokenProvider::new("test"),
+            auth: AdminAuth::Bearer(secrecy::SecretString::from("t")),
+        }
     }
 
     fn seed(state: &MemoryState, id: &str, import: Value) {
@@ -134,11 +161,15 @@ mod tests {
     async fn routes_events() {
         let (state, queue) = (Arc::new(MemoryState::new()), Arc::new(MemoryQueue::new()));
         let d = deps(&state, &queue);
-        let http = json!({"rawPath": "/backfills/acme", "requestContext": {"http": {"method": "POST", "path": "/backfills/acme",
-            "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"}, "timeEpoch": 0}});
-        assert_eq!(handle(&d, http).await.unwrap()["statusCode"], 501);
+        let http = json!({"rawPath": "/admin/tenants/acme/backfills", "requestContext": {"http": {"method": "POST",
+            "path": "/admin/tenants/acme/backfills", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+            "timeEpoch": 0}});
+        // Unauthenticated: refused before anything is read.
+        assert_eq!(handle(&d, http).await.unwrap()["statusCode"], 401);
         let sched = json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": "2026-11-23T03:00:00Z", "detail": {}});
-        assert_eq!(handle(&d, sched).await.unwrap()["imports_started"], json!([]));
+        let out = handle(&d, sched).await.unwrap();
+        assert_eq!(out["imports_started"], json!([]));
+        assert_eq!(out["backfills"], json!([]));
         assert!(handle(&d, json!({})).await.is_err());
     }
 

@@ -16,7 +16,7 @@ use learnlink_core::ports::{
     ActivityLog, Applied, AppliedStore, ConnectionStore, LearnerLink, LinkState, LinkStore, LmsApi, ParkStore,
     ReviewItem, ReviewStore, SalesforceApi, SecretStore, TenantStore,
 };
-use learnlink_core::salesforce::{RecordFailure, RecordOutcome, SalesforceError};
+use learnlink_core::salesforce::{RecordOutcome, SalesforceError};
 use learnlink_core::sync::{self, CompositeCall, PlannedRecord};
 use learnlink_core::tenant::SecretNames;
 use learnlink_core::webhook::{EventPayload, LmsEvent};
@@ -24,6 +24,7 @@ use learnlink_core::{Classify, ErrorClass};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+pub mod backfill;
 pub mod contacts;
 pub mod import;
 
@@ -56,6 +57,9 @@ pub struct Deps {
     pub hris: Arc<dyn learnlink_core::ports::HrisApi>,
     pub imports: Arc<dyn learnlink_core::ports::ImportStore>,
     pub queue: Arc<dyn learnlink_core::ports::JobQueue>,
+    /// Backfills (SPEC §6): plans and shards, and the LMS's windows.
+    pub backfills: Arc<dyn learnlink_core::ports::BackfillStore>,
+    pub lms_enrollments: Arc<dyn learnlink_core::ports::LmsEnrollments>,
 }
 
 impl Deps {
@@ -125,6 +129,8 @@ pub async fn process(deps: &Deps, event: &SqsEvent) -> Vec<MessageOutcome> {
     let mut by_tenant: BTreeMap<TenantId, Vec<Item>> = BTreeMap::new();
     // The message of each item, by item number.
     let mut message_of: Vec<usize> = Vec::new();
+    // Backfill shards, grouped by backfill (one Bulk group per backfill).
+    let mut shard_groups: BTreeMap<(TenantId, String), Vec<backfill::ShardMessage>> = BTreeMap::new();
     for (i, rec) in event.records.iter().enumerate() {
         let id = rec.message_id.as_deref().unwrap_or("?");
         let receive_count = rec.attributes.get("ApproximateReceiveCount").map(String::as_str).unwrap_or("?");
@@ -144,6 +150,15 @@ pub async fn process(deps: &Deps, event: &SqsEvent) -> Vec<MessageOutcome> {
                         }
                         continue;
                     }
+                    SyncJob::BackfillShard { tenant, backfill_id, shard } => {
+                        let receive_count = receive_count.parse().unwrap_or(0);
+                        shard_groups.entry((tenant, backfill_id)).or_default().push(backfill::ShardMessage {
+                            message: i,
+                            shard,
+                            receive_count,
+                        });
+                        continue;
+                    }
                 };
                 let items = by_tenant.entry(tenant).or_default();
                 for event in events {
@@ -155,6 +170,11 @@ pub async fn process(deps: &Deps, event: &SqsEvent) -> Vec<MessageOutcome> {
                 tracing::error!(message_id = id, receive_count, error = %e, "poison message: it cannot be decoded and stays for the DLQ");
                 outcomes[i] = MessageOutcome::Failed { class: ErrorClass::Permanent, reason: e.to_string() };
             }
+        }
+    }
+    for ((tenant, backfill_id), msgs) in shard_groups {
+        for (m, o) in backfill::handle_shards(deps, &tenant, &backfill_id, &msgs).await {
+            outcomes[m] = o;
         }
     }
     for (tenant, items) in by_tenant {
@@ -305,11 +325,6 @@ fn applied_key(ev: &LmsEvent) -> String {
 
 /// The work item of a Contact write no message of the batch depends on.
 const NO_MESSAGE: usize = usize::MAX;
-
-/// Salesforce refused a record because no Contact carries its learner id.
-fn is_missing_contact(f: &RecordFailure) -> bool {
-    f.code == "INVALID_FIELD" && f.message.contains("Foreign key external ID")
-}
 
 async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(usize, MessageOutcome)> {
     let fail_all = |class: ErrorClass, reason: String| -> Vec<(usize, MessageOutcome)> {
@@ -607,7 +622,7 @@ async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(
             }
             // No Contact carries the learner id (deleted or relinked in
             // Salesforce meanwhile): forget the link and resolve again.
-            RecordOutcome::Failed(f) if resolved.is_some() && is_missing_contact(f) => {
+            RecordOutcome::Failed(f) if resolved.is_some() && sync::is_missing_contact(f) => {
                 if first {
                     tracing::warn!(tenant = %tenant_id, object = s.sobject, lms_id = %s.external_id, learner = ?learner,
                         "no Contact carries the learner id; the learner is resolved again on redelivery");

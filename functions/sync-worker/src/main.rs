@@ -26,6 +26,8 @@ async fn main() -> Result<(), Error> {
         lms_writer: Arc::new(learnlink_adapters::lms::LmsClient::new()?),
         hris: Arc::new(learnlink_adapters::hris::HrisClient::new()?),
         imports: state.clone(),
+        backfills: state.clone(),
+        lms_enrollments: Arc::new(learnlink_adapters::lms::LmsClient::new()?),
         queue: Arc::new(learnlink_adapters::sqs::SqsJobQueue::new(aws_sdk_sqs::Client::new(&aws), &cfg.sync_queue_url)),
         caches: Default::default(),
         max_receive_count: std::env::var("MAX_RECEIVE_COUNT").ok().and_then(|v| v.parse().ok()).unwrap_or(5),

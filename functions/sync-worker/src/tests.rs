@@ -94,6 +94,8 @@ async fn world() -> World {
         hris: Arc::new(learnlink_adapters::hris::memory::MemoryHris::new()),
         imports: state.clone(),
         queue: queue.clone(),
+        backfills: state.clone(),
+        lms_enrollments: Arc::new(learnlink_adapters::lms::memory::MemoryLms::new()),
     };
     World { lms, applied, sf, secrets, activity, state, writer, queue, deps }
 }

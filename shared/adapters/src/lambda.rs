@@ -137,6 +137,26 @@ pub fn path_param<'a>(req: &'a ApiGatewayV2httpRequest, name: &str) -> Option<&'
     req.path_parameters.get(name).map(String::as_str)
 }
 
+/// Whether an admin request is authenticated: in AWS the IAM authorizer ran
+/// (API Gateway rejects unsigned requests before they reach a function);
+/// locally the bearer token matches (compared in constant time).
+pub fn admin_authorized(auth: &AdminAuth, req: &ApiGatewayV2httpRequest) -> bool {
+    use secrecy::ExposeSecret;
+    use subtle::ConstantTimeEq;
+    match auth {
+        AdminAuth::Iam => req.request_context.authorizer.as_ref().is_some_and(|a| a.iam.is_some()),
+        AdminAuth::Bearer(token) => {
+            let given = req
+                .headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes()))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,16 @@
 //!   applied, and applying the batch again is safe (they come back
 //!   `unchanged`, no second welcome email).
 //!
+//! - [`LmsEnrollments`] (backfills, SPEC §6.2): `GET
+//!   {base}/api/v1/enrollments/count?updated_since=&updated_until=` and one
+//!   page at a time of `GET
+//!   {base}/api/v1/enrollments?updated_since=&updated_until=&cursor=&limit=`
+//!   (`limit` clamped to 1..=1000). The window's bounds go as RFC 3339 with
+//!   milliseconds and `Z`, rounded up to the millisecond (the LMS keeps
+//!   milliseconds: `t >= since` is `t >= ceil(since)`, likewise for
+//!   `until`). An enrollment of a page outside the window (an LMS ignoring
+//!   `updated_until`) is dropped, and one at or after `until` ends the paging.
+//!
 //! The API key goes as `Authorization: Bearer <key>`. Every failure is a
 //! [`PortError`] of the one taxonomy, naming the LMS (its base URL) and the
 //! HTTP status, never the key (an LMS message echoing it is redacted) nor a
@@ -34,15 +44,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use learnlink_core::PortError;
-use learnlink_core::model::{Department, Learner};
+use learnlink_core::backfill::Window;
+use learnlink_core::model::{Department, Enrollment, Learner, salesforce_datetime};
 use learnlink_core::ports::{
-    DeactivateOutcome, LearnerBatch, LearnerUpsert, LmsApi, LmsConnection, LmsWriter, MAX_LEARNERS_PER_BATCH,
-    UpsertOutcome,
+    DeactivateOutcome, EnrollmentPage, LearnerBatch, LearnerUpsert, LmsApi, LmsConnection, LmsEnrollments, LmsWriter,
+    MAX_LEARNERS_PER_BATCH, UpsertOutcome,
 };
 use reqwest::{StatusCode, Url};
 use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use crate::http::{self, Api, Connection, Endpoint};
 pub use crate::http::{Throttled, retry_after};
@@ -87,6 +99,15 @@ struct Page<T> {
     #[serde(default)]
     next_cursor: Option<String>,
 }
+
+/// `{"count": n}` of `GET /api/v1/enrollments/count`.
+#[derive(Deserialize)]
+struct Count {
+    count: u64,
+}
+
+/// Most enrollments one page asks for (the API's limit).
+pub const MAX_ENROLLMENTS_PER_PAGE: u32 = 1000;
 
 /// `{"results": [...]}` of the batch endpoints.
 #[derive(Deserialize)]
@@ -215,14 +236,8 @@ impl LmsClient {
             }
             let page: Page<Department> = self.get_json(&target, what, url).await?;
             out.extend(page.data);
-            match page.next_cursor.filter(|c| !c.is_empty()) {
+            match next_cursor(&target, what, cursor.as_deref(), page.next_cursor)? {
                 None => return Ok(out),
-                Some(next) if cursor.as_deref() == Some(next.as_str()) => {
-                    return Err(PortError::permanent(format!(
-                        "LMS {}: {what} returned the same cursor twice; paging would not end",
-                        target.shown
-                    )));
-                }
                 Some(next) => cursor = Some(next),
             }
         }
@@ -230,6 +245,47 @@ impl LmsClient {
             "LMS {}: {what} had more than {} pages; stopped following its cursor",
             target.shown, self.config.max_pages
         )))
+    }
+
+    /// How many enrollments have `window.since <= updated_at < window.until`.
+    pub async fn count_enrollments(&self, conn: &LmsConnection, window: &Window) -> Result<u64, PortError> {
+        let target = Target::new(conn)?;
+        let mut url = target.url(&["enrollments", "count"]);
+        window_query(&mut url, window);
+        let answer: Count = self.get_json(&target, "GET /api/v1/enrollments/count", url).await?;
+        Ok(answer.count)
+    }
+
+    /// One page (at most `limit`, clamped to 1..=[`MAX_ENROLLMENTS_PER_PAGE`])
+    /// of the window's enrollments in `(updated_at, id)` order, from the
+    /// start (`cursor` None) or from a cursor a previous page returned.
+    pub async fn enrollments_page(
+        &self,
+        conn: &LmsConnection,
+        window: &Window,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<EnrollmentPage, PortError> {
+        let target = Target::new(conn)?;
+        let what = "GET /api/v1/enrollments";
+        let cursor = cursor.filter(|c| !c.is_empty());
+        let mut url = target.url(&["enrollments"]);
+        window_query(&mut url, window);
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("limit", &limit.clamp(1, MAX_ENROLLMENTS_PER_PAGE).to_string());
+            if let Some(c) = cursor {
+                q.append_pair("cursor", c);
+            }
+        }
+        let page: Page<Enrollment> = self.get_json(&target, what, url).await?;
+        let mut next = next_cursor(&target, what, cursor, page.next_cursor)?;
+        // The API orders by `updated_at`: one at or after `until` ends the window.
+        if page.data.iter().any(|e| e.updated_at >= window.until) {
+            next = None;
+        }
+        let enrollments: Vec<Enrollment> = page.data.into_iter().filter(|e| window.contains(e.updated_at)).collect();
+        Ok(EnrollmentPage { enrollments, next_cursor: next })
     }
 
     /// Upserts the learners in calls of [`MAX_LEARNERS_PER_BATCH`]: one
@@ -348,6 +404,43 @@ impl LmsClient {
     }
 }
 
+/// The cursor of the page after one read with `current`: `None` on the
+/// last page (no cursor, or an empty one); a cursor equal to `current` is
+/// refused (paging would not end).
+fn next_cursor(
+    target: &Target<'_>,
+    what: &str,
+    current: Option<&str>,
+    next: Option<String>,
+) -> Result<Option<String>, PortError> {
+    match next.filter(|c| !c.is_empty()) {
+        Some(next) if current == Some(next.as_str()) => Err(PortError::permanent(format!(
+            "LMS {}: {what} returned the same cursor twice; paging would not end",
+            target.shown
+        ))),
+        next => Ok(next),
+    }
+}
+
+/// `updated_since` and `updated_until` of a window.
+fn window_query(url: &mut Url, window: &Window) {
+    url.query_pairs_mut()
+        .append_pair("updated_since", &lms_datetime(window.since))
+        .append_pair("updated_until", &lms_datetime(window.until));
+}
+
+/// RFC 3339 with milliseconds and `Z`, rounded up to the millisecond: the
+/// LMS keeps milliseconds, so for its times `t >= x` is `t >= ceil(x)`.
+fn lms_datetime(t: OffsetDateTime) -> String {
+    let below_ms = t.nanosecond() % 1_000_000;
+    let up = if below_ms == 0 {
+        t
+    } else {
+        t.checked_add(time::Duration::nanoseconds(i64::from(1_000_000 - below_ms))).unwrap_or(t)
+    };
+    salesforce_datetime(up)
+}
+
 /// The results of a batch call: exactly one per item sent.
 fn one_each<T>(target: &Target<'_>, what: &str, results: Vec<T>, sent: usize) -> Result<Vec<T>, PortError> {
     if results.len() == sent {
@@ -397,6 +490,23 @@ impl LmsWriter for LmsClient {
         emails: &[String],
     ) -> Result<Vec<Learner>, PortError> {
         LmsClient::find_learners(self, lms, external_ids, emails).await
+    }
+}
+
+#[async_trait]
+impl LmsEnrollments for LmsClient {
+    async fn count_enrollments(&self, lms: &LmsConnection, window: &Window) -> Result<u64, PortError> {
+        LmsClient::count_enrollments(self, lms, window).await
+    }
+
+    async fn enrollments_page(
+        &self,
+        lms: &LmsConnection,
+        window: &Window,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<EnrollmentPage, PortError> {
+        LmsClient::enrollments_page(self, lms, window, cursor, limit).await
     }
 }
 

@@ -52,6 +52,8 @@ async fn world() -> World {
             lms_base_url: None,
             sync: Default::default(),
             import: Default::default(),
+            backfill: Default::default(),
+            api_budget: Default::default(),
             version: 1,
             created_at: time::OffsetDateTime::UNIX_EPOCH,
         },

@@ -607,3 +607,61 @@ impl Env {
 
 pub mod core_bench;
 pub mod jsforce_bench;
+
+// ---- job 3: backfills ------------------------------------------------------------
+
+impl Env {
+    /// A tenant whose LMS is the stack's emulator, with these backfill
+    /// settings (SPEC §6: shard_size, bulk_threshold, kill_switch).
+    pub async fn create_tenant_for_backfill(
+        &self,
+        id: &str,
+        webhook_secret: &str,
+        backfill: Value,
+    ) -> anyhow::Result<()> {
+        let mut config = self.tenant_config(id, webhook_secret);
+        config["lms"] = json!({"base_url": self.endpoints.lms_url, "api_key": LMS_API_KEY});
+        config["backfill"] = backfill;
+        let (status, v) =
+            self.admin(reqwest::Method::POST, "/admin/tenants", Some(json!({"id": id, "config": config}))).await?;
+        if status != 201 {
+            bail!("creating tenant {id}: {status} {v}");
+        }
+        Ok(())
+    }
+
+    /// `POST /admin/tenants/{t}/backfills` (served by backfill-fanout).
+    pub async fn start_backfill(&self, tenant: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+        self.admin(reqwest::Method::POST, &format!("/admin/tenants/{tenant}/backfills"), Some(body)).await
+    }
+
+    /// `GET /admin/tenants/{t}/backfills/{id}?shards=true`.
+    pub async fn backfill(&self, tenant: &str, id: &str) -> anyhow::Result<Value> {
+        let (status, v) = self
+            .admin(reqwest::Method::GET, &format!("/admin/tenants/{tenant}/backfills/{id}?shards=true"), None)
+            .await?;
+        if status != 200 {
+            bail!("backfill {id}: {status} {v}");
+        }
+        Ok(v)
+    }
+
+    /// Wait until the backfill's status is final and its kill switch is no
+    /// longer engaged (it is restored just after the final status is
+    /// stored); returns its view.
+    pub async fn wait_backfill(&self, tenant: &str, id: &str, timeout: Duration) -> anyhow::Result<Value> {
+        wait_for(&format!("backfill {id} to end"), timeout, || async {
+            let v = self.backfill(tenant, id).await?;
+            let s = v["backfill"]["status"].as_str().unwrap_or("");
+            let engaged = v["backfill"]["kill_switch"]["state"] == "engaged";
+            Ok((matches!(s, "completed" | "failed" | "cancelled") && !engaged).then_some(v))
+        })
+        .await
+    }
+
+    /// The org default `Bypass_Automation__c` (None: no org-default record).
+    pub async fn bypass_automation(&self) -> anyhow::Result<Option<bool>> {
+        let rows = self.sf_records("LMS_Sync_Settings__c").await?;
+        Ok(rows.first().map(|r| r["Bypass_Automation__c"].as_bool().unwrap_or(false)))
+    }
+}

@@ -116,7 +116,8 @@ async fn the_cli_drives_the_admin_api() {
     // Errors have meaning.
     assert_eq!(code(&env, &env.admin_token, &["config", "get", "nobody"]), 3);
     assert_eq!(code(&env, "wrong-token", &["tenant", "list"]), 5);
-    assert_eq!(code(&env, &env.admin_token, &["backfill", "status", "acme"]), 69);
+    // No backfill yet: "not found" (3).
+    assert_eq!(code(&env, &env.admin_token, &["backfill", "status", "acme"]), 3);
     assert_eq!(code(&env, &env.admin_token, &["dlq", "list", "acme"]), 0);
     assert_eq!(code(&env, &env.admin_token, &["review", "resolve", "acme", "u-none", "003000000000001AAA"]), 3);
     assert_eq!(code(&env, &env.admin_token, &["connect", "nobody", "--no-browser", "--no-wait"]), 3);

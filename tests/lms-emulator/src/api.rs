@@ -104,13 +104,19 @@ pub struct ListParams {
     pub limit: usize,
 }
 
+/// The optional timestamp parameter `name` (ms since the epoch); 400 naming
+/// it when it is not RFC 3339.
+pub fn timestamp_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Response> {
+    match q.get(name).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => parse_rfc3339(s).map(Some).ok_or_else(|| {
+            bad_param(name, &format!("{name} must be an RFC 3339 timestamp, e.g. 2026-05-12T10:00:00.000Z"))
+        }),
+    }
+}
+
 pub fn list_params(q: &HashMap<String, String>) -> Result<ListParams, Response> {
-    let updated_since = match q.get("updated_since").filter(|s| !s.is_empty()) {
-        None => None,
-        Some(s) => Some(parse_rfc3339(s).ok_or_else(|| {
-            bad_param("updated_since", "updated_since must be an RFC 3339 timestamp, e.g. 2026-05-12T10:00:00.000Z")
-        })?),
-    };
+    let updated_since = timestamp_param(q, "updated_since")?;
     let after = match q.get("cursor").filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => {
@@ -136,12 +142,14 @@ pub struct Page<T: Serialize> {
     pub next_cursor: Option<String>,
 }
 
-/// Pages through `order` (indexes sorted by (updated_at, index)).
+/// Pages through `order` (indexes sorted by (updated_at, index)), up to the
+/// first item with `updated_at >= until` when there is an `until`.
 fn page_sorted<T: Serialize>(
     order: &[u32],
     updated_at: impl Fn(u32) -> i64,
     render: impl Fn(u32) -> Option<T>,
     p: ListParams,
+    until: Option<i64>,
 ) -> Response {
     let key = |i: u32| Position { updated_at: updated_at(i), index: i };
     let mut start = 0;
@@ -151,11 +159,12 @@ fn page_sorted<T: Serialize>(
     if let Some(after) = p.after {
         start = start.max(order.partition_point(|i| key(*i) <= after));
     }
-    let end = start.saturating_add(p.limit).min(order.len());
+    let stop = until.map_or(order.len(), |u| order.partition_point(|i| updated_at(*i) < u));
+    let end = start.saturating_add(p.limit).min(stop).max(start);
     let slice = order.get(start..end).unwrap_or_default();
     let data: Vec<T> = slice.iter().filter_map(|i| render(*i)).collect();
     let next_cursor = match slice.last() {
-        Some(last) if end < order.len() => Some(encode_cursor(key(*last))),
+        Some(last) if end < stop => Some(encode_cursor(key(*last))),
         _ => None,
     };
     Json(Page { data, next_cursor }).into_response()
@@ -224,20 +233,28 @@ fn learners_by_ids(data: &Dataset, ids: &str, q: &HashMap<String, String>) -> Re
     Json(Page { data: data.learners_by_index(&indexes), next_cursor: None }).into_response()
 }
 
+/// `GET /api/v1/enrollments`: a page in `(updated_at, id)` order of those
+/// with `updated_since <= updated_at < updated_until` (each bound optional).
 pub async fn enrollments(
     State(state): State<LmsState>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    match guard(&state, "GET /api/v1/enrollments", &headers, &q) {
-        Err(r) => r,
-        Ok((p, data)) => page_sorted(
-            &data.enrollments_order,
-            |i| data.enrollments.get(i as usize).map_or(0, |e| e.updated_at),
-            |i| data.enrollment(i),
-            p,
-        ),
-    }
+    let (p, data) = match guard(&state, "GET /api/v1/enrollments", &headers, &q) {
+        Err(r) => return r,
+        Ok(ok) => ok,
+    };
+    let until = match timestamp_param(&q, "updated_until") {
+        Err(r) => return r,
+        Ok(u) => u,
+    };
+    page_sorted(
+        &data.enrollments_order,
+        |i| data.enrollments.get(i as usize).map_or(0, |e| e.updated_at),
+        |i| data.enrollment(i),
+        p,
+        until,
+    )
 }
 
 /// Departments have no timestamps: `updated_since` is validated and ignored.
@@ -277,16 +294,9 @@ pub async fn enrollments_count(
     }
     let mut bounds = [None, None];
     for (slot, name) in bounds.iter_mut().zip(["updated_since", "updated_until"]) {
-        if let Some(s) = q.get(name).filter(|s| !s.is_empty()) {
-            match parse_rfc3339(s) {
-                Some(t) => *slot = Some(t),
-                None => {
-                    return bad_param(
-                        name,
-                        &format!("{name} must be an RFC 3339 timestamp, e.g. 2026-05-12T10:00:00.000Z"),
-                    );
-                }
-            }
+        match timestamp_param(&q, name) {
+            Ok(t) => *slot = t,
+            Err(r) => return r,
         }
     }
     let data = state.data();

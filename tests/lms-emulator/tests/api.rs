@@ -155,3 +155,54 @@ async fn a_million_enrollments_generate_quickly_enough() {
     assert_eq!(status, 200);
     assert_eq!(page["data"].as_array().unwrap().len(), 1000);
 }
+
+#[tokio::test]
+async fn a_window_pages_exactly_its_count() {
+    let lms = start().await;
+    lms.dataset(5, 400, 6, 9, 3).await;
+    let all = lms.all("/api/v1/enrollments", "", 1000).await;
+    assert_eq!(all.len(), 1200);
+    let since = all[250]["updated_at"].as_str().unwrap().to_owned();
+    let until = all[900]["updated_at"].as_str().unwrap().to_owned();
+    let inside = |e: &Value| {
+        let t = e["updated_at"].as_str().unwrap();
+        since.as_str() <= t && t < until.as_str()
+    };
+    let expected: Vec<&Value> = all.iter().filter(|e| inside(e)).collect();
+    assert!(expected.len() > 500, "{}", expected.len());
+    let (_, count) = lms.get(&format!("/api/v1/enrollments/count?updated_since={since}&updated_until={until}")).await;
+    assert_eq!(count["count"], expected.len());
+
+    for limit in [1000, 37, 1] {
+        let window = format!("&updated_since={since}&updated_until={until}");
+        let pages = lms.all("/api/v1/enrollments", &window, limit).await;
+        assert_eq!(pages.len(), expected.len(), "limit {limit}");
+        assert!(pages.iter().all(inside), "limit {limit}: none outside the window");
+        let ids: HashSet<&str> = pages.iter().map(|e| e["id"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), pages.len(), "limit {limit}: each once");
+        assert_eq!(pages.iter().collect::<Vec<_>>(), expected, "limit {limit}: the same, in order");
+    }
+
+    // A page that reaches the window's end has no next cursor, even with
+    // enrollments after it.
+    let n = expected.len();
+    let (_, page) =
+        lms.get(&format!("/api/v1/enrollments?limit={n}&updated_since={since}&updated_until={until}")).await;
+    assert_eq!(page["data"].as_array().unwrap().len(), n);
+    assert!(page["next_cursor"].is_null(), "{}", page["next_cursor"]);
+    // Only an until; an until before the since (empty, like the count).
+    let before = lms.all("/api/v1/enrollments", &format!("&updated_until={since}"), 100).await;
+    let (_, count) = lms.get(&format!("/api/v1/enrollments/count?updated_until={since}")).await;
+    assert_eq!(count["count"], before.len());
+    assert!(before.iter().all(|e| e["updated_at"].as_str().unwrap() < since.as_str()));
+    let (status, page) = lms.get(&format!("/api/v1/enrollments?updated_since={until}&updated_until={since}")).await;
+    assert_eq!(status, 200);
+    assert!(page["data"].as_array().unwrap().is_empty() && page["next_cursor"].is_null());
+
+    // An invalid updated_until: 400 naming it.
+    let (status, body) = lms.get("/api/v1/enrollments?updated_until=tomorrow").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "invalid_parameter");
+    assert_eq!(body["error"]["parameter"], "updated_until");
+    assert!(body["error"]["message"].as_str().unwrap().contains("updated_until"));
+}

@@ -3,17 +3,23 @@
 use async_trait::async_trait;
 use learnlink_core::PortError;
 use learnlink_core::activity::{ActivityEntry, ActivityFilter, ActivityPage, RunSummary};
+use learnlink_core::backfill::coverage::Coverage;
+use learnlink_core::backfill::{Backfill, Shard};
 use learnlink_core::model::TenantId;
 use learnlink_core::ports::{
     ActivityLog, Claim, ConfigStore, ConnectionStore, DedupeStore, LearnerLink, LinkStore, OAuthStateStore, ParkStore,
     PendingAuth, PutConfigError, ReviewItem, ReviewStore, StoredConfig,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 use time::OffsetDateTime;
 
 /// A learner in the review queue: the item and its held jobs by key.
 type Queued = (ReviewItem, BTreeMap<String, String>);
+/// A backfill's key: tenant and id.
+type BackfillKey = (TenantId, String);
+/// A shard's key: tenant, backfill id and index.
+type ShardKey = (TenantId, String, u32);
 
 #[derive(Default)]
 pub struct MemoryState {
@@ -32,6 +38,15 @@ pub struct MemoryState {
     imports: Mutex<
         HashMap<(TenantId, learnlink_core::ports::ImportLane), (learnlink_core::import::engine::ImportState, u64)>,
     >,
+    /// Backfills by tenant and id, and their versions.
+    backfills: Mutex<BTreeMap<BackfillKey, (Backfill, u64)>>,
+    /// Shards by tenant, backfill and index, and their versions.
+    shards: Mutex<BTreeMap<ShardKey, (Shard, u64)>>,
+    /// The open index: the backfills that are not final.
+    open_backfills: Mutex<BTreeSet<BackfillKey>>,
+    /// The active pointer (`None`: cleared) and its version.
+    active_backfills: Mutex<HashMap<TenantId, (Option<String>, u64)>>,
+    coverage: Mutex<HashMap<TenantId, (Coverage, u64)>>,
     /// When set, every call fails with this error (to test failure paths).
     pub fail_with: Mutex<Option<PortError>>,
 }
@@ -424,6 +439,151 @@ impl learnlink_core::ports::ImportStore for MemoryState {
             return Ok(false);
         }
         g.insert(key, (state.clone(), expected.map_or(1, |v| v + 1)));
+        Ok(true)
+    }
+}
+
+/// Whether a versioned write may go: the item's version is the one read
+/// (`None`: the item must not exist).
+fn version_matches(current: Option<u64>, expected: Option<u64>) -> bool {
+    current == expected
+}
+
+#[async_trait]
+impl learnlink_core::ports::BackfillStore for MemoryState {
+    async fn backfill(&self, tenant: &TenantId, id: &str) -> Result<Option<(Backfill, u64)>, PortError> {
+        self.check()?;
+        Ok(lock(&self.backfills).get(&(tenant.clone(), id.to_string())).cloned())
+    }
+
+    async fn put_backfill(&self, backfill: &Backfill, expected: Option<u64>) -> Result<bool, PortError> {
+        self.check()?;
+        let key = (backfill.tenant.clone(), backfill.id.clone());
+        let mut g = lock(&self.backfills);
+        if !version_matches(g.get(&key).map(|(_, v)| *v), expected) {
+            return Ok(false);
+        }
+        let mut open = lock(&self.open_backfills);
+        if backfill.status.is_final() {
+            open.remove(&key);
+        } else {
+            open.insert(key.clone());
+        }
+        g.insert(key, (backfill.clone(), expected.map_or(1, |v| v + 1)));
+        Ok(true)
+    }
+
+    async fn list_backfills(&self, tenant: &TenantId, limit: usize) -> Result<Vec<Backfill>, PortError> {
+        self.check()?;
+        let g = lock(&self.backfills);
+        Ok(g.iter().rev().filter(|((t, _), _)| t == tenant).take(limit).map(|(_, (b, _))| b.clone()).collect())
+    }
+
+    async fn unfinished_backfills(&self) -> Result<Vec<Backfill>, PortError> {
+        self.check()?;
+        let open = lock(&self.open_backfills);
+        let g = lock(&self.backfills);
+        Ok(open.iter().filter_map(|k| g.get(k)).filter(|(b, _)| !b.status.is_final()).map(|(b, _)| b.clone()).collect())
+    }
+
+    async fn shard(&self, tenant: &TenantId, backfill_id: &str, index: u32) -> Result<Option<(Shard, u64)>, PortError> {
+        self.check()?;
+        Ok(lock(&self.shards).get(&(tenant.clone(), backfill_id.to_string(), index)).cloned())
+    }
+
+    async fn put_shard(
+        &self,
+        tenant: &TenantId,
+        backfill_id: &str,
+        shard: &Shard,
+        expected: Option<u64>,
+    ) -> Result<bool, PortError> {
+        self.check()?;
+        let key = (tenant.clone(), backfill_id.to_string(), shard.index);
+        let mut g = lock(&self.shards);
+        if !version_matches(g.get(&key).map(|(_, v)| *v), expected) {
+            return Ok(false);
+        }
+        g.insert(key, (shard.clone(), expected.map_or(1, |v| v + 1)));
+        Ok(true)
+    }
+
+    /// As DynamoDB's batch writes: unconditional, at version 1; an index
+    /// given twice is refused.
+    async fn put_new_shards(&self, tenant: &TenantId, backfill_id: &str, shards: &[Shard]) -> Result<(), PortError> {
+        self.check()?;
+        let mut seen = HashSet::new();
+        if let Some(dup) = shards.iter().find(|sh| !seen.insert(sh.index)) {
+            return Err(PortError::permanent(format!(
+                "storing a backfill's shards: shard {} is given twice",
+                dup.index
+            )));
+        }
+        let mut g = lock(&self.shards);
+        for sh in shards {
+            g.insert((tenant.clone(), backfill_id.to_string(), sh.index), (sh.clone(), 1));
+        }
+        Ok(())
+    }
+
+    async fn shards(&self, tenant: &TenantId, backfill_id: &str) -> Result<Vec<Shard>, PortError> {
+        self.check()?;
+        let g = lock(&self.shards);
+        let from = (tenant.clone(), backfill_id.to_string(), 0);
+        Ok(g.range(from..)
+            .take_while(|((t, id, _), _)| t == tenant && id == backfill_id)
+            .map(|(_, (sh, _))| sh.clone())
+            .collect())
+    }
+
+    async fn active_backfill(&self, tenant: &TenantId) -> Result<Option<(String, u64)>, PortError> {
+        self.check()?;
+        Ok(lock(&self.active_backfills).get(tenant).and_then(|(id, v)| id.clone().map(|id| (id, *v))))
+    }
+
+    /// `expected` None: there is no active backfill (never set, or cleared;
+    /// a cleared pointer keeps its version, which only grows).
+    async fn set_active_backfill(
+        &self,
+        tenant: &TenantId,
+        id: Option<&str>,
+        expected: Option<u64>,
+    ) -> Result<bool, PortError> {
+        self.check()?;
+        let mut g = lock(&self.active_backfills);
+        let current = g.get(tenant);
+        let ok = match expected {
+            None => current.is_none_or(|(id, _)| id.is_none()),
+            Some(v) => current.is_some_and(|(_, cv)| *cv == v),
+        };
+        if !ok {
+            return Ok(false);
+        }
+        let next = current.map_or(1, |(_, v)| v + 1);
+        g.insert(tenant.clone(), (id.map(str::to_string), next));
+        Ok(true)
+    }
+
+    async fn coverage(&self, tenant: &TenantId) -> Result<(Coverage, Option<u64>), PortError> {
+        self.check()?;
+        Ok(match lock(&self.coverage).get(tenant) {
+            Some((c, v)) => (c.clone(), Some(*v)),
+            None => (Default::default(), None),
+        })
+    }
+
+    async fn put_coverage(
+        &self,
+        tenant: &TenantId,
+        coverage: &Coverage,
+        expected: Option<u64>,
+    ) -> Result<bool, PortError> {
+        self.check()?;
+        let mut g = lock(&self.coverage);
+        if !version_matches(g.get(tenant).map(|(_, v)| *v), expected) {
+            return Ok(false);
+        }
+        g.insert(tenant.clone(), (coverage.clone(), expected.map_or(1, |v| v + 1)));
         Ok(true)
     }
 }

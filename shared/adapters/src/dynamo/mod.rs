@@ -9,9 +9,11 @@
 //! - dedupe mark (an event id enqueued): pk `DEDUPE#<key>`, sk `DEDUPE`, `at`, `expires_at` (TTL)
 //! - review queue and held jobs: see [`review`]; learner links: see [`links`]
 //! - applied record versions: see [`applied`]
+//! - backfills, their shards, the active pointer, coverage and the open index: see [`backfills`]
 
 pub mod activity;
 pub mod applied;
+pub mod backfills;
 pub mod connection;
 pub mod imports;
 pub mod links;

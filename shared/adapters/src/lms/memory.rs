@@ -12,18 +12,29 @@
 //! listed are left. Bad items (empty external id or name, an email that is
 //! not one, a department not among [`MemoryLms::set_departments`]'s when any
 //! were set) fail alone with `invalid_field`.
+//!
+//! And an [`LmsEnrollments`] over enrollments loaded with
+//! [`MemoryLms::add_enrollments`], in `(updated_at, id)` order, with the
+//! client's semantics: counts and pages of a window `[since, until)`, `limit`
+//! clamped to 1..=1000, an opaque keyset cursor (a page's last `(updated_at,
+//! id)`) so enrollments added between pages are neither skipped before the
+//! cursor nor repeated; [`MemoryLms::fail_enrollment_reads`] scripts failures.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use learnlink_core::model::{Department, Learner};
+use learnlink_core::backfill::Window;
+use learnlink_core::model::{Department, Enrollment, Learner};
 use learnlink_core::ports::{
-    DeactivateOutcome, LearnerBatch, LearnerUpsert, LmsApi, LmsConnection, LmsWriter, MAX_LEARNERS_PER_BATCH,
-    UpsertOutcome,
+    DeactivateOutcome, EnrollmentPage, LearnerBatch, LearnerUpsert, LmsApi, LmsConnection, LmsEnrollments, LmsWriter,
+    MAX_LEARNERS_PER_BATCH, UpsertOutcome,
 };
 use learnlink_core::{ErrorClass, PortError};
 use secrecy::ExposeSecret;
+use time::OffsetDateTime;
+
+use super::MAX_ENROLLMENTS_PER_PAGE;
 
 /// The custom field an import's external id is kept in.
 const EXTERNAL_ID: &str = "external_id";
@@ -52,6 +63,11 @@ struct Inner {
     upsert_requests: usize,
     deactivate_calls: usize,
     find_calls: usize,
+    /// Sorted by `(updated_at, id)`, ids unique.
+    enrollments: Vec<Enrollment>,
+    /// The next this many [`LmsEnrollments`] calls fail with this class.
+    enrollment_failures: Option<(usize, ErrorClass)>,
+    enrollment_reads: usize,
 }
 
 #[derive(Default)]
@@ -177,6 +193,47 @@ impl MemoryLms {
         self.lock().welcome_emails.clone()
     }
 
+    /// Adds enrollments (one with the id of a known one replaces it), kept
+    /// in `(updated_at, id)` order.
+    pub fn add_enrollments(&self, enrollments: impl IntoIterator<Item = Enrollment>) {
+        let mut g = self.lock();
+        let by_id: BTreeMap<String, Enrollment> =
+            std::mem::take(&mut g.enrollments).into_iter().chain(enrollments).map(|e| (e.id.clone(), e)).collect();
+        let mut all: Vec<Enrollment> = by_id.into_values().collect();
+        all.sort_by(|a, b| (a.updated_at, &a.id).cmp(&(b.updated_at, &b.id)));
+        g.enrollments = all;
+    }
+
+    /// Every enrollment, in `(updated_at, id)` order.
+    pub fn enrollments(&self) -> Vec<Enrollment> {
+        self.lock().enrollments.clone()
+    }
+
+    /// The next `n` [`LmsEnrollments`] calls (counts and pages) fail with
+    /// this class (`ErrorClass::Retryable`: as a 5xx); `n = 0` clears it.
+    pub fn fail_enrollment_reads(&self, n: usize, class: ErrorClass) {
+        self.lock().enrollment_failures = (n > 0).then_some((n, class));
+    }
+
+    /// Calls of [`LmsEnrollments`] (counts and pages, failed ones included).
+    pub fn enrollment_reads(&self) -> usize {
+        self.lock().enrollment_reads
+    }
+
+    /// One enrollment read: counted, then the scripted failures, the outage
+    /// and the key.
+    fn check_enrollment_read(inner: &mut Inner, lms: &LmsConnection) -> Result<(), PortError> {
+        inner.enrollment_reads += 1;
+        if let Some((n, class)) = inner.enrollment_failures {
+            inner.enrollment_failures = (n > 1).then_some((n - 1, class));
+            return Err(PortError::new(
+                class,
+                format!("LMS {}: scripted enrollment read failure ({class})", lms.base_url),
+            ));
+        }
+        Self::check(inner, lms)
+    }
+
     fn check_write(inner: &Inner, lms: &LmsConnection) -> Result<(), PortError> {
         Self::check(inner, lms)?;
         match inner.write_outage {
@@ -215,6 +272,57 @@ impl LmsApi for MemoryLms {
         g.department_calls += 1;
         Self::check(&g, lms)?;
         Ok(g.departments.clone())
+    }
+}
+
+/// The opaque cursor after `e`: its `(updated_at, id)`.
+fn enrollment_cursor(e: &Enrollment) -> String {
+    format!("m1:{}:{}", e.updated_at.unix_timestamp_nanos(), e.id)
+}
+
+fn parse_enrollment_cursor(s: &str) -> Option<(OffsetDateTime, &str)> {
+    let (nanos, id) = s.strip_prefix("m1:")?.split_once(':')?;
+    Some((OffsetDateTime::from_unix_timestamp_nanos(nanos.parse().ok()?).ok()?, id))
+}
+
+#[async_trait]
+impl LmsEnrollments for MemoryLms {
+    async fn count_enrollments(&self, lms: &LmsConnection, window: &Window) -> Result<u64, PortError> {
+        let mut g = self.lock();
+        Self::check_enrollment_read(&mut g, lms)?;
+        let n = g.enrollments.iter().filter(|e| window.contains(e.updated_at)).count();
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+
+    async fn enrollments_page(
+        &self,
+        lms: &LmsConnection,
+        window: &Window,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<EnrollmentPage, PortError> {
+        let mut g = self.lock();
+        Self::check_enrollment_read(&mut g, lms)?;
+        let all = &g.enrollments;
+        let mut start = all.partition_point(|e| e.updated_at < window.since);
+        if let Some(c) = cursor.filter(|c| !c.is_empty()) {
+            let (at, id) = parse_enrollment_cursor(c).ok_or_else(|| {
+                PortError::permanent(format!(
+                    "LMS {}: GET /api/v1/enrollments answered 400 Bad Request: cursor is not a cursor this API returned",
+                    lms.base_url
+                ))
+            })?;
+            start = start.max(all.partition_point(|e| (e.updated_at, e.id.as_str()) <= (at, id)));
+        }
+        let stop = all.partition_point(|e| e.updated_at < window.until).max(start);
+        let limit = usize::try_from(limit.clamp(1, MAX_ENROLLMENTS_PER_PAGE)).unwrap_or(1);
+        let end = start.saturating_add(limit).min(stop);
+        let enrollments = all.get(start..end).unwrap_or_default().to_vec();
+        let next_cursor = match enrollments.last() {
+            Some(last) if end < stop => Some(enrollment_cursor(last)),
+            _ => None,
+        };
+        Ok(EnrollmentPage { enrollments, next_cursor })
     }
 }
 

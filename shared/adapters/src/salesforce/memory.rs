@@ -1,10 +1,17 @@
-//! In-memory fake of the Salesforce API: upserts by external id, checks the
-//! Contact reference, rotates refresh tokens, and plays scripted failures.
+//! In-memory fake of the Salesforce API: upserts by external id (Composite
+//! and Bulk API 2.0, which processes a job at once), checks the Contact
+//! reference, creates and updates records by Id, answers the one filtered
+//! query shape the kill switch needs, rotates refresh tokens, and plays
+//! scripted failures.
 
 use async_trait::async_trait;
+use learnlink_core::ErrorClass;
 use learnlink_core::ports::SalesforceApi;
+use learnlink_core::salesforce::bulk::{
+    BulkJobSummary, BulkOperation, BulkPlan, BulkReport, BulkSubmission, JobState, MAX_UPLOAD_BYTES,
+};
 use learnlink_core::salesforce::{
-    RecordFailure, RecordOutcome, SalesforceError, Session, TokenSet, classify_error_code,
+    RecordFailure, RecordOutcome, SalesforceError, Session, SfRecord, TokenSet, classify_error_code,
 };
 use learnlink_core::sync::{CONTACT_EXTERNAL_ID, CompositeCall};
 use secrecy::{ExposeSecret, SecretString};
@@ -40,6 +47,20 @@ struct Inner {
     calls: usize,
     refreshes: usize,
     next_id: u64,
+    /// Bulk jobs run (`750MEM…`), by id.
+    bulk_jobs: HashMap<String, MemJob>,
+    bulk_counter: u64,
+    /// Scripted answers for the next `bulk_submit` calls.
+    bulk_script: VecDeque<Script>,
+    /// Records written by `create_record`, by sObject, each with its `Id`.
+    objects: HashMap<String, Vec<Map<String, Value>>>,
+}
+
+/// A Bulk job of the fake: processed when submitted; each record's outcome
+/// by external id, in upload order.
+struct MemJob {
+    outcomes: Vec<(String, RecordOutcome)>,
+    failed: u64,
 }
 
 #[derive(Default)]
@@ -94,6 +115,43 @@ impl MemorySalesforce {
         self.lock().records.len()
     }
 
+    /// Every record the fake holds for `sobject`, each with its `Id`: those
+    /// written by `create_record` (as created, then updated), then those
+    /// upserted by Composite or Bulk (their last body), by Id.
+    pub fn sobject_records(&self, sobject: &str) -> Vec<Map<String, Value>> {
+        let g = self.lock();
+        let mut out = g.objects.get(sobject).cloned().unwrap_or_default();
+        let mut upserted: Vec<Map<String, Value>> = g
+            .records
+            .iter()
+            .filter(|((o, _), _)| o == sobject)
+            .map(|(_, (id, body))| {
+                let mut m = body.clone();
+                m.insert("Id".into(), Value::String(id.clone()));
+                m
+            })
+            .collect();
+        upserted.sort_by(|a, b| a["Id"].as_str().cmp(&b["Id"].as_str()));
+        out.extend(upserted);
+        out
+    }
+
+    /// The answer of the next `bulk_submit`: `Fail` refuses the whole call
+    /// (nothing sent, as when the first job cannot be created: a throttled
+    /// org is `Fail { status: 403, code: "REQUEST_LIMIT_EXCEEDED" }`);
+    /// `RecordError` fails every record of its jobs with that code (read
+    /// back by `bulk_outcomes`). Separate from [`Self::push_script`].
+    pub fn push_bulk_script(&self, s: Script) {
+        self.lock().bulk_script.push_back(s);
+    }
+
+    /// The ids of the Bulk jobs run so far, in order.
+    pub fn bulk_jobs(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.lock().bulk_jobs.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
     pub fn calls(&self) -> usize {
         self.lock().calls
     }
@@ -135,6 +193,51 @@ impl MemorySalesforce {
 }
 
 impl Inner {
+    /// The checks every data call passes (after being counted).
+    fn admit(&self, session: &Session) -> Result<(), SalesforceError> {
+        if let Some(status) = self.outage {
+            return Err(MemorySalesforce::outage_error(status));
+        }
+        if !self.valid_access.contains(session.access_token.expose_secret()) {
+            return Err(SalesforceError::SessionExpired);
+        }
+        Ok(())
+    }
+
+    /// One record upserted (Composite or Bulk): a Contact by learner id or
+    /// Id; any other object by its external id, once its Contact reference
+    /// (`Contact__r.LMS_Learner_Id__c`) is found.
+    fn write_record(&mut self, sobject: &str, by_id: bool, record: &SfRecord) -> RecordOutcome {
+        if sobject == "Contact" {
+            return self.write_contact(by_id, &record.external_id, &record.body.to_map());
+        }
+        let contact = record.body.get("Contact__r");
+        let learner = contact.as_ref().and_then(|v| v.get(CONTACT_EXTERNAL_ID)).and_then(Value::as_str);
+        if let Some(l) = learner
+            && !self.contacts.contains(l)
+        {
+            return RecordOutcome::Failed(RecordFailure {
+                class: classify_error_code("INVALID_FIELD"),
+                code: "INVALID_FIELD".into(),
+                message: format!(
+                    "Foreign key external ID: {l} not found for field {CONTACT_EXTERNAL_ID} in entity Contact"
+                ),
+            });
+        }
+        let key = (sobject.to_string(), record.external_id.clone());
+        let outcome = match self.records.get(&key) {
+            Some((id, _)) => RecordOutcome::Updated { id: id.clone() },
+            None => {
+                self.next_id += 1;
+                RecordOutcome::Created { id: format!("a0B{:015}", self.next_id) }
+            }
+        };
+        if let RecordOutcome::Created { id } | RecordOutcome::Updated { id } = &outcome {
+            self.records.insert(key, (id.clone(), record.body.to_map()));
+        }
+        outcome
+    }
+
     /// A Contact write: link/unlink/move by Id, or create by learner id.
     fn write_contact(&mut self, by_id: bool, key: &str, body: &Map<String, Value>) -> RecordOutcome {
         let learner = body.get(CONTACT_EXTERNAL_ID);
@@ -202,43 +305,10 @@ impl SalesforceApi for MemorySalesforce {
                 continue;
             }
             for r in &c.records {
-                if let Some(code) = &per_record_error {
-                    outcomes.push(RecordOutcome::Failed(RecordFailure {
-                        class: classify_error_code(code),
-                        code: code.clone(),
-                        message: "scripted record failure".into(),
-                    }));
-                    continue;
-                }
-                let contact = r.record.body.get("Contact__r");
-                let learner = contact.as_ref().and_then(|v| v.get(CONTACT_EXTERNAL_ID)).and_then(Value::as_str);
-                if let Some(l) = learner
-                    && !g.contacts.contains(l)
-                {
-                    outcomes.push(RecordOutcome::Failed(RecordFailure {
-                        class: classify_error_code("INVALID_FIELD"),
-                        code: "INVALID_FIELD".into(),
-                        message: format!(
-                            "Foreign key external ID: {l} not found for field {CONTACT_EXTERNAL_ID} in entity Contact"
-                        ),
-                    }));
-                    continue;
-                }
-                let key = (c.sobject.to_string(), r.record.external_id.clone());
-                let existing = g.records.get(&key).map(|(id, _)| id.clone());
-                let outcome = match existing {
-                    Some(id) => RecordOutcome::Updated { id: id.clone() },
-                    None => {
-                        g.next_id += 1;
-                        RecordOutcome::Created { id: format!("a0B{:015}", g.next_id) }
-                    }
-                };
-                let id = match &outcome {
-                    RecordOutcome::Created { id } | RecordOutcome::Updated { id } => id.clone(),
-                    RecordOutcome::Failed(_) => String::new(),
-                };
-                g.records.insert(key, (id, r.record.body.to_map()));
-                outcomes.push(outcome);
+                outcomes.push(match &per_record_error {
+                    Some(code) => RecordOutcome::Failed(scripted_record_failure(code)),
+                    None => g.write_record(c.sobject, c.is_update_by_id(), &r.record),
+                });
             }
             out.push(outcomes);
         }
@@ -340,11 +410,18 @@ impl SalesforceApi for MemorySalesforce {
             .nth(1)
             .unwrap_or_default()
             .to_string();
-        Ok(g.query_rows.get(&object).cloned().unwrap_or_default())
+        if let Some(rows) = g.query_rows.get(&object) {
+            return Ok(rows.clone());
+        }
+        match g.objects.get(&object) {
+            Some(stored) => select_stored(soql, &object, stored),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Every row of the queried object in one page (the fake reads no
-    /// WHERE clause: tests that need SOQL use the emulator).
+    /// WHERE clause beyond [`select_stored`]'s: tests that need SOQL use
+    /// the emulator).
     async fn query_page(
         &self,
         session: &Session,
@@ -361,5 +438,471 @@ impl SalesforceApi for MemorySalesforce {
         };
         let records = self.query(session, soql).await?;
         Ok(QueryPage { total_size: records.len() as u64, done: true, records, next_records_url: None })
+    }
+    /// Bulk upsert, processed at once: the plan's rejections come back in
+    /// `not_sent`; each part becomes a job (`750MEM…`) whose records are
+    /// upserted as Composite upserts them (Contact reference checked) and
+    /// whose outcomes are kept for `bulk_outcomes`. Counts 3 calls per job
+    /// (create, upload, close) like the client.
+    async fn bulk_submit(&self, session: &Session, records: &[SfRecord]) -> Result<BulkSubmission, SalesforceError> {
+        let plan = BulkPlan::new(BulkOperation::Upsert, records, MAX_UPLOAD_BYTES)?;
+        if plan.parts.is_empty() {
+            return Ok(BulkSubmission { jobs: Vec::new(), not_sent: plan.rejected, calls: 0 });
+        }
+        let mut g = self.lock();
+        // The first job's creation; the rest is counted once it is through.
+        g.calls += 1;
+        g.admit(session)?;
+        let per_record_error = match g.bulk_script.pop_front() {
+            Some(Script::Fail { status, code }) => {
+                return Err(SalesforceError::Api {
+                    class: classify_error_code(&code),
+                    status,
+                    code,
+                    message: "scripted failure".into(),
+                });
+            }
+            Some(Script::RecordError(code)) => Some(code),
+            None => None,
+        };
+        let by_id = plan.key_field == "Id";
+        let mut jobs = Vec::with_capacity(plan.parts.len());
+        for part in &plan.parts {
+            g.bulk_counter += 1;
+            let id = format!("750MEM{:012}", g.bulk_counter);
+            let mut job = MemJob { outcomes: Vec::with_capacity(part.records.len()), failed: 0 };
+            for r in part.records.iter().filter_map(|&i| records.get(i)) {
+                let outcome = match &per_record_error {
+                    Some(code) => RecordOutcome::Failed(scripted_record_failure(code)),
+                    None => g.write_record(&plan.sobject, by_id, r),
+                };
+                if matches!(outcome, RecordOutcome::Failed(_)) {
+                    job.failed += 1;
+                }
+                job.outcomes.push((r.external_id.clone(), outcome));
+            }
+            g.bulk_jobs.insert(id.clone(), job);
+            jobs.push(id);
+        }
+        let calls = 3 * jobs.len() as u64;
+        g.calls += calls as usize - 1;
+        Ok(BulkSubmission { jobs, not_sent: plan.rejected, calls })
+    }
+
+    /// The kept outcomes of `jobs`, matched onto `records` by external id
+    /// like the client: the first record with a key gets its outcome, a
+    /// record no job names is `BULK_UNPROCESSED` (retryable), outcomes of
+    /// keys not among `records` are unexpected and ignored. Counts a job
+    /// info and `successfulResults` per job, plus `failedResults` when the
+    /// job has failures. An unknown job is `NOT_FOUND`; an outage or an
+    /// expired session before any job was read fails the call, later ones
+    /// leave the remaining outcomes unknown (retryable).
+    async fn bulk_outcomes(
+        &self,
+        session: &Session,
+        jobs: &[String],
+        records: &[SfRecord],
+    ) -> Result<BulkReport, SalesforceError> {
+        let mut report = BulkReport {
+            outcomes: Vec::new(),
+            jobs: Vec::new(),
+            unexpected_rows: 0,
+            duplicate_rows: 0,
+            missing_rows: 0,
+            calls: 0,
+        };
+        if records.is_empty() {
+            return Ok(report);
+        }
+        let mut g = self.lock();
+        let wanted: HashSet<&str> = records.iter().map(|r| r.external_id.as_str()).collect();
+        let mut found: HashMap<String, RecordOutcome> = HashMap::new();
+        let mut unknown: Option<RecordFailure> = None;
+        let mut first_error: Option<SalesforceError> = None;
+        let mut read_any = false;
+        for id in jobs {
+            report.calls += 1;
+            g.calls += 1;
+            let mut summary = BulkJobSummary {
+                id: id.clone(),
+                state: None,
+                records: 0,
+                bytes: 0,
+                processed: 0,
+                failed: 0,
+                error_message: None,
+            };
+            if let Err(e) = g.admit(session) {
+                if !read_any {
+                    return Err(e);
+                }
+                unknown = Some(unknown_outcome(&e));
+                summary.error_message = Some(e.to_string());
+                report.jobs.push(summary);
+                break;
+            }
+            let Some(job) = g.bulk_jobs.get(id) else {
+                let e = SalesforceError::Api {
+                    class: classify_error_code("NOT_FOUND"),
+                    status: 404,
+                    code: "NOT_FOUND".into(),
+                    message: "The requested resource does not exist".into(),
+                };
+                summary.error_message = Some(e.to_string());
+                unknown.get_or_insert_with(|| unknown_outcome(&e));
+                first_error.get_or_insert(e);
+                report.jobs.push(summary);
+                continue;
+            };
+            read_any = true;
+            let n = job.outcomes.len() as u64;
+            summary.state = Some(JobState::JobComplete);
+            summary.records = job.outcomes.len();
+            summary.processed = n;
+            summary.failed = job.failed;
+            let reads = if job.failed > 0 { 2 } else { 1 };
+            for (key, outcome) in &job.outcomes {
+                if !wanted.contains(key.as_str()) {
+                    report.unexpected_rows += 1;
+                } else if found.contains_key(key) {
+                    report.duplicate_rows += 1;
+                } else {
+                    found.insert(key.clone(), outcome.clone());
+                }
+            }
+            report.calls += reads;
+            g.calls += reads as usize;
+            report.jobs.push(summary);
+        }
+        if !read_any && let Some(e) = first_error {
+            // Every job was unknown: nothing could be read.
+            return Err(e);
+        }
+        let missing = unknown.unwrap_or_else(|| RecordFailure {
+            class: ErrorClass::Retryable,
+            code: "BULK_UNPROCESSED".into(),
+            message: "no Bulk job reported a result for this record".into(),
+        });
+        for r in records {
+            match found.remove(&r.external_id) {
+                Some(o) => report.outcomes.push(o),
+                None => {
+                    report.missing_rows += 1;
+                    report.outcomes.push(RecordOutcome::Failed(missing.clone()));
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Stores the record (without `attributes`) with a new `Id`. A second
+    /// record of a hierarchy custom setting for one `SetupOwnerId` fails
+    /// `DUPLICATE_VALUE`, as in Salesforce.
+    async fn create_record(&self, session: &Session, sobject: &str, body: &Value) -> Result<String, SalesforceError> {
+        let mut g = self.lock();
+        g.calls += 1;
+        g.admit(session)?;
+        let Some(fields) = body.as_object() else {
+            return Err(SalesforceError::invalid("a record body must be a JSON object"));
+        };
+        let mut record = fields.clone();
+        record.remove("attributes");
+        if let Some(owner) = record.get("SetupOwnerId").and_then(Value::as_str)
+            && g.objects
+                .get(sobject)
+                .is_some_and(|rows| rows.iter().any(|r| r.get("SetupOwnerId").and_then(Value::as_str) == Some(owner)))
+        {
+            return Err(SalesforceError::Api {
+                class: classify_error_code("DUPLICATE_VALUE"),
+                status: 400,
+                code: "DUPLICATE_VALUE".into(),
+                message: format!("duplicate value found: SetupOwnerId duplicates value on record with id: {owner}"),
+            });
+        }
+        g.next_id += 1;
+        let id = format!("a1S{:015}", g.next_id);
+        record.insert("Id".into(), Value::String(id.clone()));
+        g.objects.entry(sobject.to_string()).or_default().push(record);
+        Ok(id)
+    }
+
+    /// Sets the fields on the record with this Id (one `create_record` made,
+    /// or one upserted); `NOT_FOUND` when there is none.
+    async fn update_record(
+        &self,
+        session: &Session,
+        sobject: &str,
+        id: &str,
+        body: &Value,
+    ) -> Result<(), SalesforceError> {
+        let mut g = self.lock();
+        g.calls += 1;
+        g.admit(session)?;
+        let Some(fields) = body.as_object() else {
+            return Err(SalesforceError::invalid("a record body must be a JSON object"));
+        };
+        let changes = fields.iter().filter(|(k, _)| k.as_str() != "attributes" && k.as_str() != "Id");
+        let stored = g
+            .objects
+            .get_mut(sobject)
+            .and_then(|rows| rows.iter_mut().find(|r| r.get("Id").and_then(Value::as_str) == Some(id)));
+        if let Some(record) = stored {
+            record.extend(changes.map(|(k, v)| (k.clone(), v.clone())));
+            return Ok(());
+        }
+        let upserted = g.records.iter_mut().find(|((o, _), (rid, _))| o == sobject && rid == id);
+        match upserted {
+            Some((_, (_, record))) => {
+                record.extend(changes.map(|(k, v)| (k.clone(), v.clone())));
+                Ok(())
+            }
+            None => Err(SalesforceError::Api {
+                class: classify_error_code("NOT_FOUND"),
+                status: 404,
+                code: "NOT_FOUND".into(),
+                message: "The requested resource does not exist".into(),
+            }),
+        }
+    }
+}
+
+fn scripted_record_failure(code: &str) -> RecordFailure {
+    RecordFailure {
+        class: classify_error_code(code),
+        code: code.to_string(),
+        message: "scripted record failure".into(),
+    }
+}
+
+fn unknown_outcome(e: &SalesforceError) -> RecordFailure {
+    let f = e.to_record_failure();
+    RecordFailure {
+        class: f.class.worst(ErrorClass::Retryable),
+        code: f.code,
+        message: format!("the outcome is unknown: {}", f.message),
+    }
+}
+
+fn malformed(soql: &str) -> SalesforceError {
+    SalesforceError::Api {
+        class: ErrorClass::Permanent,
+        status: 400,
+        code: "MALFORMED_QUERY".into(),
+        message: format!(
+            "the fake answers stored records only for SELECT f, … FROM X [WHERE Field = 'value'] [LIMIT n]: {soql}"
+        ),
+    }
+}
+
+/// A query on records `create_record` stored, for the one shape the kill
+/// switch needs: `SELECT f1, f2 FROM X [WHERE Field = 'value'] [LIMIT n]`
+/// (field names case-insensitive; the value a quoted string literal).
+/// Each row has `attributes` and the selected fields (null when unset).
+/// Any other clause is `MALFORMED_QUERY`.
+fn select_stored(
+    soql: &str,
+    object: &str,
+    stored: &[Map<String, Value>],
+) -> Result<Vec<Map<String, Value>>, SalesforceError> {
+    let words: Vec<&str> = soql.split_whitespace().collect();
+    let at = |w: &str| words.iter().position(|x| x.eq_ignore_ascii_case(w));
+    let (Some(0), Some(from)) = (at("SELECT"), at("FROM")) else { return Err(malformed(soql)) };
+    let fields: Vec<String> =
+        words[1..from].join(" ").split(',').map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect();
+    if fields.is_empty() || fields.iter().any(|f| learnlink_core::soql::identifier(f).is_err()) {
+        return Err(malformed(soql));
+    }
+    let mut rest = &words[from + 2..];
+    let mut limit = usize::MAX;
+    if let [head @ .., l, n] = rest
+        && l.eq_ignore_ascii_case("LIMIT")
+    {
+        limit = n.parse().map_err(|_| malformed(soql))?;
+        rest = head;
+    }
+    let filter = match rest {
+        [] => None,
+        [w, cond @ ..] if w.eq_ignore_ascii_case("WHERE") => {
+            let cond = cond.join(" ");
+            let (field, value) = cond.split_once('=').ok_or_else(|| malformed(soql))?;
+            let value = value.trim();
+            let inner = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')).ok_or_else(|| malformed(soql))?;
+            let mut literal = String::with_capacity(inner.len());
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => literal.push(chars.next().ok_or_else(|| malformed(soql))?),
+                    '\'' => return Err(malformed(soql)),
+                    c => literal.push(c),
+                }
+            }
+            Some((field.trim().to_string(), literal))
+        }
+        _ => return Err(malformed(soql)),
+    };
+    let get = |r: &Map<String, Value>, f: &str| {
+        r.iter().find(|(k, _)| k.eq_ignore_ascii_case(f)).map(|(k, v)| (k.clone(), v.clone()))
+    };
+    Ok(stored
+        .iter()
+        .filter(|r| {
+            filter.as_ref().is_none_or(|(f, v)| {
+                get(r, f).and_then(|(_, x)| x.as_str().map(str::to_string)).as_deref() == Some(v.as_str())
+            })
+        })
+        .take(limit)
+        .map(|r| {
+            let mut row = Map::new();
+            row.insert("attributes".into(), serde_json::json!({"type": object}));
+            for f in &fields {
+                let (k, v) = get(r, f).unwrap_or_else(|| (f.clone(), Value::Null));
+                row.insert(k, v);
+            }
+            row
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use learnlink_core::Classify;
+    use learnlink_core::model::{Enrollment, EnrollmentStatus};
+    use learnlink_core::sync::{ENROLLMENT_OBJECT, enrollment_record};
+    use serde_json::json;
+
+    const ORG: &str = "00D000000000001AAA";
+
+    fn fake() -> (MemorySalesforce, Session) {
+        let sf = MemorySalesforce::new();
+        sf.issue_tokens("A", "R");
+        let session = Session { instance_url: "https://fake.my.salesforce.com".into(), access_token: "A".into() };
+        (sf, session)
+    }
+
+    fn enrollment(id: &str, learner: &str) -> SfRecord {
+        let t = time::macros::datetime!(2026-11-23 10:00 UTC);
+        enrollment_record(&Enrollment {
+            id: id.into(),
+            learner_id: learner.into(),
+            course_id: "C1".into(),
+            course_title: None,
+            status: EnrollmentStatus::Enrolled,
+            progress_pct: None,
+            score: None,
+            enrolled_at: None,
+            completed_at: None,
+            updated_at: t,
+        })
+    }
+
+    #[tokio::test]
+    async fn bulk_upserts_by_external_id_and_answers_later_by_job_id() {
+        let (sf, s) = fake();
+        sf.add_contact("L1");
+        let records =
+            vec![enrollment("E1", "L1"), enrollment("E2", "L1"), enrollment("E3", "L404"), enrollment("E1", "L1")];
+        let sub = sf.bulk_submit(&s, &records).await.unwrap();
+        assert_eq!(sub.jobs.len(), 1);
+        assert!(sub.jobs[0].starts_with("750MEM"), "{:?}", sub.jobs);
+        assert_eq!(
+            sub.not_sent.iter().map(|(i, f)| (*i, f.code.as_str())).collect::<Vec<_>>(),
+            vec![(3, "DUPLICATE_EXTERNAL_ID")]
+        );
+        assert_eq!((sub.calls, sf.calls()), (3, 3));
+        assert_eq!(sf.bulk_jobs(), sub.jobs);
+
+        let report = sf.bulk_outcomes(&s, &sub.jobs, &records[..3]).await.unwrap();
+        assert!(matches!(report.outcomes[0], RecordOutcome::Created { .. }));
+        assert!(matches!(report.outcomes[1], RecordOutcome::Created { .. }));
+        assert!(
+            matches!(&report.outcomes[2], RecordOutcome::Failed(f) if f.code == "INVALID_FIELD" && f.message.contains("L404")),
+            "the Contact reference is checked as Composite checks it: {:?}",
+            report.outcomes[2]
+        );
+        assert_eq!(report.calls, 3, "info, successfulResults, failedResults");
+        assert_eq!(sf.calls(), 6);
+        assert_eq!(report.counts(), (2, 0, 1));
+
+        // Again: updates, no second record; a record no job names is unprocessed.
+        let again = sf.bulk_submit(&s, &records[..2]).await.unwrap();
+        let asked = vec![records[0].clone(), records[1].clone(), enrollment("E9", "L1")];
+        let report = sf.bulk_outcomes(&s, &again.jobs, &asked).await.unwrap();
+        assert!(matches!(report.outcomes[0], RecordOutcome::Updated { .. }));
+        assert!(matches!(report.outcomes[1], RecordOutcome::Updated { .. }));
+        assert!(
+            matches!(&report.outcomes[2], RecordOutcome::Failed(f) if f.code == "BULK_UNPROCESSED" && f.class == ErrorClass::Retryable)
+        );
+        assert_eq!((report.missing_rows, report.calls), (1, 2));
+        let held = sf.sobject_records(ENROLLMENT_OBJECT);
+        assert_eq!(held.len(), 2);
+        assert!(held.iter().all(|r| r["Id"].as_str().is_some_and(|id| id.starts_with("a0B"))));
+        assert_eq!(sf.record(ENROLLMENT_OBJECT, "E2").unwrap()["Course_Id__c"], "C1");
+
+        // Rows of records not asked for are ignored.
+        let report = sf.bulk_outcomes(&s, &sub.jobs, &records[1..2]).await.unwrap();
+        assert_eq!((report.unexpected_rows, report.outcomes.len()), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn bulk_failures() {
+        let (sf, s) = fake();
+        sf.add_contact("L1");
+        let records = vec![enrollment("E1", "L1")];
+        sf.push_bulk_script(Script::Fail { status: 403, code: "REQUEST_LIMIT_EXCEEDED".into() });
+        let e = sf.bulk_submit(&s, &records).await.unwrap_err();
+        assert_eq!((e.code().as_str(), e.class()), ("REQUEST_LIMIT_EXCEEDED", ErrorClass::Throttled));
+        assert_eq!(sf.record_count(), 0, "nothing sent");
+        sf.push_bulk_script(Script::RecordError("UNABLE_TO_LOCK_ROW".into()));
+        let sub = sf.bulk_submit(&s, &records).await.unwrap();
+        let report = sf.bulk_outcomes(&s, &sub.jobs, &records).await.unwrap();
+        assert_eq!(report.outcomes[0].failure_class(), Some(ErrorClass::Retryable));
+        let sub = sf.bulk_submit(&s, &records).await.unwrap();
+        assert!(matches!(
+            sf.bulk_outcomes(&s, &sub.jobs, &records).await.unwrap().outcomes[0],
+            RecordOutcome::Created { .. }
+        ));
+
+        let e = sf.bulk_outcomes(&s, &["750MEM999999999999".into()], &records).await.unwrap_err();
+        assert_eq!(e.code(), "NOT_FOUND");
+        sf.expire_sessions();
+        assert!(matches!(sf.bulk_submit(&s, &records).await, Err(SalesforceError::SessionExpired)));
+        assert!(matches!(sf.bulk_outcomes(&s, &sub.jobs, &records).await, Err(SalesforceError::SessionExpired)));
+    }
+
+    #[tokio::test]
+    async fn the_org_default_setting_is_created_updated_and_queried() {
+        let (sf, s) = fake();
+        let soql = format!(
+            "SELECT Id, Bypass_Automation__c FROM LMS_Sync_Settings__c WHERE SetupOwnerId = {}",
+            learnlink_core::soql::quote(ORG)
+        );
+        assert!(sf.query(&s, &soql).await.unwrap().is_empty());
+        let id = sf
+            .create_record(&s, "LMS_Sync_Settings__c", &json!({"SetupOwnerId": ORG, "Bypass_Automation__c": true}))
+            .await
+            .unwrap();
+        let rows = sf.query(&s, &soql).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            Value::Object(rows[0].clone()),
+            json!({"attributes": {"type": "LMS_Sync_Settings__c"}, "Id": id, "Bypass_Automation__c": true})
+        );
+        sf.update_record(&s, "LMS_Sync_Settings__c", &id, &json!({"Bypass_Automation__c": false})).await.unwrap();
+        assert_eq!(sf.query(&s, &soql).await.unwrap()[0]["Bypass_Automation__c"], false);
+        assert_eq!(sf.sobject_records("LMS_Sync_Settings__c")[0]["SetupOwnerId"], ORG);
+        let other = "SELECT Id FROM LMS_Sync_Settings__c WHERE setupownerid = '00D000000000002AAA' LIMIT 1";
+        assert!(sf.query(&s, other).await.unwrap().is_empty());
+        assert_eq!(sf.query(&s, "SELECT Id FROM LMS_Sync_Settings__c LIMIT 1").await.unwrap().len(), 1);
+
+        let dup = sf.create_record(&s, "LMS_Sync_Settings__c", &json!({"SetupOwnerId": ORG})).await.unwrap_err();
+        assert_eq!(dup.code(), "DUPLICATE_VALUE");
+        let e = sf.update_record(&s, "LMS_Sync_Settings__c", "a1S000000000000999", &json!({})).await.unwrap_err();
+        assert_eq!((e.code().as_str(), e.class()), ("NOT_FOUND", ErrorClass::Permanent));
+        let e = sf.query(&s, &format!("{soql} AND Name = 'x'")).await.unwrap_err();
+        assert_eq!(e.code(), "MALFORMED_QUERY");
+        // Rows set for an object still answer every query on it.
+        sf.set_query_rows("LMS_Sync_Settings__c", Vec::new());
+        assert!(sf.query(&s, &soql).await.unwrap().is_empty());
     }
 }

@@ -8,7 +8,9 @@
 //! - [`query`]: query / queryAll page by page (a checkpointable cursor) or
 //!   all pages at once, always following `nextRecordsUrl`;
 //! - [`bulk`]: Bulk API 2.0 ingest with a streamed CSV upload, polling with
-//!   backoff, and streamed result parsing matched back to the input;
+//!   backoff, and streamed result parsing matched back to the input, in two
+//!   halves a resumed worker can split ([`SalesforceApi::bulk_submit`],
+//!   [`SalesforceApi::bulk_outcomes`]);
 //! - Composite + sObject Collections upserts planned by `sync::plan`
 //!   ([`SalesforceApi::composite_upsert`]).
 //!
@@ -34,7 +36,8 @@ use learnlink_core::ports::SalesforceApi;
 use learnlink_core::salesforce::bulk::{MAX_UPLOAD_BYTES, PollSchedule};
 use learnlink_core::salesforce::oauth::OAuthClient;
 use learnlink_core::salesforce::{
-    API_VERSION, RecordOutcome, SalesforceError, Session, TokenSet, error_from_response, oauth::parse_token_response,
+    API_VERSION, RecordOutcome, SalesforceError, Session, SfRecord, TokenSet, error_from_response,
+    oauth::parse_token_response,
 };
 use learnlink_core::sync::CompositeCall;
 use learnlink_core::{ErrorClass, PortError};
@@ -338,6 +341,42 @@ impl SalesforceApi for SalesforceClient {
     ) -> Result<learnlink_core::salesforce::query::QueryPage, SalesforceError> {
         SalesforceClient::query_page(self, session, cursor).await
     }
+
+    async fn bulk_submit(
+        &self,
+        session: &Session,
+        records: &[SfRecord],
+    ) -> Result<learnlink_core::salesforce::bulk::BulkSubmission, SalesforceError> {
+        SalesforceClient::bulk_submit(self, session, records).await
+    }
+
+    async fn bulk_outcomes(
+        &self,
+        session: &Session,
+        jobs: &[String],
+        records: &[SfRecord],
+    ) -> Result<learnlink_core::salesforce::bulk::BulkReport, SalesforceError> {
+        SalesforceClient::bulk_outcomes(self, session, jobs, records).await
+    }
+
+    async fn create_record(&self, session: &Session, sobject: &str, body: &Value) -> Result<String, SalesforceError> {
+        self.create(session, sobject, record_fields(body)?).await
+    }
+
+    async fn update_record(
+        &self,
+        session: &Session,
+        sobject: &str,
+        id: &str,
+        body: &Value,
+    ) -> Result<(), SalesforceError> {
+        self.update(session, sobject, id, record_fields(body)?).await
+    }
+}
+
+/// A record body for the REST resources: a JSON object.
+fn record_fields(body: &Value) -> Result<&serde_json::Map<String, Value>, SalesforceError> {
+    body.as_object().ok_or_else(|| SalesforceError::invalid("a record body must be a JSON object"))
 }
 
 /// Read a token endpoint answer. Under Refresh Token Rotation it carries a

@@ -254,6 +254,13 @@ async fn within_budget(
     };
     let mut budget = b.budget.unwrap_or_else(|| ApiBudget::new(input.budget_policy, usage));
     budget.observe(usage);
+    if !budget.allows(estimate) && p.salesforce.last_usage(&input.session.instance_url).is_some() {
+        // The figure this instance remembers may predate the window (a new
+        // day, a resumed backfill): ask once before pausing.
+        let fresh = p.salesforce.limits(input.session).await?.api_usage();
+        budget = b.budget.unwrap_or_else(|| ApiBudget::new(input.budget_policy, fresh));
+        budget.observe(fresh);
+    }
     if budget.allows(estimate) {
         if b.budget.is_none() {
             // The window's start; a lost race keeps the other writer's.
@@ -455,10 +462,16 @@ async fn composite_shard(
         };
         let records: Vec<SfRecord> = page.enrollments.iter().map(enrollment_record).collect();
         let (outcomes, calls) = composite_write(p, input.session, records).await;
-        let t = tally(&job, &page.enrollments, &outcomes, input.now, !input.last_attempt);
+        let t = tally(&job, &page.enrollments, &outcomes, input.now, true);
         if let Some((_, f)) = t.retry.first() {
-            // Nothing of the page is checkpointed: it is written again.
-            return ShardOutcome::Retry { class: f.class, reason: format!("{}: {}", f.code, f.message) };
+            // Nothing of the page is checkpointed: it is written again on
+            // the next delivery; after the last one the shard fails.
+            let reason =
+                format!("{} of {} records failed with {}: {}", t.retry.len(), outcomes.len(), f.code, f.message);
+            if input.last_attempt {
+                return ShardOutcome::Failed { reason };
+            }
+            return ShardOutcome::Retry { class: f.class, reason };
         }
         if let Err(e) = hand_over(p, input, t.handover).await {
             return port_outcome(e, input);
@@ -1027,7 +1040,7 @@ pub async fn start(
         {
             finished(p.store, p.activity, &done, now).await?;
         }
-        return Ok(view(p.store, &tenant.id, &id, false, now).await.map_err(control_port)?);
+        return view(p.store, &tenant.id, &id, false, now).await.map_err(control_port);
     }
     if b.kill_switch == KillSwitch::Pending
         && let Err(e) = engage_kill_switch(p.store, p.salesforce, session, org_id, &tenant.id, &id).await
@@ -1047,7 +1060,7 @@ pub async fn start(
     })
     .await?;
     send_shards(p.shards_queue, &tenant.id, &id, shards.iter().map(|s| s.index)).await?;
-    Ok(view(p.store, &tenant.id, &id, false, now).await.map_err(control_port)?)
+    view(p.store, &tenant.id, &id, false, now).await.map_err(control_port)
 }
 
 fn control_port(e: ControlError) -> StartError {

@@ -2,6 +2,7 @@
 //! resources: the job state machine (Open → UploadComplete → InProgress →
 //! JobComplete | Failed | Aborted), result files in shuffled order with
 //! failed, unprocessed, missing and duplicated rows, and scripted faults.
+//! The mock logs every request it answers, to check what was (not) asked.
 
 use super::super::testkit::*;
 use super::*;
@@ -36,6 +37,8 @@ struct Scenario {
     /// failedResults is cut in the middle of its last row.
     truncated_failed: bool,
     crlf: bool,
+    /// Job-info requests number N (0-based) and later answer so.
+    info_fail: Option<(usize, u16, Value)>,
 }
 
 #[derive(Default)]
@@ -54,6 +57,9 @@ struct Mock {
     jobs: Vec<Job>,
     aborted: Vec<String>,
     calls: u64,
+    /// Every request answered: `"<what> <job id>"`.
+    log: Vec<String>,
+    infos: usize,
 }
 
 type Shared = Arc<Mutex<Mock>>;
@@ -77,6 +83,7 @@ fn error(code: &str, message: &str) -> String {
 
 async fn create(State(s): State<Shared>, axum::Json(body): axum::Json<Value>) -> Response {
     let mut m = s.lock().unwrap();
+    m.log.push("create".into());
     let n = m.jobs.len();
     if let Some((from, status, err)) = m.scenario.create_fail.clone()
         && n >= from
@@ -94,6 +101,7 @@ async fn create(State(s): State<Shared>, axum::Json(body): axum::Json<Value>) ->
 
 async fn upload(State(s): State<Shared>, Path(id): Path<String>, headers: HeaderMap, body: Body) -> Response {
     let mut m = s.lock().unwrap();
+    m.log.push(format!("upload {id}"));
     assert_eq!(headers.get("content-type").unwrap(), "text/csv");
     if let Some((status, err)) = m.scenario.upload_fail.clone() {
         return answer(&mut m, StatusCode::from_u16(status).unwrap(), err.to_string());
@@ -111,6 +119,7 @@ async fn upload(State(s): State<Shared>, Path(id): Path<String>, headers: Header
 
 async fn set_state(State(s): State<Shared>, Path(id): Path<String>, axum::Json(body): axum::Json<Value>) -> Response {
     let mut m = s.lock().unwrap();
+    m.log.push(format!("{} {id}", body["state"].as_str().unwrap_or("?")));
     let Some(job) = m.jobs.iter_mut().find(|j| j.id == id) else {
         return answer(&mut m, StatusCode::NOT_FOUND, error("NOT_FOUND", "no such job"));
     };
@@ -130,7 +139,14 @@ async fn set_state(State(s): State<Shared>, Path(id): Path<String>, axum::Json(b
 
 async fn info(State(s): State<Shared>, Path(id): Path<String>) -> Response {
     let mut m = s.lock().unwrap();
+    m.log.push(format!("info {id}"));
     let sc = m.scenario.clone();
+    m.infos += 1;
+    if let Some((from, status, err)) = sc.info_fail
+        && m.infos > from
+    {
+        return answer(&mut m, StatusCode::from_u16(status).unwrap(), err.to_string());
+    }
     if m.scenario.poll_blips > 0 {
         m.scenario.poll_blips -= 1;
         return answer(&mut m, StatusCode::SERVICE_UNAVAILABLE, "<html>Service Unavailable</html>".into());
@@ -138,7 +154,6 @@ async fn info(State(s): State<Shared>, Path(id): Path<String>) -> Response {
     let Some(job) = m.jobs.iter_mut().find(|j| j.id == id) else {
         return answer(&mut m, StatusCode::NOT_FOUND, error("NOT_FOUND", "no such job"));
     };
-    let mut doc = job_doc(job);
     if matches!(job.state.as_str(), "UploadComplete" | "InProgress") {
         job.polls += 1;
         job.state = if sc.never_done || job.polls <= sc.polls_before_done {
@@ -149,14 +164,18 @@ async fn info(State(s): State<Shared>, Path(id): Path<String>) -> Response {
                 None => "JobComplete".into(),
             }
         };
-        doc = job_doc(job);
-        if let Some((_, msg)) = sc.final_state
-            && job.state == "Failed"
-        {
-            doc["errorMessage"] = json!(msg);
-        }
-        let rows = parse_all(&job.csv).unwrap().len().saturating_sub(1);
-        doc["numberRecordsProcessed"] = json!(rows);
+    }
+    let mut doc = job_doc(job);
+    if let Some((_, msg)) = sc.final_state
+        && job.state == "Failed"
+    {
+        doc["errorMessage"] = json!(msg);
+    }
+    if job.state != "Open" {
+        let rows = parse_all(&job.csv).unwrap();
+        doc["numberRecordsProcessed"] = json!(rows.len().saturating_sub(1));
+        let failed = rows.iter().skip(1).filter(|r| r[0].contains("lock") || r[0].contains("bad")).count();
+        doc["numberRecordsFailed"] = json!(if job.state == "JobComplete" { failed } else { 0 });
     }
     answer(&mut m, StatusCode::OK, doc.to_string())
 }
@@ -228,6 +247,7 @@ fn results(job: &Job, file: &str, crlf: bool) -> String {
 
 async fn result_file(State(s): State<Shared>, Path((id, file)): Path<(String, String)>) -> Response {
     let mut m = s.lock().unwrap();
+    m.log.push(format!("{file} {id}"));
     let sc = m.scenario.clone();
     if let Some((which, status)) = sc.results_fail
         && which == file
@@ -329,8 +349,13 @@ async fn a_job_runs_end_to_end_and_every_record_is_accounted_for() {
         matches!(&report.outcomes[7], RecordOutcome::Failed(f) if f.code == "DUPLICATE_EXTERNAL_ID" && f.class == ErrorClass::Permanent)
     );
     assert_eq!(report.outcomes[8], created(8));
-    assert_eq!((report.missing_rows, report.duplicate_rows, report.unexpected_rows), (1, 1, 0));
+    // E4-later is in unprocessedrecords, which is not read for a job that
+    // completed: like E5-lost it is missing, with the same outcome.
+    assert_eq!((report.missing_rows, report.duplicate_rows, report.unexpected_rows), (2, 1, 0));
     assert_eq!(report.counts(), (3, 1, 5));
+    // create, upload, close, 4 polls, successfulResults, failedResults.
+    assert_eq!(report.calls, 9);
+    assert_eq!(report.calls, state.lock().unwrap().calls);
     assert_eq!(report.jobs.len(), 1);
     assert_eq!(report.jobs[0].state, Some(JobState::JobComplete));
 
@@ -530,6 +555,208 @@ async fn step_by_step_for_a_resumable_caller() {
     assert_eq!(r.outcomes, vec![created(0), updated(1)]);
     assert_eq!(c.bulk_job_info(&s, "../../x").await.unwrap_err().code(), "INVALID_REQUEST");
     assert!(c.api_usage(&url).is_some_and(|u: ApiUsage| u.used > 100));
+}
+
+/// The requests the mock answered from `from` on.
+fn log_since(state: &Shared, from: usize) -> Vec<String> {
+    state.lock().unwrap().log[from..].to_vec()
+}
+
+fn code_of(o: &RecordOutcome) -> (&str, ErrorClass) {
+    match o {
+        RecordOutcome::Failed(f) => (f.code.as_str(), f.class),
+        other => panic!("not a failure: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_resumed_worker_reads_only_the_result_files_it_needs() {
+    let (url, state) = bulk_mock(Scenario { polls_before_done: 1, ..Scenario::default() }).await;
+    let (c, _) = client_with_sleeper(fast(1024));
+    let s = session(&url);
+    let records: Vec<SfRecord> = ["E0", "E1", "E2", "E2"].iter().map(|k| rec(k)).collect();
+    let sub = c.bulk_submit(&s, &records).await.unwrap();
+    assert_eq!(sub.jobs.len(), 1);
+    assert_eq!(sub.not_sent.len(), 1);
+    assert_eq!((sub.not_sent[0].0, sub.not_sent[0].1.code.as_str()), (3, "DUPLICATE_EXTERNAL_ID"));
+    assert_eq!(sub.calls, 3);
+    assert_eq!(
+        log_since(&state, 0),
+        vec!["create".to_string(), format!("upload {}", sub.jobs[0]), format!("UploadComplete {}", sub.jobs[0])]
+    );
+    assert_eq!(state.lock().unwrap().calls, 3);
+
+    // Another invocation, another client: only the job ids are known.
+    let (resumed, sleeper) = client_with_sleeper(fast(1024));
+    let job = &sub.jobs[0];
+    let report = resumed.bulk_outcomes(&s, &sub.jobs, &records[..3]).await.unwrap();
+    assert_eq!(report.outcomes, vec![created(0), updated(1), created(2)]);
+    // No failure reported, the job complete: neither failedResults nor
+    // unprocessedrecords is asked for.
+    assert_eq!(
+        log_since(&state, 3),
+        vec![format!("info {job}"), format!("info {job}"), format!("successfulResults {job}")]
+    );
+    assert_eq!(report.calls, 3);
+    assert_eq!(state.lock().unwrap().calls, 3 + report.calls);
+    assert_eq!(*sleeper.waits.lock().unwrap(), vec![Duration::from_secs(1)]);
+    assert_eq!(report.jobs.len(), 1);
+    assert_eq!((report.jobs[0].id.as_str(), report.jobs[0].state), (job.as_str(), Some(JobState::JobComplete)));
+    assert_eq!((report.missing_rows, report.unexpected_rows, report.duplicate_rows), (0, 0, 1));
+
+    // Rows about records not asked for are ignored; a record no job names
+    // is unprocessed, retryably.
+    let asked = vec![rec("E1"), rec("E9")];
+    let report = resumed.bulk_outcomes(&s, &sub.jobs, &asked).await.unwrap();
+    assert_eq!(report.outcomes[0], updated(1));
+    assert_eq!(code_of(&report.outcomes[1]), ("BULK_UNPROCESSED", ErrorClass::Retryable));
+    // E0 twice (the repeated row) and E2.
+    assert_eq!((report.unexpected_rows, report.missing_rows, report.duplicate_rows), (3, 1, 0));
+    assert_eq!(report.calls, 2, "a completed job: its info, then successfulResults");
+    assert!(resumed.bulk_outcomes(&s, &sub.jobs, &[]).await.unwrap().outcomes.is_empty());
+}
+
+#[tokio::test]
+async fn an_open_job_of_a_crashed_worker_is_aborted_and_its_records_are_unprocessed() {
+    let (url, state) = bulk_mock(Scenario::default()).await;
+    let (c, _) = client_with_sleeper(fast(1024));
+    let s = session(&url);
+    let first = vec![rec("E0"), rec("E1-bad")];
+    let sub = c.bulk_submit(&s, &first).await.unwrap();
+    // The crashed worker created its job and uploaded, never closed it.
+    let rest = Arc::new(vec![rec("E2"), rec("E3")]);
+    let plan = Arc::new(BulkPlan::new(BulkOperation::Upsert, &rest, MAX).unwrap());
+    let open = c.bulk_create_job(&s, &plan).await.unwrap();
+    c.bulk_upload(&s, &open.id, plan.clone(), rest.clone(), &plan.parts[0]).await.unwrap();
+    let all: Vec<SfRecord> = first.iter().chain(rest.iter()).cloned().collect();
+    let jobs = vec![sub.jobs[0].clone(), open.id.clone()];
+
+    let (before, calls_before) = {
+        let m = state.lock().unwrap();
+        (m.log.len(), m.calls)
+    };
+    let report = c.bulk_outcomes(&s, &jobs, &all).await.unwrap();
+    assert_eq!(report.outcomes[0], created(0));
+    assert_eq!(code_of(&report.outcomes[1]), ("REQUIRED_FIELD_MISSING", ErrorClass::Permanent));
+    for o in &report.outcomes[2..] {
+        assert!(
+            matches!(o, RecordOutcome::Failed(f) if f.code == "BULK_UNPROCESSED" && f.class == ErrorClass::Retryable
+                && f.message.contains("Open")),
+            "{o:?}"
+        );
+    }
+    let (j0, j1) = (&jobs[0], &jobs[1]);
+    assert_eq!(
+        log_since(&state, before),
+        vec![
+            format!("info {j0}"),
+            format!("successfulResults {j0}"),
+            format!("failedResults {j0}"),
+            format!("info {j1}"),
+            format!("Aborted {j1}"),
+        ],
+        "the open job's results are not read"
+    );
+    let m = state.lock().unwrap();
+    assert_eq!(m.aborted, vec![j1.clone()]);
+    assert_eq!(report.calls, 5);
+    assert_eq!(m.calls - calls_before, report.calls);
+    assert_eq!(report.jobs[1].state, Some(JobState::Aborted));
+    assert_eq!(report.missing_rows, 2);
+}
+
+#[tokio::test]
+async fn outcomes_fail_as_a_whole_only_when_nothing_could_be_read() {
+    let expired = json!([{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}]);
+    let (c, _) = client_with_sleeper(fast(1024));
+
+    // The session is expired at the first job info: nothing known, Err.
+    let (url, state) = bulk_mock(Scenario { info_fail: Some((0, 401, expired.clone())), ..Scenario::default() }).await;
+    let s = session(&url);
+    let sub = c.bulk_submit(&s, &[rec("E0")]).await.unwrap();
+    let e = c.bulk_outcomes(&s, &sub.jobs, &[rec("E0")]).await.unwrap_err();
+    assert!(matches!(e, SalesforceError::SessionExpired), "{e:?}");
+    assert_eq!(state.lock().unwrap().log.len(), 4, "one info call, nothing after it");
+
+    // It expires after the first job was read: the first job's records
+    // have their outcomes, the second's are unknown (retryable), and
+    // nothing more is asked.
+    let (url, state) = bulk_mock(Scenario { info_fail: Some((1, 401, expired)), ..Scenario::default() }).await;
+    let s = session(&url);
+    let a = c.bulk_submit(&s, &[rec("E0")]).await.unwrap();
+    let b = c.bulk_submit(&s, &[rec("E1")]).await.unwrap();
+    let c3 = c.bulk_submit(&s, &[rec("E2")]).await.unwrap();
+    let jobs = [a.jobs, b.jobs, c3.jobs].concat();
+    let before = state.lock().unwrap().log.len();
+    let report = c.bulk_outcomes(&s, &jobs, &[rec("E0"), rec("E1"), rec("E2")]).await.unwrap();
+    assert_eq!(report.outcomes[0], created(0));
+    assert_eq!(code_of(&report.outcomes[1]), ("INVALID_SESSION_ID", ErrorClass::Retryable));
+    assert_eq!(code_of(&report.outcomes[2]), ("INVALID_SESSION_ID", ErrorClass::Retryable));
+    assert_eq!(log_since(&state, before).len(), 3, "info, successfulResults, info: {:?}", log_since(&state, before));
+    assert_eq!(report.calls, 3);
+    assert!(report.jobs[2].error_message.as_deref().is_some_and(|m| m.starts_with("not read")), "{:?}", report.jobs[2]);
+
+    // An unknown job (NOT_FOUND) and nothing else: Err; beside a readable
+    // job: its records' outcomes are unknown.
+    let (url, _) = bulk_mock(Scenario::default()).await;
+    let s = session(&url);
+    let missing = "750R0000000zzzzAAA".to_string();
+    let e = c.bulk_outcomes(&s, std::slice::from_ref(&missing), &[rec("E0")]).await.unwrap_err();
+    assert_eq!(e.code(), "NOT_FOUND");
+    let sub = c.bulk_submit(&s, &[rec("E0")]).await.unwrap();
+    let jobs = vec![missing, sub.jobs[0].clone()];
+    let report = c.bulk_outcomes(&s, &jobs, &[rec("E0"), rec("E5")]).await.unwrap();
+    assert_eq!(report.outcomes[0], created(0));
+    assert!(
+        matches!(&report.outcomes[1], RecordOutcome::Failed(f) if f.code == "NOT_FOUND" && f.class == ErrorClass::Retryable
+            && f.message.contains("unknown")),
+        "{:?}",
+        report.outcomes[1]
+    );
+    // A job id that is not one is refused before any call.
+    let e = c.bulk_outcomes(&s, &["../x".to_string()], &[rec("E0")]).await.unwrap_err();
+    assert_eq!(e.code(), "INVALID_REQUEST");
+}
+
+#[tokio::test]
+async fn bulk_submit_returns_what_it_did_not_send() {
+    // Throttled at the second job: the rest is not sent.
+    let limit = json!([{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}]);
+    let (url, state) = bulk_mock(Scenario { create_fail: Some((1, 403, limit)), ..Scenario::default() }).await;
+    let (c, _) = client_with_sleeper(|cfg| {
+        fast(1024)(cfg);
+        cfg.max_upload_bytes = 300;
+    });
+    let records: Vec<SfRecord> = (0..12).map(|i| rec(&format!("E{i}"))).collect();
+    let sub = c.bulk_submit(&session(&url), &records).await.unwrap();
+    assert_eq!(sub.jobs.len(), 1);
+    let first_part = 12 - sub.not_sent.len();
+    assert!(first_part > 0 && first_part < 12);
+    assert!(sub.not_sent.iter().map(|(i, _)| *i).eq(first_part..12), "by input index");
+    assert!(sub.not_sent.iter().all(|(_, f)| f.class == ErrorClass::Throttled));
+    assert_eq!(sub.not_sent[0].1.code, "REQUEST_LIMIT_EXCEEDED");
+    assert_eq!(sub.not_sent.last().unwrap().1.code, "NOT_SENT");
+    assert_eq!(sub.calls, 4, "create, upload, close, the refused create");
+    assert_eq!(state.lock().unwrap().calls, 4);
+
+    // The first job cannot be created: nothing sent, Err.
+    let expired = json!([{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}]);
+    let (url, _) = bulk_mock(Scenario { create_fail: Some((0, 401, expired)), ..Scenario::default() }).await;
+    let e = c.bulk_submit(&session(&url), &records).await.unwrap_err();
+    assert!(matches!(e, SalesforceError::SessionExpired));
+
+    // A refused upload: the job is aborted, its records come back.
+    let bad = json!([{"errorCode": "INVALIDJOBSTATE", "message": "Job is not open for upload"}]);
+    let (url, state) = bulk_mock(Scenario { upload_fail: Some((400, bad)), ..Scenario::default() }).await;
+    let sub = c.bulk_submit(&session(&url), &[rec("E0"), rec("E1")]).await.unwrap();
+    assert!(sub.jobs.is_empty());
+    assert_eq!(
+        sub.not_sent.iter().map(|(i, f)| (*i, f.code.as_str())).collect::<Vec<_>>(),
+        vec![(0, "INVALIDJOBSTATE"), (1, "INVALIDJOBSTATE")]
+    );
+    assert_eq!(sub.calls, 3, "create, upload, abort");
+    let m = state.lock().unwrap();
+    assert_eq!(m.aborted, vec![m.jobs[0].id.clone()]);
 }
 
 const MAX: u64 = learnlink_core::salesforce::bulk::MAX_UPLOAD_BYTES;
