@@ -32,7 +32,7 @@ up: setup bins ## start the local stack; endpoints go to .learnlink/stack.env
 down: ## stop the local stack (by pid)
 	@if [ -x $(BIN)/learnlink-local ]; then $(BIN)/learnlink-local down; else echo "nothing to stop"; fi
 
-demo: up ## run job 1 and job 2 end to end on the local stack and print a summary
+demo: up ## run jobs 1, 2 and 3 end to end on the local stack and print a summary
 	$(BIN)/learnlink-demo
 
 test: setup bins ## unit + end-to-end tests, lints, cfn-lint and sam validate

@@ -123,6 +123,9 @@ pub async fn fire_imports(deps: &Deps, now: OffsetDateTime) -> Result<Vec<String
 }
 
 #[cfg(test)]
+mod engine_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use learnlink_adapters::dynamo::memory::MemoryState;

@@ -670,7 +670,8 @@ pub trait BackfillStore: Send + Sync {
         tenant: &TenantId,
         limit: usize,
     ) -> Result<Vec<crate::backfill::Backfill>, PortError>;
-    /// Every tenant's backfills that are not final (the scheduler's sweep).
+    /// Every tenant's open backfills ([`crate::backfill::Backfill::is_open`]:
+    /// not final, or owing a kill-switch restore) for the scheduler's sweep.
     async fn unfinished_backfills(&self) -> Result<Vec<crate::backfill::Backfill>, PortError>;
     async fn shard(
         &self,

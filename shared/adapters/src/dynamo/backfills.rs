@@ -212,7 +212,7 @@ impl BackfillStore for DynamoState {
             .item("doc", s(to_json("a backfill", backfill)?))
             .item("version", super::n(expected.map_or(1, |v| v + 1)));
         let item = versioned(item, expected).build().map_err(build)?;
-        let index = if backfill.status.is_final() {
+        let index = if !backfill.is_open() {
             TransactWriteItem::builder()
                 .delete(
                     Delete::builder()
@@ -277,7 +277,7 @@ impl BackfillStore for DynamoState {
         let mut out = Vec::with_capacity(keys.len());
         for item in read_batch(self, keys, what).await? {
             let (b, _): (Backfill, u64) = doc_of("backfill", &item)?;
-            if !b.status.is_final() {
+            if b.is_open() {
                 out.push(b);
             }
         }

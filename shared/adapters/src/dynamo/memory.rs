@@ -464,7 +464,7 @@ impl learnlink_core::ports::BackfillStore for MemoryState {
             return Ok(false);
         }
         let mut open = lock(&self.open_backfills);
-        if backfill.status.is_final() {
+        if !backfill.is_open() {
             open.remove(&key);
         } else {
             open.insert(key.clone());
@@ -483,7 +483,7 @@ impl learnlink_core::ports::BackfillStore for MemoryState {
         self.check()?;
         let open = lock(&self.open_backfills);
         let g = lock(&self.backfills);
-        Ok(open.iter().filter_map(|k| g.get(k)).filter(|(b, _)| !b.status.is_final()).map(|(b, _)| b.clone()).collect())
+        Ok(open.iter().filter_map(|k| g.get(k)).filter(|(b, _)| b.is_open()).map(|(b, _)| b.clone()).collect())
     }
 
     async fn shard(&self, tenant: &TenantId, backfill_id: &str, index: u32) -> Result<Option<(Shard, u64)>, PortError> {

@@ -164,6 +164,14 @@ pub struct Backfill {
     pub reason: Option<String>,
 }
 
+impl Backfill {
+    /// Whether the scheduler's sweep still has work with it: not final, or
+    /// final with the kill switch still to restore.
+    pub fn is_open(&self) -> bool {
+        !self.status.is_final() || self.kill_switch.owes_restore()
+    }
+}
+
 /// Where a shard is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -342,12 +342,119 @@ async fn job2(f: &mut Figures) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Peak resident set (VmHWM, MB) of the running `sync-worker` processes.
+fn worker_peak_rss_mb() -> f64 {
+    let mut peak = 0u64;
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0.0 };
+    for e in dir.flatten() {
+        let p = e.path();
+        let is_worker = std::fs::read_link(p.join("exe"))
+            .ok()
+            .and_then(|x| x.file_name().map(|n| n.to_string_lossy().starts_with("sync-worker")))
+            .unwrap_or(false);
+        if !is_worker {
+            continue;
+        }
+        let status = std::fs::read_to_string(p.join("status")).unwrap_or_default();
+        if let Some(kb) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kb);
+        }
+    }
+    peak as f64 / 1024.0
+}
+
+/// Job 3 (SPEC §6): a backfill of 1,000,000 LMS enrollments into the
+/// Salesforce emulator on the local stack (default settings: shards of
+/// ~10,000, Bulk API 2.0, kill switch on). Counted: Salesforce API calls,
+/// the wall time from the start request to completion, the worker's peak
+/// RSS (sampled from /proc). Beside it, the same rows loaded by jsforce's
+/// Bulk API 2.0 client (one job per 500,000 rows) against the same emulator.
+async fn job3(f: &mut Figures) -> anyhow::Result<()> {
+    use learnlink_core::salesforce::bulk::{BulkOperation, BulkPlan};
+    const LEARNERS: u32 = 100_000;
+    const PER: u32 = 10;
+    let n = u64::from(LEARNERS * PER);
+    let env = Env::start("bench-job3", Options::default())?;
+    env.lms_dataset(LEARNERS, PER).await?;
+    env.seed_contacts_for_learners().await?;
+    env.create_tenant_for_backfill("bench", "whsec-bench-0123456789", json!({})).await?;
+    env.connect_salesforce("bench").await?;
+    let s0 = env.sf_stats().await?;
+    let start = Instant::now();
+    let (status, v) = env.start_backfill("bench", json!({"since": "2025-12-01T00:00:00Z"})).await?;
+    anyhow::ensure!(status == 202, "the backfill did not start: {status} {v}");
+    let id = v["backfill"]["id"].as_str().unwrap_or_default().to_string();
+    let mut peak = 0f64;
+    let done = loop {
+        peak = peak.max(worker_peak_rss_mb());
+        let v = env.backfill("bench", &id).await?;
+        let s = v["backfill"]["status"].as_str().unwrap_or("");
+        if matches!(s, "completed" | "failed" | "cancelled") && v["backfill"]["kill_switch"]["state"] != "engaged" {
+            break v;
+        }
+        anyhow::ensure!(start.elapsed() < Duration::from_secs(3600), "the backfill did not end in an hour");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let secs = start.elapsed().as_secs_f64();
+    let s1 = env.sf_stats().await?;
+    anyhow::ensure!(done["backfill"]["status"] == "completed", "the backfill did not complete: {}", done["backfill"]);
+    let written = done["progress"]["written"].as_u64().unwrap_or(0);
+    anyhow::ensure!(written == n, "only {written} of {n} enrollments were written: {}", done["progress"]);
+    f.add("job3_calls_per_1m", (calls(&s1, None) - calls(&s0, None)) as f64, "calls");
+    f.add("job3_seconds_per_1m", (secs * 10.0).round() / 10.0, "s");
+    f.add("job3_peak_rss_mb", peak.round(), "MB");
+    f.add("job3_shards_per_1m", done["progress"]["shards_total"].as_f64().unwrap_or(0.0), "shards");
+
+    // The peer: the same rows as CSV files of 500,000, loaded by jsforce bulk2.
+    let dir = learnlink_e2e::root().join("target/bench-job3");
+    std::fs::create_dir_all(&dir)?;
+    let enrollments = env.lms_all("enrollments").await?;
+    let mut files = Vec::new();
+    for (k, part) in enrollments.chunks(500_000).enumerate() {
+        let parsed: Vec<learnlink_core::model::Enrollment> =
+            part.iter().map(|e| serde_json::from_value(e.clone())).collect::<Result<_, _>>()?;
+        let records: Vec<_> = parsed.iter().map(learnlink_core::sync::enrollment_record).collect();
+        let plan = BulkPlan::new(BulkOperation::Upsert, &records, u64::MAX).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut csv = plan.header().to_vec();
+        for r in &records {
+            plan.encode_row(r, &mut csv);
+        }
+        let path = dir.join(format!("part{k}.csv"));
+        std::fs::write(&path, csv)?;
+        files.push(path);
+    }
+    drop(enrollments);
+    let tokens = env.stored_tokens("bench").await?;
+    let before = env.sf_stats().await?;
+    let out = std::process::Command::new("node")
+        .arg("bench-bulk2.mjs")
+        .args(&files)
+        .current_dir(learnlink_e2e::jsforce_bench::conformance_dir())
+        .env("SF_INSTANCE_URL", tokens["instance_url"].as_str().unwrap_or_default())
+        .env("SF_ACCESS_TOKEN", tokens["access_token"].as_str().unwrap_or_default())
+        .output()?;
+    let after = env.sf_stats().await?;
+    let line = String::from_utf8_lossy(&out.stdout);
+    let peer: Value = serde_json::from_str(line.trim()).map_err(|e| {
+        anyhow::anyhow!("jsforce bulk2 printed no result ({e}): {line} {}", String::from_utf8_lossy(&out.stderr))
+    })?;
+    anyhow::ensure!(peer["ok"].as_u64() == Some(n), "jsforce bulk2 did not load every row: {peer}");
+    f.add("peer_bulk_seconds_per_1m", (peer["seconds"].as_f64().unwrap_or(0.0) * 10.0).round() / 10.0, "s");
+    f.add("peer_bulk_calls_per_1m", (calls(&after, None) - calls(&before, None)) as f64, "calls");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     learnlink_adapters::install_crypto_provider();
     let only = std::env::args().nth(1).unwrap_or_default();
     let mut figures = Figures(Vec::new());
-    const GROUPS: [&str; 5] = ["salesforce", "job1_skeleton", "job1", "job2", "core"];
+    const GROUPS: [&str; 6] = ["salesforce", "job1_skeleton", "job1", "job2", "job3", "core"];
     let mut ran = 0;
     for name in GROUPS {
         if !only.is_empty() && name != only {
@@ -359,6 +466,7 @@ async fn main() -> ExitCode {
             "salesforce" => salesforce(&mut figures).await,
             "job1" => job1(&mut figures).await,
             "job2" => job2(&mut figures).await,
+            "job3" => job3(&mut figures).await,
             "core" => (|| {
                 let bin = learnlink_e2e::bin_dir();
                 let core = learnlink_e2e::core_bench::core_instructions_per_record(&bin)?;

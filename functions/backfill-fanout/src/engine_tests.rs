@@ -1,0 +1,216 @@
+//! The backfill engine over the memory fakes: plan → shards → work, with
+//! redelivery, a Bulk group resumed from its stored job ids, the budget and
+//! cancel. (The same flows run on the full stack in tests/e2e/tests/job3.rs.)
+
+use learnlink_adapters::dynamo::memory::{MemoryActivity, MemoryState};
+use learnlink_adapters::lms::memory::MemoryLms;
+use learnlink_adapters::salesforce::memory::MemorySalesforce;
+use learnlink_adapters::sqs::memory::MemoryQueue;
+use learnlink_core::backfill::engine::{self, ControlPorts, ShardInput, ShardOutcome, ShardPorts, StartRequest};
+use learnlink_core::backfill::{BackfillStatus, KillSwitch, Origin, ShardStatus, Window};
+use learnlink_core::budget::BudgetPolicy;
+use learnlink_core::job::SyncJob;
+use learnlink_core::model::{Enrollment, EnrollmentStatus, TenantId};
+use learnlink_core::ports::{BackfillStore, LmsConnection};
+use learnlink_core::salesforce::Session;
+use learnlink_core::tenant::Tenant;
+use serde_json::json;
+use time::macros::datetime;
+
+struct World {
+    state: MemoryState,
+    lms: MemoryLms,
+    sf: MemorySalesforce,
+    activity: MemoryActivity,
+    shards: MemoryQueue,
+    sync: MemoryQueue,
+    tenant: Tenant,
+}
+
+async fn world(n: usize, settings: serde_json::Value) -> World {
+    let state = MemoryState::new();
+    let id = TenantId::parse("acme").unwrap();
+    state.seed_config(
+        &id,
+        json!({"name": "acme", "salesforce": {"environment": "production", "client_id": "cid"}, "backfill": settings}),
+        datetime!(2026-01-01 0:00 UTC),
+    );
+    let lms = MemoryLms::new();
+    let sf = MemorySalesforce::new();
+    let t0 = datetime!(2026-01-01 0:00 UTC);
+    lms.add_enrollments((0..n).map(|i| {
+        let learner = format!("L{}", i % 50);
+        Enrollment {
+            id: format!("E{i:05}"),
+            learner_id: learner,
+            course_id: "C1".into(),
+            course_title: None,
+            status: EnrollmentStatus::Enrolled,
+            progress_pct: Some(0.0),
+            score: None,
+            enrolled_at: Some(t0),
+            completed_at: None,
+            updated_at: t0 + time::Duration::minutes(i as i64),
+        }
+    }));
+    sf.issue_tokens("t", "r");
+    for l in 0..50 {
+        sf.add_contact(&format!("L{l}"));
+    }
+    let tenant = learnlink_core::ports::TenantStore::get_tenant(&state, &id).await.unwrap().unwrap();
+    World {
+        state,
+        lms,
+        sf,
+        activity: MemoryActivity::new(),
+        shards: MemoryQueue::new(),
+        sync: MemoryQueue::new(),
+        tenant,
+    }
+}
+
+fn session() -> Session {
+    Session { instance_url: "https://acme.my.salesforce.com".into(), access_token: "t".to_string().into() }
+}
+
+fn conn() -> LmsConnection {
+    LmsConnection { base_url: "http://lms".into(), api_key: "k".to_string().into() }
+}
+
+impl World {
+    fn control(&self) -> ControlPorts<'_> {
+        ControlPorts {
+            store: &self.state,
+            lms: &self.lms,
+            salesforce: &self.sf,
+            activity: &self.activity,
+            shards_queue: &self.shards,
+        }
+    }
+    fn ports(&self) -> ShardPorts<'_> {
+        ShardPorts {
+            store: &self.state,
+            lms: &self.lms,
+            salesforce: &self.sf,
+            activity: &self.activity,
+            sync_queue: &self.sync,
+        }
+    }
+    async fn start(&self, only_changed: bool) -> String {
+        let w = Window { since: datetime!(2025-12-01 0:00 UTC), until: datetime!(2026-06-01 0:00 UTC) };
+        let req = StartRequest { window: w, only_changed, origin: Origin::Admin };
+        let id = format!("bf-{}", self.shards.sent().len() + usize::from(only_changed) * 1000 + 1);
+        engine::start(
+            &self.control(),
+            &self.tenant,
+            &conn(),
+            &session(),
+            Some("00Dorg"),
+            req,
+            id.clone(),
+            datetime!(2026-06-01 0:00 UTC),
+        )
+        .await
+        .unwrap()
+        .backfill
+        .id
+    }
+    async fn work(&self, id: &str, shards: &[u32], last: bool) -> Vec<(u32, ShardOutcome)> {
+        let (s, c, l) = (session(), conn(), self.tenant.id.clone());
+        let input = ShardInput {
+            tenant: &l,
+            backfill_id: id,
+            shards,
+            lms: &c,
+            session: &s,
+            org_id: Some("00Dorg"),
+            budget_policy: BudgetPolicy::default(),
+            now: datetime!(2026-06-01 0:01 UTC),
+            last_attempt: last,
+        };
+        engine::run_shards(&self.ports(), &input).await
+    }
+    fn sent_shards(&self, id: &str) -> Vec<u32> {
+        self.shards
+            .sent()
+            .into_iter()
+            .filter_map(|j| match j {
+                SyncJob::BackfillShard { backfill_id, shard, .. } if backfill_id == id => Some(shard),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn shards_written_once_redelivery_harmless_and_the_backfill_completes_with_the_switch_restored() {
+    let w = world(1_200, json!({"shard_size": 300, "bulk_threshold": 250, "kill_switch": true})).await;
+    let id = w.start(false).await;
+    let shards = w.sent_shards(&id);
+    assert_eq!(shards.len(), 4, "1,200 records in shards of ~300");
+    let (b, _) = w.state.backfill(&w.tenant.id, &id).await.unwrap().unwrap();
+    assert_eq!(b.status, BackfillStatus::Running);
+    assert_eq!(b.kill_switch, KillSwitch::Engaged { previous: None });
+    // Two shards in one batch (one Bulk group), then the other two; then a redelivery.
+    let out = w.work(&id, &shards[..2], false).await;
+    assert!(out.iter().all(|(_, o)| *o == ShardOutcome::Done), "{out:?}");
+    assert_eq!(w.sf.bulk_jobs().len(), 1, "one Bulk job for the group");
+    w.work(&id, &shards[2..], false).await;
+    let again = w.work(&id, &shards, false).await;
+    assert!(again.iter().all(|(_, o)| matches!(o, ShardOutcome::Ignored(_))), "{again:?}");
+    assert_eq!(w.sf.sobject_records("LMS_Enrollment__c").len(), 1_200);
+    let (b, _) = w.state.backfill(&w.tenant.id, &id).await.unwrap().unwrap();
+    assert_eq!(b.status, BackfillStatus::Completed);
+    assert_eq!(b.kill_switch, KillSwitch::Restored { previous: None });
+    let settings = w.sf.sobject_records("LMS_Sync_Settings__c");
+    assert_eq!(settings[0]["Bypass_Automation__c"], json!(false), "{settings:?}");
+    // Only changed: the window is covered, nothing to write.
+    let id2 = w.start(true).await;
+    let (b2, _) = w.state.backfill(&w.tenant.id, &id2).await.unwrap().unwrap();
+    assert_eq!((b2.status, b2.shards, b2.expected), (BackfillStatus::Completed, 0, 0));
+}
+
+#[tokio::test]
+async fn a_bulk_group_redelivered_after_its_upload_collects_the_stored_jobs_instead_of_sending_again() {
+    let w = world(600, json!({"shard_size": 600, "bulk_threshold": 100, "kill_switch": false})).await;
+    let id = w.start(false).await;
+    let shards = w.sent_shards(&id);
+    assert_eq!(shards.len(), 1);
+    // The first delivery submits and stores the job ids, then "crashes":
+    // simulate by storing the ids as a crashed worker would have.
+    let sub = learnlink_core::ports::SalesforceApi::bulk_submit(
+        &w.sf,
+        &session(),
+        &w.lms.enrollments().iter().map(learnlink_core::sync::enrollment_record).collect::<Vec<_>>(),
+    )
+    .await
+    .unwrap();
+    let (mut s, v) = w.state.shard(&w.tenant.id, &id, shards[0]).await.unwrap().unwrap();
+    s.bulk_jobs = sub.jobs.clone();
+    assert!(w.state.put_shard(&w.tenant.id, &id, &s, Some(v)).await.unwrap());
+    let out = w.work(&id, &shards, false).await;
+    assert_eq!(out[0].1, ShardOutcome::Done, "{out:?}");
+    assert_eq!(w.sf.bulk_jobs().len(), 1, "no second job: the stored one was collected");
+    let (s, _) = w.state.shard(&w.tenant.id, &id, shards[0]).await.unwrap().unwrap();
+    assert_eq!(s.status, ShardStatus::Done);
+    assert_eq!(s.counts.created, 600);
+}
+
+#[tokio::test]
+async fn a_cancelled_backfill_stops_its_shards() {
+    let w = world(900, json!({"shard_size": 300, "bulk_threshold": 100000, "kill_switch": true})).await;
+    let id = w.start(false).await;
+    let shards = w.sent_shards(&id);
+    let b = engine::cancel(&w.state, &w.tenant.id, &id, datetime!(2026-06-01 0:00:30 UTC)).await.unwrap();
+    assert_eq!(b.status, BackfillStatus::Cancelled);
+    assert!(b.kill_switch.owes_restore());
+    assert!(engine::cancel(&w.state, &w.tenant.id, &id, datetime!(2026-06-01 0:00:40 UTC)).await.is_err());
+    // The worker meeting a cancelled backfill writes nothing and restores the switch.
+    let out = w.work(&id, &shards, false).await;
+    assert!(out.iter().all(|(_, o)| matches!(o, ShardOutcome::Ignored(_))), "{out:?}");
+    assert!(w.sf.sobject_records("LMS_Enrollment__c").is_empty());
+    let (b, _) = w.state.backfill(&w.tenant.id, &id).await.unwrap().unwrap();
+    assert_eq!(b.kill_switch, KillSwitch::Restored { previous: None });
+    // The tenant is free for another backfill.
+    assert!(w.state.active_backfill(&w.tenant.id).await.unwrap().is_none_or(|(a, _)| a.is_empty() || a != id));
+}
