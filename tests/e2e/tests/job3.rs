@@ -241,3 +241,37 @@ async fn the_api_budget_pauses_a_backfill_and_the_next_window_resumes_it_with_no
     assert_eq!(done["backfill"]["status"], "completed", "{done}");
     assert_exact(&env, 1000).await;
 }
+
+#[tokio::test]
+async fn a_relink_backfills_the_disconnection_gap_automatically() {
+    let env = Env::start("job3-gap", opts(30, 5)).unwrap();
+    env.lms_dataset(20, 2).await.unwrap();
+    env.create_tenant_for_backfill("acme", "whsec-job3-0123456789", json!({"relink_overlap_minutes": 30}))
+        .await
+        .unwrap();
+    env.connect_salesforce("acme").await.unwrap();
+    env.sf_admin("/tokens/revoke", json!({})).await.unwrap();
+    env.fire("HealthCheckFunction", "Sweep", None).await.unwrap();
+    assert_eq!(env.status("acme").await.unwrap()["status"], "DISCONNECTED");
+    env.connect_salesforce("acme").await.unwrap();
+    let s = env.status("acme").await.unwrap();
+    let gap = s["gap_backfills"][0].clone();
+    assert_eq!(gap["state"], "pending", "{s}");
+
+    // The minute sweep turns the gap into a backfill of exactly that window.
+    let swept = env.fire("BackfillFanoutFunction", "DailyImports", None).await.unwrap();
+    assert!(swept.to_string().contains("gap"), "{swept}");
+    let (_, list) = env.admin(reqwest::Method::GET, "/admin/tenants/acme/backfills", None).await.unwrap();
+    let b = &list["backfills"][0]["backfill"];
+    assert_eq!(b["origin"]["kind"], "relink", "{list}");
+    assert_eq!(b["origin"]["gap_id"], gap["id"], "{list}");
+    assert_eq!(b["window"]["since"], gap["from"], "{list}");
+    let id = b["id"].as_str().unwrap().to_string();
+    let done = env.wait_backfill("acme", &id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(done["backfill"]["status"], "completed", "{done}");
+    let s = env.status("acme").await.unwrap();
+    assert_eq!(s["gap_backfills"][0]["state"], format!("started:{id}"), "{s}");
+    // A second sweep starts nothing more.
+    let swept = env.fire("BackfillFanoutFunction", "DailyImports", None).await.unwrap();
+    assert!(!swept.to_string().contains("gap"), "{swept}");
+}
