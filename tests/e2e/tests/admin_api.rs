@@ -93,6 +93,8 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let env = Env::start("schemathesis", Options::default()).unwrap();
     rt.block_on(env.create_tenant("acme", SECRET)).unwrap();
     let out = std::process::Command::new(&st)
+        .arg("--config-file")
+        .arg(root().join("tests/e2e/schemathesis/schemathesis.toml"))
         .arg("run")
         .arg(root().join("infra/openapi.yaml"))
         .args(["--url", &env.endpoints.api_url])
