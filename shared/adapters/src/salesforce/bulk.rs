@@ -227,10 +227,14 @@ impl SalesforceClient {
         tally: &mut Tally,
     ) -> Result<JobInfo, SalesforceError> {
         let schedule = self.config.poll;
-        let mut waited = Duration::ZERO;
         let mut attempt = 0u32;
         let mut blips = 0u32;
         let mut last_state = None;
+        // A job just closed is never done at once: the first look waits the
+        // first delay (a call saved per job; a job found done by a resumed
+        // worker costs one delay).
+        self.config.sleeper.sleep(schedule.initial).await;
+        let mut waited = schedule.initial;
         loop {
             tally.calls += 1;
             match self.bulk_job_info(session, job_id).await {
@@ -252,8 +256,8 @@ impl SalesforceClient {
                 }
                 Err(e) => return Err(e),
             }
-            let delay = schedule.delay(attempt).max(Duration::from_millis(1));
             attempt += 1;
+            let delay = schedule.delay(attempt).max(Duration::from_millis(1));
             if waited + delay > schedule.max_total || attempt >= MAX_POLLS {
                 let state = last_state.map(|s| format!("{s:?}")).unwrap_or_else(|| "unknown".into());
                 return Err(SalesforceError::Api {

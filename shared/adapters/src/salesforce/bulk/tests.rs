@@ -359,9 +359,13 @@ async fn a_job_runs_end_to_end_and_every_record_is_accounted_for() {
     assert_eq!(report.jobs.len(), 1);
     assert_eq!(report.jobs[0].state, Some(JobState::JobComplete));
 
-    // Backoff: 1 s, 2 s, 4 s between the polls that saw the job in progress.
+    // 1 s before the first poll (a job just closed is never done), then
+    // backoff: 2 s, 4 s, 8 s after each poll that saw the job in progress.
     let waits = sleeper.waits.lock().unwrap().clone();
-    assert_eq!(waits, vec![Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4)]);
+    assert_eq!(
+        waits,
+        vec![Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4), Duration::from_secs(8)]
+    );
 
     // The streamed upload is the exact CSV, with its length announced.
     let m = state.lock().unwrap();
@@ -599,7 +603,7 @@ async fn a_resumed_worker_reads_only_the_result_files_it_needs() {
     );
     assert_eq!(report.calls, 3);
     assert_eq!(state.lock().unwrap().calls, 3 + report.calls);
-    assert_eq!(*sleeper.waits.lock().unwrap(), vec![Duration::from_secs(1)]);
+    assert_eq!(*sleeper.waits.lock().unwrap(), vec![Duration::from_secs(1), Duration::from_secs(2)]);
     assert_eq!(report.jobs.len(), 1);
     assert_eq!((report.jobs[0].id.as_str(), report.jobs[0].state), (job.as_str(), Some(JobState::JobComplete)));
     assert_eq!((report.missing_rows, report.unexpected_rows, report.duplicate_rows), (0, 0, 1));
