@@ -713,6 +713,15 @@ async fn finish(
     reason: Option<String>,
 ) -> Result<(), PortError> {
     let now = input.now;
+    // The kill switch first, so a backfill seen final has its automations
+    // back (if Salesforce refuses now, the final backfill owes the restore
+    // and the sweep retries it).
+    if let Some((b, _)) = p.store.backfill(input.tenant, input.backfill_id).await?
+        && !b.status.is_final()
+        && b.kill_switch.owes_restore()
+    {
+        let _ = restore_kill_switch(p.store, p.salesforce, input.session, input.org_id, input.tenant, &b.id).await;
+    }
     let Some(b) = update_backfill(p.store, input.tenant, input.backfill_id, |b| {
         if b.status.is_final() {
             return false;
