@@ -84,13 +84,12 @@ pub(crate) async fn preview(deps: &Deps, raw: &str, req: &ApiGatewayV2httpReques
         hris =
             Some(credentials::hris_connection(deps.secrets.as_ref(), &deps.names, &t).await.map_err(credential_fail)?);
     } else {
-        let links = learnlink_core::connection::Links {
-            secrets: deps.secrets.as_ref(),
-            salesforce: deps.salesforce.as_ref(),
-            connections: deps.connections.as_ref(),
-            names: &deps.names,
-            sleeper: &learnlink_adapters::TokioSleeper,
-        };
+        let links = learnlink_adapters::links(
+            deps.secrets.as_ref(),
+            deps.salesforce.as_ref(),
+            deps.connections.as_ref(),
+            &deps.names,
+        );
         tokens =
             Some(deps.tokens.session(&links, &t).await.map_err(|e| {
                 Fail::new(409, "not_connected", format!("tenant {} cannot reach Salesforce: {e}", t.id))

@@ -29,10 +29,8 @@ use learnlink_core::ports::{
     ParkStore, QueueStats, ReviewStore, SecretStore, StoredConfig,
 };
 use learnlink_core::tenant::SecretNames;
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 pub struct Deps {
@@ -65,8 +63,6 @@ pub struct Deps {
     pub backfills: Arc<dyn BackfillStore>,
     /// The LMS's enrollments by window (the enrollments export).
     pub lms_enrollments: Arc<dyn LmsEnrollments>,
-    /// The backfill queue (shard work).
-    pub backfill_queue: Arc<dyn JobQueue>,
 }
 
 /// An answer that is not a success: status, stable code, one sentence.
@@ -111,25 +107,8 @@ impl From<PortError> for Fail {
 
 pub(crate) type Answer = Result<ApiGatewayV2httpResponse, Fail>;
 
-fn authorized(deps: &Deps, req: &ApiGatewayV2httpRequest) -> bool {
-    match &deps.auth {
-        // API Gateway rejects unsigned requests before they reach us; the
-        // authorizer context proves the IAM authorizer ran.
-        AdminAuth::Iam => req.request_context.authorizer.as_ref().is_some_and(|a| a.iam.is_some()),
-        AdminAuth::Bearer(token) => {
-            let given = req
-                .headers
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .unwrap_or("");
-            bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes()))
-        }
-    }
-}
-
 pub async fn handle(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateTime) -> ApiGatewayV2httpResponse {
-    if !authorized(deps, req) {
+    if !learnlink_adapters::lambda::admin_authorized(&deps.auth, req) {
         return error_response(401, "unauthorized", "a valid admin credential is required");
     }
     match route(deps, req, now).await {

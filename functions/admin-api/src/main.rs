@@ -35,7 +35,6 @@ async fn main() -> Result<(), Error> {
         hris: Arc::new(learnlink_adapters::hris::HrisClient::new()?),
         dlq: Arc::new(SqsDeadLetterQueue::new(sqs.clone(), &cfg.sync_dlq_url, &cfg.sync_queue_url)),
         sync_queue: Arc::new(learnlink_adapters::sqs::SqsJobQueue::new(sqs.clone(), &cfg.sync_queue_url)),
-        backfill_queue: Arc::new(learnlink_adapters::sqs::SqsJobQueue::new(sqs.clone(), &cfg.backfill_queue_url)),
         keepalive: time::Duration::days(keepalive_days),
         secrets: Arc::new(SecretsManagerStore::new(aws_sdk_secretsmanager::Client::new(&aws))),
         activity: Arc::new(DynamoActivity::new(ddb, &cfg.activity_table)),

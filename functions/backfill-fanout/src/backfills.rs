@@ -8,7 +8,6 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use learnlink_adapters::lambda::{admin_authorized, body_bytes, error_response, json_response, path_param};
 use learnlink_core::backfill::engine::{self, ControlPorts, StartError, StartRequest};
 use learnlink_core::backfill::{self, Origin, Window};
-use learnlink_core::budget::BudgetPolicy;
 use learnlink_core::connection::Links;
 use learnlink_core::credentials;
 use learnlink_core::model::TenantId;
@@ -29,13 +28,12 @@ impl Deps {
     }
 
     fn links(&self) -> Links<'_> {
-        Links {
-            secrets: self.secrets.as_ref(),
-            salesforce: self.salesforce.as_ref(),
-            connections: self.connections.as_ref(),
-            names: &self.names,
-            sleeper: &learnlink_adapters::TokioSleeper,
-        }
+        learnlink_adapters::links(
+            self.secrets.as_ref(),
+            self.salesforce.as_ref(),
+            self.connections.as_ref(),
+            &self.names,
+        )
     }
 }
 
@@ -47,11 +45,6 @@ struct StartBody {
     until: Option<String>,
     #[serde(default)]
     only_changed: bool,
-}
-
-fn policy(t: &Tenant) -> BudgetPolicy {
-    let share = (t.api_budget.max_share_of_remaining() * 100.0).round().clamp(1.0, 100.0) as u8;
-    BudgetPolicy { max_share_percent: share }
 }
 
 fn parse_time(name: &str, s: &str) -> Result<OffsetDateTime, ApiGatewayV2httpResponse> {
@@ -95,7 +88,7 @@ pub async fn start_http(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetD
     };
     let tenant = match deps.tenants.get_tenant(&tenant_id).await {
         Ok(Some(t)) => t,
-        Ok(None) => return error_response(404, "tenant_not_found", &format!("no tenant {tenant_id}")),
+        Ok(None) => return error_response(404, "unknown_tenant", &format!("no tenant named \"{tenant_id}\"")),
         Err(e) => return unavailable(&e.chain()),
     };
     let req = StartRequest { window, only_changed: body.only_changed, origin: Origin::Admin };
@@ -189,7 +182,9 @@ pub async fn sweep(deps: &Deps, now: OffsetDateTime) -> Vec<String> {
             }
         };
         let session = tokens.session();
-        match engine::sweep(&deps.control(), &b, &session, tokens.org_id.as_deref(), policy(&tenant), now).await {
+        match engine::sweep(&deps.control(), &b, &session, tokens.org_id.as_deref(), tenant.api_budget.policy(), now)
+            .await
+        {
             Ok(engine::SweepAction::Nothing) => {}
             Ok(a) => {
                 tracing::info!(tenant = %tenant.id, backfill = %b.id, action = ?a, "backfill swept");

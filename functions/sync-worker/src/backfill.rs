@@ -6,7 +6,6 @@
 
 use crate::{Deps, MessageOutcome};
 use learnlink_core::backfill::engine::{self, ShardInput, ShardOutcome, ShardPorts};
-use learnlink_core::budget::BudgetPolicy;
 use learnlink_core::credentials;
 use learnlink_core::model::TenantId;
 use learnlink_core::{Classify, ErrorClass};
@@ -42,8 +41,7 @@ pub async fn handle_shards(
     };
     let lms = match credentials::lms_connection(deps.secrets.as_ref(), &deps.names, &tenant).await {
         Ok(c) => c,
-        Err(credentials::CredentialError::Store(e)) => return all(failed(e.class, e.chain())),
-        Err(other) => return all(MessageOutcome::Rejected { code: other.code().into(), message: other.to_string() }),
+        Err(e) => return all(crate::import::credential_outcome(e)),
     };
     let links = deps.connection_links();
     let tokens = match deps.tokens.session(&links, &tenant).await {
@@ -62,7 +60,6 @@ pub async fn handle_shards(
     };
     let shards: Vec<u32> = msgs.iter().map(|m| m.shard).collect();
     let last_attempt = msgs.iter().all(|m| m.receive_count >= deps.max_receive_count);
-    let share = (tenant.api_budget.max_share_of_remaining() * 100.0).round().clamp(1.0, 100.0) as u8;
     let input = ShardInput {
         tenant: &tenant.id,
         backfill_id,
@@ -70,7 +67,7 @@ pub async fn handle_shards(
         lms: &lms,
         session: &session,
         org_id: tokens.org_id.as_deref(),
-        budget_policy: BudgetPolicy { max_share_percent: share },
+        budget_policy: tenant.api_budget.policy(),
         now: time::OffsetDateTime::now_utc(),
         last_attempt,
     };

@@ -148,7 +148,7 @@ pub async fn dead_letter(deps: &Deps, job: &PageJob<'_>, reason: &str, count: u3
 
 /// A tenant without the connection it needs is refused (logged, not
 /// retried); a Secrets Manager failure returns the message.
-fn credential_outcome(e: learnlink_core::credentials::CredentialError) -> MessageOutcome {
+pub(crate) fn credential_outcome(e: learnlink_core::credentials::CredentialError) -> MessageOutcome {
     use learnlink_core::credentials::CredentialError;
     match e {
         CredentialError::Store(e) => failed(e.class, format!("reading the credentials: {}", e.chain())),

@@ -64,13 +64,12 @@ pub struct Deps {
 
 impl Deps {
     fn connection_links(&self) -> Links<'_> {
-        Links {
-            secrets: self.secrets.as_ref(),
-            salesforce: self.salesforce.as_ref(),
-            connections: self.connections.as_ref(),
-            names: &self.names,
-            sleeper: &learnlink_adapters::TokioSleeper,
-        }
+        learnlink_adapters::links(
+            self.secrets.as_ref(),
+            self.salesforce.as_ref(),
+            self.connections.as_ref(),
+            &self.names,
+        )
     }
 }
 

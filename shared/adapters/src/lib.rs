@@ -30,3 +30,14 @@ impl learnlink_core::connection::Sleeper for TokioSleeper {
         tokio::time::sleep(d).await;
     }
 }
+
+/// What the token provider reads and writes, waiting on tokio's timer: the
+/// one way every function builds its connection `Links`.
+pub fn links<'a>(
+    secrets: &'a dyn learnlink_core::ports::SecretStore,
+    salesforce: &'a dyn learnlink_core::ports::SalesforceApi,
+    connections: &'a dyn learnlink_core::ports::ConnectionStore,
+    names: &'a learnlink_core::tenant::SecretNames,
+) -> learnlink_core::connection::Links<'a> {
+    learnlink_core::connection::Links { secrets, salesforce, connections, names, sleeper: &TokioSleeper }
+}

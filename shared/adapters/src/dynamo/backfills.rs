@@ -127,22 +127,9 @@ impl DynamoState {
         doc: String,
         expected: Option<u64>,
     ) -> Result<bool, PortError> {
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(pk))
-            .item("sk", s(sk))
-            .item("doc", s(doc))
-            .item("version", super::n(expected.map_or(1, |v| v + 1)));
-        let put = match expected {
-            None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(v) => put
-                .condition_expression("#v = :expected")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_values(":expected", super::n(v)),
-        };
-        match put.send().await {
+        let put =
+            self.client.put_item().table_name(&self.table).item("pk", s(pk)).item("sk", s(sk)).item("doc", s(doc));
+        match super::versioned_put(put, expected).send().await {
             Ok(_) => Ok(true),
             Err(e) if is_conditional_failure(&e) => Ok(false),
             Err(e) => Err(Self::err(&format!("storing a {what}"), e)),

@@ -52,23 +52,14 @@ impl ImportStore for DynamoState {
     ) -> Result<bool, PortError> {
         let (pk, sk) = key(tenant, lane);
         let body = serde_json::to_string(state).map_err(|e| PortError::permanent(format!("import state: {e}")))?;
-        let next = expected.map_or(1, |v| v + 1);
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .item("pk", pk)
             .item("sk", sk)
-            .item("state", AttributeValue::S(body))
-            .item("version", super::n(next));
-        let put = match expected {
-            None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(v) => put
-                .condition_expression("#v = :expected")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_values(":expected", super::n(v)),
-        };
-        match put.send().await {
+            .item("state", AttributeValue::S(body));
+        match super::versioned_put(put, expected).send().await {
             Ok(_) => Ok(true),
             Err(e) if is_conditional_failure(&e) => Ok(false),
             Err(e) => Err(Self::err("storing the import state", e)),

@@ -57,6 +57,23 @@ impl DynamoState {
     }
 }
 
+/// A put of a versioned item (JSON documents: import state, backfills,
+/// shards): stored as version `expected + 1` (1 when new), on condition that
+/// the item is absent (`expected` None) or still at `expected`.
+fn versioned_put(
+    put: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+    expected: Option<u64>,
+) -> aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
+    let put = put.item("version", n(expected.map_or(1, |v| v + 1)));
+    match expected {
+        None => put.condition_expression("attribute_not_exists(pk)"),
+        Some(v) => put
+            .condition_expression("#v = :expected")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":expected", n(v)),
+    }
+}
+
 fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }

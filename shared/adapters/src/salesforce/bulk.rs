@@ -350,15 +350,11 @@ impl SalesforceClient {
                         .iter()
                         .map(|id| BulkJobSummary {
                             id: id.clone(),
-                            state: None,
-                            records: 0,
-                            bytes: 0,
-                            processed: 0,
-                            failed: 0,
                             error_message: Some(e.to_string()),
+                            ..Default::default()
                         })
                         .collect();
-                    BulkReport { outcomes, jobs, unexpected_rows: 0, duplicate_rows: 0, missing_rows: 0, calls: 0 }
+                    BulkReport { outcomes, jobs, ..Default::default() }
                 }
             };
         // One summary per part, in plan order, whether it was sent or not.
@@ -371,11 +367,8 @@ impl SalesforceClient {
                 let mut s = read.remove(&p.job_id).filter(|_| p.closed).unwrap_or(BulkJobSummary {
                     id: p.job_id,
                     state: p.state,
-                    records: 0,
-                    bytes: 0,
-                    processed: 0,
-                    failed: 0,
                     error_message: p.error,
+                    ..Default::default()
                 });
                 if s.state.is_none() {
                     s.state = p.state;
@@ -527,14 +520,7 @@ impl SalesforceClient {
         not_sent: &[(usize, RecordFailure)],
         tally: &mut Tally,
     ) -> Result<BulkReport, SalesforceError> {
-        let mut report = BulkReport {
-            outcomes: Vec::new(),
-            jobs: Vec::new(),
-            unexpected_rows: 0,
-            duplicate_rows: 0,
-            missing_rows: 0,
-            calls: 0,
-        };
+        let mut report = BulkReport::default();
         let Some(first) = records.first() else { return Ok(report) };
         if let Some(r) =
             records.iter().find(|r| r.sobject != first.sobject || r.external_id_field != first.external_id_field)
@@ -580,15 +566,7 @@ impl SalesforceClient {
             }
         };
         for id in jobs {
-            let mut summary = BulkJobSummary {
-                id: id.clone(),
-                state: None,
-                records: 0,
-                bytes: 0,
-                processed: 0,
-                failed: 0,
-                error_message: None,
-            };
+            let mut summary = BulkJobSummary { id: id.clone(), ..Default::default() };
             if let Some(f) = &stop {
                 summary.error_message = Some(format!("not read: {}", f.message));
                 report.jobs.push(summary);

@@ -282,18 +282,7 @@ impl SalesforceApi for MemorySalesforce {
         if !g.valid_access.contains(session.access_token.expose_secret()) {
             return Err(SalesforceError::SessionExpired);
         }
-        let per_record_error = match g.script.pop_front() {
-            Some(Script::Fail { status, code }) => {
-                return Err(SalesforceError::Api {
-                    class: classify_error_code(&code),
-                    status,
-                    code,
-                    message: "scripted failure".into(),
-                });
-            }
-            Some(Script::RecordError(code)) => Some(code),
-            None => None,
-        };
+        let per_record_error = scripted(g.script.pop_front())?;
         let mut out = Vec::new();
         for c in &call.collections {
             let mut outcomes = Vec::new();
@@ -453,18 +442,7 @@ impl SalesforceApi for MemorySalesforce {
         // The first job's creation; the rest is counted once it is through.
         g.calls += 1;
         g.admit(session)?;
-        let per_record_error = match g.bulk_script.pop_front() {
-            Some(Script::Fail { status, code }) => {
-                return Err(SalesforceError::Api {
-                    class: classify_error_code(&code),
-                    status,
-                    code,
-                    message: "scripted failure".into(),
-                });
-            }
-            Some(Script::RecordError(code)) => Some(code),
-            None => None,
-        };
+        let per_record_error = scripted(g.bulk_script.pop_front())?;
         let by_id = plan.key_field == "Id";
         let mut jobs = Vec::with_capacity(plan.parts.len());
         for part in &plan.parts {
@@ -503,14 +481,7 @@ impl SalesforceApi for MemorySalesforce {
         jobs: &[String],
         records: &[SfRecord],
     ) -> Result<BulkReport, SalesforceError> {
-        let mut report = BulkReport {
-            outcomes: Vec::new(),
-            jobs: Vec::new(),
-            unexpected_rows: 0,
-            duplicate_rows: 0,
-            missing_rows: 0,
-            calls: 0,
-        };
+        let mut report = BulkReport::default();
         if records.is_empty() {
             return Ok(report);
         }
@@ -523,15 +494,7 @@ impl SalesforceApi for MemorySalesforce {
         for id in jobs {
             report.calls += 1;
             g.calls += 1;
-            let mut summary = BulkJobSummary {
-                id: id.clone(),
-                state: None,
-                records: 0,
-                bytes: 0,
-                processed: 0,
-                failed: 0,
-                error_message: None,
-            };
+            let mut summary = BulkJobSummary { id: id.clone(), ..Default::default() };
             if let Err(e) = g.admit(session) {
                 if !read_any {
                     return Err(e);
@@ -761,6 +724,21 @@ fn select_stored(
             row
         })
         .collect())
+}
+
+/// The next scripted answer: a failure of the whole call, or the error
+/// code every record gets (`None`: no script, a normal answer).
+fn scripted(s: Option<Script>) -> Result<Option<String>, SalesforceError> {
+    match s {
+        Some(Script::Fail { status, code }) => Err(SalesforceError::Api {
+            class: classify_error_code(&code),
+            status,
+            code,
+            message: "scripted failure".into(),
+        }),
+        Some(Script::RecordError(code)) => Ok(Some(code)),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]

@@ -627,20 +627,22 @@ async fn bulk_shards(
     let mut entries = Vec::new();
     let mut counts_all = Vec::with_capacity(shards.len());
     let total = enrollments.len().max(1) as u64;
-    for (k, ((_, _), range)) in shards.iter().zip(&ranges).enumerate() {
+    let mut unspread = calls;
+    for (range, &pages) in ranges.iter().zip(&pages) {
         let t = tally(&job, &enrollments[range.clone()], &outcomes[range.clone()], input.now, false);
         let mut c = t.counts;
-        c.pages = pages[k];
+        c.pages = pages;
         c.read = range.len() as u64;
-        // The group's calls, spread over its shards by records.
+        // The group's calls, spread over its shards by records (the
+        // rounding remainder goes to the first shard below).
         c.api_calls = calls * range.len() as u64 / total;
+        unspread -= c.api_calls;
         handover.extend(t.handover);
         entries.extend(t.entries);
         counts_all.push(c);
     }
     if let Some(c) = counts_all.first_mut() {
-        let spread: u64 = ranges.iter().map(|r| calls * r.len() as u64 / total).sum();
-        c.api_calls += calls - spread;
+        c.api_calls += unspread;
     }
     if let Err(e) = hand_over(p, input, handover).await {
         return all(port_outcome(e, input));
@@ -802,10 +804,7 @@ async fn org_setting(
 
 async fn set_bypass(sf: &dyn SalesforceApi, session: &Session, org_id: &str, on: bool) -> Result<(), SalesforceError> {
     match org_setting(sf, session, org_id).await? {
-        Some((id, current)) if current == on => {
-            let _ = id;
-            Ok(())
-        }
+        Some((_, current)) if current == on => Ok(()),
         Some((id, _)) => {
             sf.update_record(session, SETTINGS_OBJECT, &id, &serde_json::json!({ BYPASS_FIELD: on })).await
         }

@@ -335,6 +335,12 @@ impl ApiBudgetSettings {
     pub fn max_share_of_remaining(&self) -> f64 {
         self.max_share_of_remaining.unwrap_or(0.5)
     }
+
+    /// The governor's policy (SPEC §6.6): the share as a whole percent, 1–100.
+    pub fn policy(&self) -> crate::budget::BudgetPolicy {
+        let pct = (self.max_share_of_remaining() * 100.0).round().clamp(1.0, 100.0) as u8;
+        crate::budget::BudgetPolicy { max_share_percent: pct }
+    }
 }
 
 impl TenantConfig {

@@ -615,7 +615,7 @@ impl BulkMatcher {
 }
 
 /// One job of a Bulk ingest, as it ended.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct BulkJobSummary {
     /// Empty when the job could not be created.
     pub id: String,
@@ -629,7 +629,7 @@ pub struct BulkJobSummary {
 
 /// The result of a Bulk ingest: one outcome per input record (input order),
 /// the jobs it ran, and what matching noticed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct BulkReport {
     pub outcomes: Vec<RecordOutcome>,
     pub jobs: Vec<BulkJobSummary>,
