@@ -9,6 +9,7 @@
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use learnlink_core::activity::{ActivityEntry, Direction, Outcome, RunSummary};
 use learnlink_core::connection::{Links, TokenProvider};
+use learnlink_core::fill;
 use learnlink_core::job::{self, SyncJob};
 use learnlink_core::matching::{ContactWrite, Decision};
 use learnlink_core::model::TenantId;
@@ -87,12 +88,16 @@ pub enum MessageOutcome {
         class: ErrorClass,
         reason: String,
     },
+    /// Handed back unprocessed, visible at once, so that the next batch's
+    /// calls go out full (`fill::defer_to_fill`).
+    Deferred,
 }
 
 impl MessageOutcome {
     fn merge(&mut self, other: MessageOutcome) {
         use MessageOutcome::*;
         let replace = match (&*self, &other) {
+            (Deferred, _) | (_, Deferred) => false,
             (Failed { class: a, .. }, Failed { class: b, .. }) => a.worst(*b) != *a,
             (Failed { .. }, _) => false,
             (_, Failed { .. }) => true,
@@ -110,7 +115,7 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
     let outcomes = process(deps, &event).await;
     let mut resp = SqsBatchResponse::default();
     for (id, outcome) in ids.iter().zip(outcomes) {
-        if let MessageOutcome::Failed { .. } = outcome {
+        if let MessageOutcome::Failed { .. } | MessageOutcome::Deferred = outcome {
             let mut f = BatchItemFailure::default();
             f.item_identifier = id.clone();
             resp.batch_item_failures.push(f);
@@ -176,7 +181,16 @@ pub async fn process(deps: &Deps, event: &SqsEvent) -> Vec<MessageOutcome> {
             outcomes[m] = o;
         }
     }
+    for (tenant, items) in by_tenant.iter_mut() {
+        let deferred = defer_to_fill(deps, event, tenant, items, &mut outcomes).await;
+        if !deferred.is_empty() {
+            items.retain(|it| !deferred.contains(&it.message));
+        }
+    }
     for (tenant, items) in by_tenant {
+        if items.is_empty() {
+            continue;
+        }
         for (i, o) in sync_tenant(deps, &tenant, &items).await {
             if let Some(&m) = message_of.get(i) {
                 outcomes[m].merge(o);
@@ -185,6 +199,64 @@ pub async fn process(deps: &Deps, event: &SqsEvent) -> Vec<MessageOutcome> {
         dead_letters(deps, &tenant, event, &items, &outcomes).await;
     }
     outcomes
+}
+
+/// Under a busy stream, hand back (visible at once) the first deliveries
+/// that would only half fill a last Composite call: the next batch writes
+/// them in full calls (`fill::defer_to_fill`). Returns the messages handed
+/// back; one SQS refuses to release is written now instead.
+async fn defer_to_fill(
+    deps: &Deps,
+    event: &SqsEvent,
+    tenant: &TenantId,
+    items: &[Item],
+    outcomes: &mut [MessageOutcome],
+) -> HashSet<usize> {
+    // Records per message, in message order.
+    let mut per_message: BTreeMap<usize, usize> = BTreeMap::new();
+    for it in items {
+        *per_message.entry(it.message).or_default() += 1;
+    }
+    let messages: Vec<usize> = per_message.keys().copied().collect();
+    let loads: Vec<fill::Load> = per_message
+        .iter()
+        .map(|(&m, &records)| fill::Load {
+            records,
+            first_delivery: event
+                .records
+                .get(m)
+                .and_then(|r| r.attributes.get("ApproximateReceiveCount"))
+                .map(String::as_str)
+                == Some("1"),
+        })
+        .collect();
+    let chosen: Vec<usize> =
+        messages.iter().zip(fill::defer_to_fill(&loads)).filter(|(_, d)| *d).map(|(m, _)| *m).collect();
+    let handles: Vec<(usize, String)> = chosen
+        .iter()
+        .filter_map(|&m| event.records.get(m).and_then(|r| r.receipt_handle.clone()).map(|h| (m, h)))
+        .collect();
+    if handles.is_empty() {
+        return HashSet::new();
+    }
+    let receipts: Vec<String> = handles.iter().map(|(_, h)| h.clone()).collect();
+    let mut deferred = HashSet::new();
+    let mut refused = 0usize;
+    for ((m, _), res) in handles.iter().zip(deps.queue.release(&receipts).await) {
+        match res {
+            Ok(()) => {
+                outcomes[*m] = MessageOutcome::Deferred;
+                deferred.insert(*m);
+            }
+            Err(e) => {
+                refused += 1;
+                tracing::debug!(tenant = %tenant, error = %e.chain(), "a message could not be handed back; it is written now");
+            }
+        }
+    }
+    let records: usize = deferred.iter().map(|m| per_message.get(m).copied().unwrap_or(0)).sum();
+    tracing::info!(tenant = %tenant, messages = deferred.len(), records, refused, "handed back to fill the next batch's calls");
+    deferred
 }
 
 /// Messages failing their last delivery go to the DLQ now: say so in the
@@ -655,27 +727,33 @@ async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(
         };
         b.out.push((s.item, o));
     }
-    if !new_links.is_empty()
-        && let Err(e) = deps.links.put_links(tenant_id, &new_links).await
-    {
-        // Only memory: the next batch looks the learners up again.
-        tracing::warn!(tenant = %tenant_id, error = %e.chain(), "could not remember learner links");
-    }
     forget.sort();
     forget.dedup();
-    if !forget.is_empty()
-        && let Err(e) = deps.links.forget_links(tenant_id, &forget).await
-    {
-        tracing::warn!(tenant = %tenant_id, error = %e.chain(), "could not forget stale learner links");
-    }
-    if !marks.is_empty()
-        && let Err(e) = deps.applied.mark_applied(tenant_id, &marks).await
-    {
-        // The records are written; without the markers an older event could
-        // still be applied later, so say so loudly.
-        tracing::error!(tenant = %tenant_id, error = %e.chain(), records = marks.len(), "could not record applied versions");
-    }
-    record_activity(deps, b.tenant, &b.run_id, started, &b.entries).await;
+    // Links, applied versions and the activity log are independent: written
+    // side by side (links in order: remembered, then forgotten).
+    let link_memory = async {
+        if !new_links.is_empty()
+            && let Err(e) = deps.links.put_links(tenant_id, &new_links).await
+        {
+            // Only memory: the next batch looks the learners up again.
+            tracing::warn!(tenant = %tenant_id, error = %e.chain(), "could not remember learner links");
+        }
+        if !forget.is_empty()
+            && let Err(e) = deps.links.forget_links(tenant_id, &forget).await
+        {
+            tracing::warn!(tenant = %tenant_id, error = %e.chain(), "could not forget stale learner links");
+        }
+    };
+    let mark = async {
+        if !marks.is_empty()
+            && let Err(e) = deps.applied.mark_applied(tenant_id, &marks).await
+        {
+            // The records are written; without the markers an older event could
+            // still be applied later, so say so loudly.
+            tracing::error!(tenant = %tenant_id, error = %e.chain(), records = marks.len(), "could not record applied versions");
+        }
+    };
+    tokio::join!(link_memory, mark, record_activity(deps, b.tenant, &b.run_id, started, &b.entries));
     b.out
 }
 

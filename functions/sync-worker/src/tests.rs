@@ -284,7 +284,12 @@ async fn a_big_batch_uses_one_call_per_thousand_records() {
     let w = world().await;
     let bodies: Vec<String> =
         (0..2_500).map(|i| job("acme", &format!("E{i}"), "L1", 0, EnrollmentStatus::Enrolled)).collect();
-    let r = handle(&w.deps, sqs(&bodies)).await;
+    // Redeliveries, so that none is handed back to fill a call.
+    let mut batch = sqs(&bodies);
+    for m in &mut batch.records {
+        m.attributes.insert("ApproximateReceiveCount".into(), "2".into());
+    }
+    let r = handle(&w.deps, batch).await;
     assert!(r.batch_item_failures.is_empty());
     assert_eq!(w.sf.record_count(), 2_500);
     assert_eq!(w.sf.calls(), 3);
@@ -762,4 +767,61 @@ async fn an_import_page_failing_its_last_delivery_is_logged_as_a_dead_letter() {
     assert_eq!(r.batch_item_failures.len(), 1, "still returned: SQS moves it to the DLQ");
     let entries = w.activity.all(&TenantId::parse("acme").unwrap());
     assert!(entries.iter().any(|e| e.reason.as_deref() == Some("dead_letter") && e.job == "import:r1"), "{entries:?}");
+}
+
+/// `n` deliveries of 25 events each (learner L1), as SQS messages with
+/// receipt handles `h<i>`.
+fn busy_batch(n: usize, first_event: usize) -> SqsEvent {
+    let bodies: Vec<String> = (0..n)
+        .map(|d| {
+            let jobs: Vec<String> = (0..25)
+                .map(|e| job("acme", &format!("E{}", first_event + d * 25 + e), "L1", 0, EnrollmentStatus::Enrolled))
+                .collect();
+            delivery(&jobs)
+        })
+        .collect();
+    let mut ev = sqs(&bodies);
+    for (i, m) in ev.records.iter_mut().enumerate() {
+        m.receipt_handle = Some(format!("h{i}"));
+    }
+    ev
+}
+
+#[tokio::test]
+async fn a_busy_batch_writes_full_calls_and_hands_the_rest_back_visible() {
+    let w = world().await;
+    // 58 deliveries × 25 = 1,450 records: one full call, 18 messages back.
+    let r = handle(&w.deps, busy_batch(58, 0)).await;
+    assert_eq!(w.sf.calls(), 1, "one full Composite call");
+    assert_eq!(w.sf.record_count(), 1_000);
+    let back: Vec<String> = (40..58).map(|i| format!("m{i}")).collect();
+    assert_eq!(failed_ids(&r), back, "the last 18 messages return");
+    assert_eq!(w.queue.released(), (40..58).map(|i| format!("h{i}")).collect::<Vec<_>>(), "visible at once");
+    // Their redelivery (second receive) is written, never handed back again.
+    let mut again = busy_batch(58, 0);
+    again.records.drain(..40);
+    for m in &mut again.records {
+        m.attributes.insert("ApproximateReceiveCount".into(), "2".into());
+    }
+    let r = handle(&w.deps, again).await;
+    assert!(r.batch_item_failures.is_empty(), "{:?}", r.batch_item_failures);
+    assert_eq!(w.sf.record_count(), 1_450, "nothing lost");
+    assert_eq!(w.queue.released().len(), 18, "nothing waits twice");
+    // Nothing is logged for a handed-back message until it is written.
+    let log = w.activity.all(&acme());
+    assert_eq!(log.iter().filter(|e| e.outcome == learnlink_core::activity::Outcome::Created).count(), 1_450);
+}
+
+#[tokio::test]
+async fn a_light_batch_is_written_at_once_and_a_refused_release_writes_now() {
+    let w = world().await;
+    let r = handle(&w.deps, busy_batch(9, 0)).await; // 225 records
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(w.sf.record_count(), 225);
+    assert!(w.queue.released().is_empty());
+    // SQS refuses to release: the messages are written now instead.
+    w.queue.refuse_releases();
+    let r = handle(&w.deps, busy_batch(30, 1_000)).await; // 750 records, under one call
+    assert!(r.batch_item_failures.is_empty(), "{:?}", r.batch_item_failures);
+    assert_eq!(w.sf.record_count(), 975);
 }

@@ -86,8 +86,11 @@ struct ServeArgs {
     /// Environment for every function, applied after the template's.
     #[arg(long = "env", value_parser = kv)]
     env: Vec<(String, String)>,
-    /// Concurrency of a function that sets no ReservedConcurrentExecutions.
-    #[arg(long, default_value_t = 4)]
+    /// Concurrency of a function that sets no ReservedConcurrentExecutions
+    /// (AWS scales much further; instances start on demand, so an idle
+    /// function costs nothing). Enough for a 50 requests/s webhook stream
+    /// at ~100 ms per request.
+    #[arg(long, default_value_t = 10)]
     concurrency: u32,
     /// Pollers per SQS event source without ScalingConfig.
     #[arg(long, default_value_t = 2)]

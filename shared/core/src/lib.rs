@@ -11,6 +11,7 @@ pub mod connection;
 pub mod credentials;
 pub mod csv;
 pub mod error;
+pub mod fill;
 pub mod health;
 pub mod import;
 pub mod job;

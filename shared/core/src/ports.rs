@@ -80,6 +80,11 @@ pub trait JobQueue: Send + Sync {
     /// message, in order.
     async fn send_encoded(&self, bodies: &[String]) -> Vec<Result<(), PortError>>;
 
+    /// Make received messages visible again at once (visibility timeout 0),
+    /// by their receipt handles: a consumer hands them back to the next
+    /// batch (`fill::defer_to_fill`). One result per handle, in order.
+    async fn release(&self, receipt_handles: &[String]) -> Vec<Result<(), PortError>>;
+
     /// Send jobs; one result per job, in order.
     async fn send(&self, jobs: &[SyncJob]) -> Vec<Result<(), PortError>> {
         let bodies: Vec<String> = jobs.iter().map(crate::job::encode).collect();

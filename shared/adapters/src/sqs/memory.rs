@@ -12,6 +12,10 @@ pub struct MemoryQueue {
     /// Indexes (in send order, counted over the queue's lifetime) that fail.
     fail_at: Mutex<Vec<usize>>,
     count: Mutex<usize>,
+    /// Receipt handles released (made visible again), in order.
+    released: Mutex<Vec<String>>,
+    /// When set, every release fails (retryable).
+    refuse_release: std::sync::atomic::AtomicBool,
 }
 
 impl MemoryQueue {
@@ -26,6 +30,16 @@ impl MemoryQueue {
     /// The events of every job sent, in order.
     pub fn events(&self) -> Vec<learnlink_core::webhook::LmsEvent> {
         self.sent().iter().flat_map(|j| j.events().to_vec()).collect()
+    }
+
+    /// The receipt handles released so far.
+    pub fn released(&self) -> Vec<String> {
+        self.released.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Make every later release fail.
+    pub fn refuse_releases(&self) {
+        self.refuse_release.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Make the n-th message ever sent (0-based) fail with a retryable error.
@@ -55,6 +69,14 @@ impl JobQueue for MemoryQueue {
                 Ok(())
             })
             .collect()
+    }
+
+    async fn release(&self, receipt_handles: &[String]) -> Vec<Result<(), PortError>> {
+        if self.refuse_release.load(std::sync::atomic::Ordering::SeqCst) {
+            return receipt_handles.iter().map(|_| Err(PortError::retryable("injected release failure"))).collect();
+        }
+        self.released.lock().unwrap_or_else(|p| p.into_inner()).extend(receipt_handles.iter().cloned());
+        receipt_handles.iter().map(|_| Ok(())).collect()
     }
 }
 

@@ -7,7 +7,7 @@ pub mod memory;
 use crate::aws::classify_sdk;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, SendMessageBatchRequestEntry};
 use learnlink_core::ports::JobQueue;
 use learnlink_core::{ErrorClass, PortError};
 
@@ -81,6 +81,61 @@ impl JobQueue for SqsJobQueue {
                     for _ in chunk {
                         results.push(Err(PortError::new(e.class, e.message.clone())));
                     }
+                }
+            }
+        }
+        results
+    }
+
+    async fn release(&self, receipt_handles: &[String]) -> Vec<Result<(), PortError>> {
+        let mut results = Vec::with_capacity(receipt_handles.len());
+        for (c, chunk) in receipt_handles.chunks(BATCH_MAX_MESSAGES).enumerate() {
+            let entries: Result<Vec<_>, _> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(format!("r{i}"))
+                        .receipt_handle(h)
+                        .visibility_timeout(0)
+                        .build()
+                })
+                .collect();
+            let entries = match entries {
+                Ok(e) => e,
+                Err(e) => {
+                    results.extend(chunk.iter().map(|_| Err(PortError::permanent(format!("building a release: {e}")))));
+                    continue;
+                }
+            };
+            let sent = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await;
+            match sent {
+                Ok(out) => {
+                    let mut chunk_results: Vec<Result<(), PortError>> = (0..chunk.len()).map(|_| Ok(())).collect();
+                    for f in out.failed() {
+                        let slot = f.id().trim_start_matches('r').parse::<usize>().ok();
+                        let err = PortError::new(
+                            if f.sender_fault() { ErrorClass::Permanent } else { ErrorClass::Retryable },
+                            format!("SQS kept a message hidden ({}: {})", f.code(), f.message().unwrap_or("")),
+                        );
+                        match slot.and_then(|i| chunk_results.get_mut(i)) {
+                            Some(r) => *r = Err(err),
+                            None => {
+                                tracing::error!(chunk = c, id = f.id(), "SQS reported a failure for an unknown entry")
+                            }
+                        }
+                    }
+                    results.extend(chunk_results);
+                }
+                Err(e) => {
+                    let e = classify_sdk("releasing messages", e, &[], PERMANENT);
+                    results.extend(chunk.iter().map(|_| Err(PortError::new(e.class, e.message.clone()))));
                 }
             }
         }
