@@ -427,13 +427,20 @@ async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(
     // §4.2: the newest event per record, then skip what is older than what was applied.
     let collapsed = sync::collapse(items.iter().map(|it| (it.index, &it.event)));
     let keys: Vec<String> = collapsed.iter().map(|(ev, _)| applied_key(ev)).collect();
-    let applied = match deps.applied.applied(tenant_id, &keys).await {
-        Ok(a) => a,
-        Err(e) => return fail_all(e.class, e.chain()),
-    };
     // Every learner of the batch is resolved, even one whose records are all
     // stale: a deactivation must unlink its Contact whatever the record says.
     let batch_learners = contacts::unique(collapsed.iter().map(|(ev, _)| learner_of(ev)));
+    // The applied versions and the learners are read side by side (§4.3:
+    // with an LMS to read them from).
+    let resolve = tenant.lms_base_url.is_some() && !batch_learners.is_empty();
+    let session = tokens.session();
+    let (applied, first_resolution) = tokio::join!(deps.applied.applied(tenant_id, &keys), async {
+        if resolve { Some(contacts::resolve(deps, &tenant, &session, &batch_learners).await) } else { None }
+    });
+    let applied = match applied {
+        Ok(a) => a,
+        Err(e) => return fail_all(e.class, e.chain()),
+    };
     let mut live: Vec<(&LmsEvent, Vec<usize>)> = Vec::new();
     for ((ev, its), key) in collapsed.into_iter().zip(&keys) {
         let (object, lms_id) = (sync::event_record_object(ev), ev.record_key().1);
@@ -474,11 +481,10 @@ async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(
         }
     }
 
-    // §4.3: learners → Contacts (with an LMS to read them from).
+    // §4.3: learners → Contacts.
     let mut resolved = None;
-    if tenant.lms_base_url.is_some() && !batch_learners.is_empty() {
+    if let Some(mut r) = first_resolution {
         let ids = batch_learners;
-        let mut r = contacts::resolve(deps, &tenant, &tokens.session(), &ids).await;
         if matches!(&r, Err(e) if e.session_expired) {
             match deps.tokens.refreshed(&links, &tenant, &tokens, time::OffsetDateTime::now_utc).await {
                 Ok(t) => {
