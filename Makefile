@@ -10,7 +10,7 @@ BIN         := target/debug
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup bins up down demo test lint build deploy bench clean
+.PHONY: help setup bins up down demo test lint build deploy bench fuzz chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
@@ -54,6 +54,13 @@ deploy: build ## sam deploy --guided
 
 bench: setup valgrind ## benchmarks (release): BENCH lines, also .learnlink/bench.json; ONLY=<group>
 	cargo build --release --workspace --bins && LEARNLINK_BIN_DIR=target/release target/release/learnlink-bench $(ONLY)
+
+chaos: setup bins ## chaos run (release): N LMS events (default 100000) under injected faults; CHAOS lines
+	cargo build --release --workspace --bins && LEARNLINK_BIN_DIR=target/release target/release/learnlink-chaos $(N)
+
+fuzz: ## cargo fuzz, every target FUZZ_SECONDS (600) s each: FUZZ lines; fails on a crash
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	fuzz/run.sh
 
 .PHONY: valgrind
 valgrind: # callgrind counts the core's instructions for `make bench` (installed once)

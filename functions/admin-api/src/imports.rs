@@ -39,6 +39,10 @@ pub(crate) async fn start(deps: &Deps, raw: &str, req: &ApiGatewayV2httpRequest,
         return Err(no_source(&t));
     }
     let body = if req.body.as_deref().is_none_or(str::is_empty) { json!({}) } else { json_body(req)? };
+    if !body.is_object() {
+        // An array, a number, …: not an empty object (it must not start a run).
+        return Err(Fail::bad_request("malformed_body", "the body must be a JSON object: {\"dry_run\": true|false}"));
+    }
     let dry_run = match body.get("dry_run") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,

@@ -1069,3 +1069,40 @@ mod exports {
         assert!(body(&r)["error"]["message"].as_str().unwrap().contains("lms.base_url"));
     }
 }
+
+mod imports {
+    use super::*;
+
+    async fn create_with_import(w: &World) {
+        let mut c = config();
+        c["lms"] = json!({"base_url": "https://lms.example.com", "api_key": "lms-key-0123456789"});
+        c["import"] = json!({"source": "salesforce_user"});
+        let r =
+            handle(&w.deps, &req("POST", "/admin/tenants", Some(json!({"id": "acme", "config": c})), &[]), NOW).await;
+        assert_eq!(r.status_code, 201, "{}", text(&r));
+    }
+
+    #[tokio::test]
+    async fn only_an_object_or_nothing_starts_a_run() {
+        let w = world();
+        create_with_import(&w).await;
+        for (bad, code) in [
+            ("[true]", "malformed_body"),
+            ("42", "malformed_body"),
+            ("\"dry_run\"", "malformed_body"),
+            ("null", "malformed_body"),
+            ("{\"dry_run\"", "malformed_body"),
+            (r#"{"dry_run": "yes"}"#, "invalid_field"),
+            (r#"{"dry_run": true, "all": 1}"#, "invalid_field"),
+        ] {
+            let r = handle(&w.deps, &raw_body("POST", "/admin/tenants/acme/imports", bad), NOW).await;
+            assert_eq!((r.status_code, body(&r)["error"]["code"].clone()), (400, json!(code)), "{bad}");
+        }
+        assert!(w.queue.sent().is_empty(), "a refused request starts nothing");
+        for ok in ["", "{}", r#"{"dry_run": true}"#] {
+            let r = handle(&w.deps, &raw_body("POST", "/admin/tenants/acme/imports", ok), NOW).await;
+            assert_eq!(r.status_code, 202, "{ok}: {}", text(&r));
+        }
+        assert_eq!(w.queue.sent().len(), 3);
+    }
+}

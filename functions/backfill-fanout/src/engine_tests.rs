@@ -214,3 +214,143 @@ async fn a_cancelled_backfill_stops_its_shards() {
     // The tenant is free for another backfill.
     assert!(w.state.active_backfill(&w.tenant.id).await.unwrap().is_none_or(|(a, _)| a.is_empty() || a != id));
 }
+
+/// A store over the world's whose first write of backfill `first` lets a
+/// whole other start (`second`) run just before it: two sweeps (or a sweep
+/// and an admin) starting a backfill of one tenant at the same moment.
+struct Racing<'a> {
+    w: &'a World,
+    first: &'static str,
+    second: &'static str,
+    raced: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl BackfillStore for Racing<'_> {
+    async fn backfill(
+        &self,
+        t: &TenantId,
+        id: &str,
+    ) -> Result<Option<(learnlink_core::backfill::Backfill, u64)>, learnlink_core::PortError> {
+        self.w.state.backfill(t, id).await
+    }
+    async fn put_backfill(
+        &self,
+        b: &learnlink_core::backfill::Backfill,
+        expected: Option<u64>,
+    ) -> Result<bool, learnlink_core::PortError> {
+        if b.id == self.first && !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let other = self.w.start_as(&self.w.control(), self.second).await;
+            assert!(other.is_ok(), "the other start: {other:?}");
+        }
+        self.w.state.put_backfill(b, expected).await
+    }
+    async fn list_backfills(
+        &self,
+        t: &TenantId,
+        limit: usize,
+    ) -> Result<Vec<learnlink_core::backfill::Backfill>, learnlink_core::PortError> {
+        self.w.state.list_backfills(t, limit).await
+    }
+    async fn unfinished_backfills(&self) -> Result<Vec<learnlink_core::backfill::Backfill>, learnlink_core::PortError> {
+        self.w.state.unfinished_backfills().await
+    }
+    async fn shard(
+        &self,
+        t: &TenantId,
+        id: &str,
+        index: u32,
+    ) -> Result<Option<(learnlink_core::backfill::Shard, u64)>, learnlink_core::PortError> {
+        self.w.state.shard(t, id, index).await
+    }
+    async fn put_shard(
+        &self,
+        t: &TenantId,
+        id: &str,
+        shard: &learnlink_core::backfill::Shard,
+        expected: Option<u64>,
+    ) -> Result<bool, learnlink_core::PortError> {
+        self.w.state.put_shard(t, id, shard, expected).await
+    }
+    async fn put_new_shards(
+        &self,
+        t: &TenantId,
+        id: &str,
+        shards: &[learnlink_core::backfill::Shard],
+    ) -> Result<(), learnlink_core::PortError> {
+        self.w.state.put_new_shards(t, id, shards).await
+    }
+    async fn shards(
+        &self,
+        t: &TenantId,
+        id: &str,
+    ) -> Result<Vec<learnlink_core::backfill::Shard>, learnlink_core::PortError> {
+        self.w.state.shards(t, id).await
+    }
+    async fn active_backfill(&self, t: &TenantId) -> Result<Option<(String, u64)>, learnlink_core::PortError> {
+        self.w.state.active_backfill(t).await
+    }
+    async fn set_active_backfill(
+        &self,
+        t: &TenantId,
+        id: Option<&str>,
+        expected: Option<u64>,
+    ) -> Result<bool, learnlink_core::PortError> {
+        self.w.state.set_active_backfill(t, id, expected).await
+    }
+    async fn coverage(
+        &self,
+        t: &TenantId,
+    ) -> Result<(learnlink_core::backfill::coverage::Coverage, Option<u64>), learnlink_core::PortError> {
+        self.w.state.coverage(t).await
+    }
+    async fn put_coverage(
+        &self,
+        t: &TenantId,
+        coverage: &learnlink_core::backfill::coverage::Coverage,
+        expected: Option<u64>,
+    ) -> Result<bool, learnlink_core::PortError> {
+        self.w.state.put_coverage(t, coverage, expected).await
+    }
+}
+
+impl World {
+    async fn start_as(&self, control: &ControlPorts<'_>, id: &str) -> Result<engine::View, engine::StartError> {
+        let w = Window { since: datetime!(2025-12-01 0:00 UTC), until: datetime!(2026-06-01 0:00 UTC) };
+        let req = StartRequest { window: w, only_changed: false, origin: Origin::Admin };
+        engine::start(
+            control,
+            &self.tenant,
+            &conn(),
+            &session(),
+            Some("00Dorg"),
+            req,
+            id.into(),
+            datetime!(2026-06-01 0:00 UTC),
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn two_starts_at_the_same_moment_run_one_backfill() {
+    // Found by the chaos run: the minute sweep and another start, a second
+    // apart, both started a backfill of the relink gap.
+    let w = world(600, json!({"shard_size": 300, "bulk_threshold": 100000, "kill_switch": true})).await;
+    let racing = Racing { w: &w, first: "bf-first", second: "bf-second", raced: false.into() };
+    let control = ControlPorts { store: &racing, ..w.control() };
+    let first = w.start_as(&control, "bf-first").await;
+    assert!(matches!(&first, Err(engine::StartError::Running(other)) if other == "bf-second"), "{first:?}");
+    let (b, _) = w.state.backfill(&w.tenant.id, "bf-first").await.unwrap().unwrap();
+    assert_eq!(b.status, BackfillStatus::Cancelled, "{b:?}");
+    assert_eq!(b.kill_switch, KillSwitch::Off, "it never engaged the kill switch");
+    assert!(b.reason.unwrap().contains("bf-second"));
+    let (b, _) = w.state.backfill(&w.tenant.id, "bf-second").await.unwrap().unwrap();
+    assert_eq!(b.status, BackfillStatus::Running);
+    assert_eq!(b.kill_switch, KillSwitch::Engaged { previous: None }, "the org's own value remembered");
+    assert_eq!(w.state.active_backfill(&w.tenant.id).await.unwrap().map(|(a, _)| a), Some("bf-second".into()));
+    assert!(w.sent_shards("bf-first").is_empty(), "only one backfill sends shards");
+    assert_eq!(w.sent_shards("bf-second").len(), 2);
+    let open: Vec<String> = w.state.unfinished_backfills().await.unwrap().into_iter().map(|b| b.id).collect();
+    assert_eq!(open, ["bf-second"]);
+}

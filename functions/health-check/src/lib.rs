@@ -9,9 +9,14 @@
 //! - logs every tenant's status with its sentence and remedy.
 //!
 //! The scheduled event's `time` is the sweep's "now".
+//!
+//! The HTTP route answers a tenant's status, integration user, rights,
+//! failures and gap windows: like the admin API it requires the admin
+//! credential (IAM in AWS, the bearer token locally) and refuses anything else
+//! with the admin API's 401 before reading anything.
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use learnlink_adapters::lambda::{error_response, json_response, path_param};
+use learnlink_adapters::lambda::{AdminAuth, admin_authorized, error_response, json_response, path_param};
 use learnlink_core::connection::{LinkStatus, Links, TokenProvider, drain_parked, update_connection};
 use learnlink_core::health::{Health, Probe};
 use learnlink_core::model::TenantId;
@@ -42,6 +47,8 @@ pub struct Deps {
     pub sync_queue_url: Option<String>,
     pub keepalive: time::Duration,
     pub tokens: TokenProvider,
+    /// How the HTTP route authenticates callers (the admin API's credential).
+    pub auth: AdminAuth,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +86,9 @@ impl Deps {
 }
 
 pub async fn http(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetDateTime) -> ApiGatewayV2httpResponse {
+    if !admin_authorized(&deps.auth, req) {
+        return error_response(401, "unauthorized", "a valid admin credential is required");
+    }
     let raw = path_param(req, "tenant").unwrap_or("");
     let not_found = || error_response(404, "unknown_tenant", &format!("no tenant named {raw:?}"));
     let Ok(id) = TenantId::parse(raw) else { return not_found() };

@@ -29,6 +29,7 @@ async fn main() -> Result<(), Error> {
         sync_queue_url: Some(cfg.sync_queue_url.clone()),
         keepalive: time::Duration::days(keepalive_days),
         tokens: learnlink_core::connection::TokenProvider::new(uuid::Uuid::new_v4().simple().to_string()),
+        auth: cfg.admin_auth.clone(),
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<serde_json::Value>| async move {

@@ -1,20 +1,125 @@
 use super::*;
 use learnlink_adapters::dynamo::memory::MemoryState;
+use learnlink_adapters::lambda::AdminAuth;
 use learnlink_adapters::salesforce::memory::MemorySalesforce;
 use learnlink_adapters::secrets::memory::MemorySecrets;
 use learnlink_adapters::sqs::memory::{MemoryQueue, MemoryQueueStats};
 use learnlink_core::connection::ConnectionState;
 use learnlink_core::salesforce::TokenSet;
 use secrecy::SecretString;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use time::macros::datetime;
 
 const T0: OffsetDateTime = datetime!(2026-11-23 00:00 UTC);
+const ADMIN_TOKEN: &str = "admin-token";
 
 struct World {
     state: Arc<MemoryState>,
     sf: Arc<MemorySalesforce>,
     queue: Arc<MemoryQueue>,
+    /// Reads of the tenant, connection, parking, secret and queue stores.
+    reads: Arc<Reads>,
     deps: Deps,
+}
+
+/// The stores the HTTP route could read, counting every call.
+struct Reads {
+    state: Arc<MemoryState>,
+    secrets: Arc<MemorySecrets>,
+    queues: MemoryQueueStats,
+    calls: AtomicUsize,
+}
+
+impl Reads {
+    fn count(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+    fn tick(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl TenantStore for Reads {
+    async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, PortError> {
+        self.tick();
+        self.state.get_tenant(id).await
+    }
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, PortError> {
+        self.tick();
+        self.state.list_tenants().await
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionStore for Reads {
+    async fn connection(&self, tenant: &TenantId) -> Result<Option<ConnectionState>, PortError> {
+        self.tick();
+        self.state.connection(tenant).await
+    }
+    async fn put_connection(
+        &self,
+        tenant: &TenantId,
+        state: &ConnectionState,
+        expected: Option<u64>,
+    ) -> Result<bool, PortError> {
+        self.tick();
+        self.state.put_connection(tenant, state, expected).await
+    }
+    async fn acquire_lease(
+        &self,
+        tenant: &TenantId,
+        holder: &str,
+        now: OffsetDateTime,
+        ttl: time::Duration,
+    ) -> Result<Option<u64>, PortError> {
+        self.tick();
+        self.state.acquire_lease(tenant, holder, now, ttl).await
+    }
+    async fn release_lease(&self, tenant: &TenantId, holder: &str) -> Result<(), PortError> {
+        self.tick();
+        self.state.release_lease(tenant, holder).await
+    }
+}
+
+#[async_trait::async_trait]
+impl ParkStore for Reads {
+    async fn park(&self, tenant: &TenantId, jobs: &[(String, String)]) -> Result<(), PortError> {
+        self.tick();
+        self.state.park(tenant, jobs).await
+    }
+    async fn parked(&self, tenant: &TenantId, limit: usize) -> Result<(Vec<(String, String)>, bool), PortError> {
+        self.tick();
+        self.state.parked(tenant, limit).await
+    }
+    async fn unpark(&self, tenant: &TenantId, keys: &[String]) -> Result<(), PortError> {
+        self.tick();
+        self.state.unpark(tenant, keys).await
+    }
+    async fn parked_count(&self, tenant: &TenantId) -> Result<u64, PortError> {
+        self.tick();
+        self.state.parked_count(tenant).await
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretStore for Reads {
+    async fn get_secret(&self, name: &str) -> Result<Option<SecretString>, PortError> {
+        self.tick();
+        self.secrets.get_secret(name).await
+    }
+    async fn put_secret(&self, name: &str, value: &SecretString) -> Result<(), PortError> {
+        self.tick();
+        self.secrets.put_secret(name, value).await
+    }
+}
+
+#[async_trait::async_trait]
+impl QueueStats for Reads {
+    async fn depth(&self, queue_url: &str) -> Result<u64, PortError> {
+        self.tick();
+        self.queues.depth(queue_url).await
+    }
 }
 
 fn acme() -> TenantId {
@@ -46,12 +151,18 @@ async fn world(connected_at: OffsetDateTime) -> World {
     c.revision = 1;
     state.put_connection(&acme(), &c, None).await.unwrap();
     let queue = Arc::new(MemoryQueue::new());
-    let deps = Deps {
-        tenants: state.clone(),
+    let reads = Arc::new(Reads {
+        state: state.clone(),
         secrets,
-        queues: Arc::new(MemoryQueueStats::default()),
-        connections: state.clone(),
-        parking: state.clone(),
+        queues: MemoryQueueStats::default(),
+        calls: AtomicUsize::new(0),
+    });
+    let deps = Deps {
+        tenants: reads.clone(),
+        secrets: reads.clone(),
+        queues: reads.clone(),
+        connections: reads.clone(),
+        parking: reads.clone(),
         salesforce: sf.clone(),
         sync_queue: queue.clone(),
         names: SecretNames::default(),
@@ -59,8 +170,9 @@ async fn world(connected_at: OffsetDateTime) -> World {
         sync_queue_url: None,
         keepalive: time::Duration::days(7),
         tokens: TokenProvider::new("health"),
+        auth: AdminAuth::Bearer(SecretString::from(ADMIN_TOKEN)),
     };
-    World { state, sf, queue, deps }
+    World { state, sf, queue, reads, deps }
 }
 
 fn scheduled(at: OffsetDateTime) -> Value {
@@ -74,19 +186,89 @@ async fn status_after_sweep(w: &World, at: OffsetDateTime) -> Value {
     r["tenants"][0].clone()
 }
 
+/// `GET /health/{tenant}` as API Gateway delivers it, with this
+/// `Authorization` header if any.
+fn health_request(tenant: &str, authorization: Option<&str>) -> Value {
+    let mut ev = json!({"version": "2.0", "routeKey": "GET /health/{tenant}", "rawPath": format!("/health/{tenant}"),
+        "headers": {}, "pathParameters": {"tenant": tenant},
+        "requestContext": {"http": {"method": "GET", "path": format!("/health/{tenant}"), "protocol": "HTTP/1.1",
+                                    "sourceIp": "127.0.0.1", "userAgent": "t"},
+                           "routeKey": "GET /health/{tenant}", "stage": "$default", "timeEpoch": 0},
+        "isBase64Encoded": false});
+    if let Some(a) = authorization {
+        ev["headers"]["authorization"] = json!(a);
+    }
+    ev
+}
+
+fn answer_body(r: &Value) -> Value {
+    serde_json::from_str(r["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null)
+}
+
 #[tokio::test]
 async fn http_answers_status_and_404() {
     let w = world(T0).await;
-    let ev = json!({"version": "2.0", "routeKey": "GET /health/{tenant}", "rawPath": "/health/acme", "headers": {},
-        "pathParameters": {"tenant": "acme"},
-        "requestContext": {"http": {"method": "GET", "path": "/health/acme", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
-                           "routeKey": "GET /health/{tenant}", "stage": "$default", "timeEpoch": 0}, "isBase64Encoded": false});
-    let r = handle(&w.deps, ev.clone()).await.unwrap();
-    assert_eq!(r["statusCode"], 200);
-    let mut missing = ev;
-    missing["pathParameters"]["tenant"] = json!("nobody");
-    assert_eq!(handle(&w.deps, missing).await.unwrap()["statusCode"], 404);
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let r = handle(&w.deps, health_request("acme", Some(&bearer))).await.unwrap();
+    assert_eq!(r["statusCode"], 200, "{r}");
+    assert_eq!(answer_body(&r)["tenant"], "acme", "{r}");
+    assert_eq!(answer_body(&r)["status"], "CONNECTED", "{r}");
+    let r = handle(&w.deps, health_request("nobody", Some(&bearer))).await.unwrap();
+    assert_eq!(r["statusCode"], 404, "{r}");
+    assert_eq!(answer_body(&r)["error"]["code"], "unknown_tenant", "{r}");
     assert!(handle(&w.deps, json!({"foo": 1})).await.is_err());
+}
+
+#[tokio::test]
+async fn http_refuses_without_the_admin_credential_before_reading_anything() {
+    let w = world(T0).await;
+    let wrong_length = format!("Bearer {ADMIN_TOKEN}x");
+    for (what, authorization) in [
+        ("no token", None),
+        ("an empty header", Some("")),
+        ("a wrong token", Some("Bearer wrong-token")),
+        ("the token with one more character", Some(wrong_length.as_str())),
+        ("the token without its scheme", Some(ADMIN_TOKEN)),
+        ("the token as Basic credentials", Some("Basic admin-token")),
+    ] {
+        for tenant in ["acme", "nobody"] {
+            let r = handle(&w.deps, health_request(tenant, authorization)).await.unwrap();
+            assert_eq!(r["statusCode"], 401, "{what}, {tenant}: {r}");
+            assert_eq!(
+                answer_body(&r),
+                json!({"error": {"code": "unauthorized", "message": "a valid admin credential is required"}}),
+                "{what}, {tenant}"
+            );
+            let text = r["body"].as_str().unwrap();
+            for leak in ["CONNECTED", "integration", "failures", "gap"] {
+                assert!(!text.contains(leak), "{what}, {tenant}: {text}");
+            }
+        }
+    }
+    assert_eq!(w.reads.count(), 0, "nothing is read for an unauthorized request");
+    // IAM (AWS): only a request the IAM authorizer let through.
+    let mut iam = world(T0).await;
+    iam.deps.auth = AdminAuth::Iam;
+    let r = handle(&iam.deps, health_request("acme", Some(&format!("Bearer {ADMIN_TOKEN}")))).await.unwrap();
+    assert_eq!(r["statusCode"], 401, "{r}");
+    let mut signed = health_request("acme", None);
+    let caller = "arn:aws:iam::123456789012:user/ops";
+    signed["requestContext"]["authorizer"] =
+        json!({"iam": {"accessKey": "AKIA", "accountId": "123456789012", "userArn": caller}});
+    assert_eq!(iam.reads.count(), 0);
+    let r = handle(&iam.deps, signed).await.unwrap();
+    assert_eq!(r["statusCode"], 200, "{r}");
+    // With the token: the status as before.
+    let r = handle(&w.deps, health_request("acme", Some(&format!("Bearer {ADMIN_TOKEN}")))).await.unwrap();
+    assert_eq!(r["statusCode"], 200, "{r}");
+    assert!(w.reads.count() > 0, "the authorized request reads the tenant");
+}
+
+#[tokio::test]
+async fn the_scheduled_sweep_needs_no_credential() {
+    let w = world(T0).await;
+    let h = status_after_sweep(&w, T0 + time::Duration::minutes(5)).await;
+    assert_eq!(h["status"], "CONNECTED", "{h}");
 }
 
 #[tokio::test]

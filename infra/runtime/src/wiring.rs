@@ -408,6 +408,11 @@ mod tests {
         assert_eq!((sync.batch_size, sync.window_secs, sync.report_batch_item_failures), (1000, 1, true));
         let health = w.functions.iter().find(|f| f.binary == "health-check").unwrap();
         assert_eq!(health.schedules[0].expression, "rate(5 minutes)");
+        // GET /health/{tenant} takes the admin credential, like the admin routes.
+        assert_eq!(health.http[0].route_key(), "GET /health/{tenant}");
+        assert!(health.http[0].iam_auth);
+        assert_eq!(health.environment["ADMIN_AUTH"], "iam");
+        assert!(!ingest.http[0].iam_auth);
         let q = w.queues.iter().find(|q| q.logical_id == "SyncQueue").unwrap();
         assert_eq!(q.dead_letter_queue.as_deref(), Some("SyncDeadLetterQueue"));
         assert!(q.attributes["RedrivePolicy"].contains("\"maxReceiveCount\":5"));

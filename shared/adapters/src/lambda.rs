@@ -146,11 +146,14 @@ pub fn admin_authorized(auth: &AdminAuth, req: &ApiGatewayV2httpRequest) -> bool
     match auth {
         AdminAuth::Iam => req.request_context.authorizer.as_ref().is_some_and(|a| a.iam.is_some()),
         AdminAuth::Bearer(token) => {
+            // `Bearer <token>`; the scheme is case-insensitive (RFC 7235 §2.1).
             let given = req
                 .headers
                 .get(http::header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim_start_matches(' '))
                 .unwrap_or("");
             bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes()))
         }
@@ -167,6 +170,38 @@ mod tests {
         assert_eq!(e.to_string(), "environment variable STATE_TABLE is not set");
         let e = FunctionConfig::from_lookup(|k| (k == "ADMIN_AUTH").then(|| "bearer".into())).unwrap_err();
         assert_eq!(e.to_string(), "environment variable ADMIN_TOKEN is not set");
+    }
+
+    #[test]
+    fn the_bearer_token_is_compared_exactly_and_its_scheme_in_any_case() {
+        let auth = AdminAuth::Bearer(SecretString::from("t0ken"));
+        let with = |value: Option<&str>| {
+            let mut req = ApiGatewayV2httpRequest::default();
+            if let Some(v) = value {
+                req.headers.insert(http::header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+            }
+            admin_authorized(&auth, &req)
+        };
+        for ok in ["Bearer t0ken", "bearer t0ken", "BEARER t0ken", "Bearer  t0ken"] {
+            assert!(with(Some(ok)), "{ok:?}");
+        }
+        for bad in [
+            None,
+            Some(""),
+            Some("Bearer"),
+            Some("Bearer "),
+            Some("t0ken"),
+            Some("Basic t0ken"),
+            Some("Bearer t0ke"),
+            Some("Bearer t0kenx"),
+            Some("Bearer T0KEN"),
+            Some("Bearer t0ken "),
+            Some("Bearertoken t0ken"),
+        ] {
+            assert!(!with(bad), "{bad:?}");
+        }
+        // IAM: only a request API Gateway's IAM authorizer let through.
+        assert!(!admin_authorized(&AdminAuth::Iam, &ApiGatewayV2httpRequest::default()));
     }
 
     #[test]

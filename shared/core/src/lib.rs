@@ -12,6 +12,8 @@ pub mod credentials;
 pub mod csv;
 pub mod error;
 pub mod fill;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz_checks;
 pub mod health;
 pub mod import;
 pub mod job;

@@ -482,7 +482,10 @@ pub fn contact_queries(field: &str, learner_ids: &[&str], values: &[&str]) -> Re
     };
     let mut out = Vec::new();
     let (mut ids, mut vals): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
-    let mut len = head.len() + 64;
+    // The head, both `<name> IN (…)` parts and the ` OR ` between them
+    // (values count with their commas); at least 64 beyond the head.
+    let start = head.len() + (ext.len() + field.len() + " IN ()".len() * 2 + " OR ".len()).max(64);
+    let mut len = start;
     let flush = |ids: &mut Vec<&str>, vals: &mut Vec<&str>, out: &mut Vec<String>| -> Result<(), soql::SoqlError> {
         let mut parts = Vec::new();
         if !ids.is_empty() {
@@ -504,7 +507,7 @@ pub fn contact_queries(field: &str, learner_ids: &[&str], values: &[&str]) -> Re
         let cost = soql::quote(v).len() + 1;
         if len + cost > MAX_SOQL_CHARS && !(ids.is_empty() && vals.is_empty()) {
             flush(&mut ids, &mut vals, &mut out)?;
-            len = head.len() + 64;
+            len = start;
         }
         if is_id {
             ids.push(v)
@@ -522,12 +525,15 @@ pub fn account_queries(names: &[&str]) -> Result<Vec<String>, soql::SoqlError> {
     let head = "SELECT Id, Name FROM Account WHERE Name IN ";
     let mut out = Vec::new();
     let mut chunk: Vec<&str> = Vec::new();
-    let mut len = head.len();
+    // The statement's length: head, `(`, each value and its comma, `)` in
+    // place of the last comma.
+    let start = head.len() + 1;
+    let mut len = start;
     for n in names {
         let cost = soql::quote(n).len() + 1;
         if len + cost > MAX_SOQL_CHARS && !chunk.is_empty() {
             out.push(format!("{head}{}", soql::in_list(chunk.drain(..))?));
-            len = head.len();
+            len = start;
         }
         chunk.push(n);
         len += cost;

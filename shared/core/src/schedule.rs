@@ -43,6 +43,8 @@ impl Schedule {
                 .and_then(|n| n.parse().ok())
                 .filter(|n| *n > 0)
                 .ok_or_else(|| err("rate needs a positive whole number"))?;
+            // Beyond i32 the period would wrap (to zero or a negative one).
+            let n = i32::try_from(n).map_err(|_| err("the rate is too large"))?;
             let unit = parts.next().ok_or_else(|| err("rate needs a unit"))?;
             if parts.next().is_some() {
                 return Err(err("rate takes a number and a unit"));
@@ -57,7 +59,7 @@ impl Schedule {
             if (n == 1) != (unit == singular) {
                 return Err(err("use the singular unit for 1 and the plural otherwise"));
             }
-            return Ok(Schedule::Rate(per * n as i32));
+            return Ok(Schedule::Rate(per * n));
         }
         if let Some(inner) = e.strip_prefix("cron(").and_then(|s| s.strip_suffix(')')) {
             return Cron::parse(inner).map(Schedule::Cron).map_err(|why| err(&why));
@@ -69,9 +71,14 @@ impl Schedule {
     pub fn next_after(&self, start: OffsetDateTime, after: OffsetDateTime) -> Option<OffsetDateTime> {
         match self {
             Schedule::Rate(d) => {
+                let period = d.whole_seconds();
+                if period <= 0 {
+                    return None;
+                }
                 let elapsed = (after - start).max(Duration::ZERO);
-                let k = (elapsed.whole_seconds() / d.whole_seconds()) + 1;
-                Some(start + *d * k as i32)
+                let k = i32::try_from(elapsed.whole_seconds() / period + 1).ok()?;
+                // None past the last representable date (year 9999).
+                start.checked_add(d.checked_mul(k)?)
             }
             Schedule::Cron(c) => c.next_after(after),
         }
@@ -108,7 +115,8 @@ fn field(spec: &str, lo: u32, hi: u32, names: &[&str]) -> Result<Vec<bool>, Stri
         let mut x = a;
         while x <= b {
             set[x as usize] = true;
-            x += step;
+            let Some(next) = x.checked_add(step) else { break };
+            x = next;
         }
     }
     Ok(set)
@@ -205,6 +213,21 @@ mod tests {
         let start = datetime!(2026-11-23 10:00:00 UTC);
         assert_eq!(s.next_after(start, start), Some(datetime!(2026-11-23 10:05:00 UTC)));
         assert_eq!(s.next_after(start, datetime!(2026-11-23 10:07:00 UTC)), Some(datetime!(2026-11-23 10:10:00 UTC)));
+    }
+
+    #[test]
+    fn huge_rates_and_steps_neither_wrap_nor_panic() {
+        // Found by the config_parser fuzz target: the count wrapped to a zero
+        // or negative period (next_after divided by zero or fired in the past).
+        for bad in ["rate(4294967296 minutes)", "rate(2147483648 minutes)"] {
+            assert!(Schedule::parse(bad).is_err(), "{bad}");
+        }
+        let t = datetime!(2026-11-23 10:00:00 UTC);
+        let far = Schedule::parse("rate(2147483647 days)").unwrap();
+        assert_eq!(far.next_after(t, t), None, "beyond year 9999: never");
+        let step = Schedule::parse("cron(5/4294967295 3 * * ? *)").unwrap();
+        assert_eq!(step.next_after(t, t), Some(datetime!(2026-11-24 03:05:00 UTC)));
+        assert_eq!(Schedule::Rate(Duration::ZERO).next_after(t, t), None);
     }
 
     #[test]

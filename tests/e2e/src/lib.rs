@@ -665,3 +665,234 @@ impl Env {
         Ok(rows.first().map(|r| r["Bypass_Automation__c"].as_bool().unwrap_or(false)))
     }
 }
+
+// ---- bad input, tenant isolation, SOQL injection ---------------------------------
+
+/// An HTTP answer read off the wire by [`raw_request`].
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    /// (lowercase name, value) in the order received.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON (`Value::Null` when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// One HTTP/1.1 request sent exactly as written — method, request target
+/// (`..`, `%2F`, case and trailing slashes are not normalised, as a URL
+/// parser such as reqwest's would) and headers (no `Content-Type` unless
+/// given) — to the `http://host:port` of `base_url`.
+pub async fn raw_request(
+    base_url: &str,
+    method: &str,
+    target: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> anyhow::Result<RawResponse> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let url = url::Url::parse(base_url)?;
+    let host = url.host_str().context("the base URL has no host")?.to_string();
+    let port = url.port_or_known_default().context("the base URL has no port")?;
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+        let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body).await?;
+        stream.flush().await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        anyhow::Ok(raw)
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(90), exchange).await.context("no answer within 90 s")??;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").context("the answer has no header end")?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("bad status line {status_line:?}"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut rest = raw[split + 4..].to_vec();
+    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    if chunked {
+        let mut body = Vec::new();
+        let mut at = 0;
+        loop {
+            let end = rest[at..].windows(2).position(|w| w == b"\r\n").context("a chunk has no size line")? + at;
+            let size_text = String::from_utf8_lossy(&rest[at..end]).into_owned();
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+                .with_context(|| format!("bad chunk size {size_text:?}"))?;
+            if size == 0 {
+                break;
+            }
+            let start = end + 2;
+            body.extend_from_slice(rest.get(start..start + size).context("a chunk is cut short")?);
+            at = start + size + 2;
+        }
+        rest = body;
+    } else if let Some(n) = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()) {
+        rest.truncate(n);
+    }
+    Ok(RawResponse { status, headers, body: rest })
+}
+
+impl Env {
+    pub async fn dynamo(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(
+            &learnlink_adapters::aws::load_local(&self.endpoints.aws_endpoint_url, REGION).await,
+        )
+    }
+
+    /// `(logical id, physical name)` of the stack's `tables` or `queues`, as
+    /// the local runtime wired them from the template.
+    pub async fn wired(&self, kind: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let wiring = self.runtime("wiring").await?;
+        let list = wiring[kind].as_array().with_context(|| format!("the wiring lists no {kind}: {wiring}"))?;
+        Ok(list
+            .iter()
+            .map(|t| (t["logical_id"].as_str().unwrap_or("").to_string(), t["name"].as_str().unwrap_or("").to_string()))
+            .collect())
+    }
+
+    /// Every item of every DynamoDB table of the stack:
+    /// `"<table>|<pk>|<sk>"` → the item (attributes in name order, values as
+    /// the SDK prints them), for before/after comparisons.
+    pub async fn dynamo_items(&self) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+        use std::collections::BTreeMap;
+        let ddb = self.dynamo().await;
+        let mut out = BTreeMap::new();
+        for (logical, table) in self.wired("tables").await? {
+            let mut start: Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> = None;
+            loop {
+                let page = ddb
+                    .scan()
+                    .table_name(&table)
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .with_context(|| format!("scanning {table}"))?;
+                for item in page.items.unwrap_or_default() {
+                    let key = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                    let sorted: BTreeMap<&String, String> = item.iter().map(|(k, v)| (k, format!("{v:?}"))).collect();
+                    out.insert(format!("{logical}|{}|{}", key("pk"), key("sk")), format!("{sorted:?}"));
+                }
+                match page.last_evaluated_key {
+                    Some(k) if !k.is_empty() => start = Some(k),
+                    _ => break,
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every queue of the stack (logical id) and the messages it holds:
+    /// visible, in flight and delayed.
+    pub async fn queue_depths(&self) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let sqs = self.sqs().await;
+        let mut out = std::collections::BTreeMap::new();
+        for (logical, _) in self.wired("queues").await? {
+            let got = sqs
+                .get_queue_attributes()
+                .queue_url(self.queue_url(&logical))
+                .attribute_names(A::ApproximateNumberOfMessages)
+                .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+                .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+                .send()
+                .await
+                .with_context(|| format!("reading the depth of {logical}"))?;
+            let a = got.attributes.unwrap_or_default();
+            let n = |k: A| a.get(&k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            out.insert(
+                logical,
+                n(A::ApproximateNumberOfMessages)
+                    + n(A::ApproximateNumberOfMessagesNotVisible)
+                    + n(A::ApproximateNumberOfMessagesDelayed),
+            );
+        }
+        Ok(out)
+    }
+
+    /// The secrets stored in Secrets Manager: name → when it last changed.
+    pub async fn secrets_changed(&self) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+        let aws = learnlink_adapters::aws::load_local(&self.endpoints.aws_endpoint_url, REGION).await;
+        let sm = aws_sdk_secretsmanager::Client::new(&aws);
+        let mut out = std::collections::BTreeMap::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = sm.list_secrets().set_next_token(token.take()).send().await.context("listing secrets")?;
+            for s in page.secret_list.unwrap_or_default() {
+                let changed = s.last_changed_date.map(|d| d.to_string()).unwrap_or_default();
+                out.insert(s.name.unwrap_or_default(), changed);
+            }
+            match page.next_token {
+                Some(t) if !t.is_empty() => token = Some(t),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Insert records into the Salesforce org at `org_url` (this stack's
+    /// emulator, or another [`SfEmulator`]) through its admin API: their ids.
+    pub async fn sf_insert_into(&self, org_url: &str, sobject: &str, records: &[Value]) -> anyhow::Result<Vec<String>> {
+        let (status, v) =
+            self.json(self.http.post(format!("{org_url}/__emulator/records/{sobject}")).json(&records)).await?;
+        if status != 200 && status != 201 {
+            bail!("inserting {sobject} records: {status} {v}");
+        }
+        Ok(v.as_array().into_iter().flatten().filter_map(|r| r["id"].as_str().map(str::to_string)).collect())
+    }
+
+    /// Every record of `sobject` in the org at `org_url`.
+    pub async fn sf_records_in(&self, org_url: &str, sobject: &str) -> anyhow::Result<Vec<Value>> {
+        let (status, v) = self.json(self.http.get(format!("{org_url}/__emulator/records/{sobject}"))).await?;
+        if status != 200 {
+            bail!("reading {sobject} of {org_url}: {status} {v}");
+        }
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
+    /// `POST /api/v1/learners` on the LMS emulator: the learner created.
+    pub async fn lms_create_learner(&self, learner: Value) -> anyhow::Result<Value> {
+        let (status, v) = self
+            .json(
+                self.http
+                    .post(format!("{}/api/v1/learners", self.endpoints.lms_url))
+                    .bearer_auth(LMS_API_KEY)
+                    .json(&learner),
+            )
+            .await?;
+        if status != 201 {
+            bail!("creating the learner {learner}: {status} {v}");
+        }
+        Ok(v)
+    }
+}
+
+// ---- the chaos run (issue 9) -----------------------------------------------------
+
+pub mod chaos;

@@ -142,34 +142,6 @@ pub struct Page<T: Serialize> {
     pub next_cursor: Option<String>,
 }
 
-/// Pages through `order` (indexes sorted by (updated_at, index)), up to the
-/// first item with `updated_at >= until` when there is an `until`.
-fn page_sorted<T: Serialize>(
-    order: &[u32],
-    updated_at: impl Fn(u32) -> i64,
-    render: impl Fn(u32) -> Option<T>,
-    p: ListParams,
-    until: Option<i64>,
-) -> Response {
-    let key = |i: u32| Position { updated_at: updated_at(i), index: i };
-    let mut start = 0;
-    if let Some(since) = p.updated_since {
-        start = order.partition_point(|i| updated_at(*i) < since);
-    }
-    if let Some(after) = p.after {
-        start = start.max(order.partition_point(|i| key(*i) <= after));
-    }
-    let stop = until.map_or(order.len(), |u| order.partition_point(|i| updated_at(*i) < u));
-    let end = start.saturating_add(p.limit).min(stop).max(start);
-    let slice = order.get(start..end).unwrap_or_default();
-    let data: Vec<T> = slice.iter().filter_map(|i| render(*i)).collect();
-    let next_cursor = match slice.last() {
-        Some(last) if end < stop => Some(encode_cursor(key(*last))),
-        _ => None,
-    };
-    Json(Page { data, next_cursor }).into_response()
-}
-
 /// Pages through entities without timestamps (ordered by id).
 fn page_by_id<T: Serialize>(len: usize, render: impl Fn(u32) -> Option<T>, p: ListParams) -> Response {
     let n = u32::try_from(len).unwrap_or(u32::MAX);
@@ -248,13 +220,11 @@ pub async fn enrollments(
         Err(r) => return r,
         Ok(u) => u,
     };
-    page_sorted(
-        &data.enrollments_order,
-        |i| data.enrollments.get(i as usize).map_or(0, |e| e.updated_at),
-        |i| data.enrollment(i),
-        p,
-        until,
-    )
+    // Current versions: enrollments moved on (crate::enrollments) sit at the end.
+    let (items, next) =
+        data.enrollments_page(p.updated_since, until, p.after.map(|a| (a.updated_at, a.index)), p.limit);
+    let next_cursor = next.map(|(updated_at, index)| encode_cursor(Position { updated_at, index }));
+    Json(Page { data: items, next_cursor }).into_response()
 }
 
 /// Departments have no timestamps: `updated_since` is validated and ignored.
@@ -299,12 +269,8 @@ pub async fn enrollments_count(
             Err(r) => return r,
         }
     }
-    let data = state.data();
-    let at = |i: &u32| data.enrollments.get(*i as usize).map_or(0, |e| e.updated_at);
-    let order = &data.enrollments_order;
-    let start = bounds[0].map_or(0, |s| order.partition_point(|i| at(i) < s));
-    let end = bounds[1].map_or(order.len(), |u| order.partition_point(|i| at(i) < u));
-    Json(json!({ "count": end.saturating_sub(start) })).into_response()
+    let count = state.data().enrollments_count(bounds[0], bounds[1]);
+    Json(json!({ "count": count })).into_response()
 }
 
 /// Fallback under `/api`.

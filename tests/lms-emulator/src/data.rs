@@ -224,6 +224,10 @@ pub struct Dataset {
     /// Learners created or changed through the API since generation, kept on
     /// top of the compact rows (generation never pays for them).
     pub learner_changes: RwLock<LearnerChanges>,
+    /// Enrollments moved on since generation (`POST
+    /// /__emulator/enrollments/advance`), every version kept: see
+    /// [`crate::enrollments`].
+    pub enrollment_changes: RwLock<crate::enrollments::EnrollmentChanges>,
 }
 
 /// Why parameters were refused.
@@ -378,6 +382,7 @@ pub fn generate(p: DatasetParams) -> Dataset {
         learners_order,
         enrollments_order,
         learner_changes: RwLock::default(),
+        enrollment_changes: RwLock::default(),
     }
 }
 
@@ -1226,9 +1231,15 @@ impl Dataset {
         Some(Course { id: course_id(i), title: c.title.clone() })
     }
 
+    /// Enrollment `i`'s current version (see [`crate::enrollments`]).
     pub fn enrollment(&self, i: u32) -> Option<Enrollment> {
-        let e = self.enrollments.get(i as usize)?;
-        Some(Enrollment {
+        let row = self.current_enrollment(i)?;
+        Some(self.render_enrollment(i, &row))
+    }
+
+    /// One version of enrollment `i` as the API renders it.
+    pub fn render_enrollment(&self, i: u32, e: &EnrollmentRow) -> Enrollment {
+        Enrollment {
             id: enrollment_id(i),
             learner_id: learner_id(e.learner),
             course_id: course_id(e.course),
@@ -1239,7 +1250,7 @@ impl Dataset {
             enrolled_at: rfc3339_ms(e.enrolled_at),
             completed_at: e.completed_at.map(rfc3339_ms),
             updated_at: rfc3339_ms(e.updated_at),
-        })
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 //! with API-key auth, an optional rate limit (429 + `Retry-After`) and cursor
 //! paging over a deterministic generated data set, learner reads by id and
 //! learner mutations, batched imports (upsert, deactivate, lookup) with
-//! groups, and emission of signed webhooks to a target URL.
+//! groups, enrollments that change over time (every version kept), and
+//! emission of signed webhooks to a target URL.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -13,6 +14,7 @@
 
 pub mod api;
 pub mod data;
+pub mod enrollments;
 pub mod groups;
 pub mod learners;
 pub mod prng;
@@ -52,6 +54,7 @@ pub fn router(state: LmsState) -> Router {
         .route("/api/{*rest}", get(api::not_found).post(api::not_found))
         .route("/__emulator/dataset", post(dataset))
         .route("/__emulator/webhooks/emit", post(emit))
+        .route("/__emulator/enrollments/advance", post(advance))
         .route("/__emulator/reset", post(reset))
         .route("/__emulator/stats", get(stats))
         .route("/__emulator/welcome-emails", get(learners::welcome_emails))
@@ -107,6 +110,24 @@ async fn emit(State(state): State<LmsState>, body: Bytes) -> Response {
     };
     match webhooks::emit(&state, req).await {
         Ok(report) => Json(report).into_response(),
+        Err(e) => admin_error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// `POST /__emulator/enrollments/advance` (see [`enrollments`]): moves the
+/// chosen enrollments forward, every version kept.
+async fn advance(State(state): State<LmsState>, body: Bytes) -> Response {
+    let req: enrollments::AdvanceRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return admin_error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
+    };
+    let data = state.data();
+    match data.advance_selection(&req) {
+        Ok(chosen) => {
+            let done = data.advance_enrollments(&chosen, req.steps, state.now_ms());
+            state.stats().enrollment_versions += done.versions;
+            Json(done).into_response()
+        }
         Err(e) => admin_error(StatusCode::BAD_REQUEST, e),
     }
 }

@@ -47,6 +47,8 @@ pub struct Stats {
     pub memberships_removed: u64,
     /// Groups created (`POST /api/v1/groups` and by name in upserts).
     pub groups_created: u64,
+    /// Enrollment versions stored by `POST /__emulator/enrollments/advance`.
+    pub enrollment_versions: u64,
 }
 
 /// At most `requests` authorized `/api/**` requests per `window_ms` (a fixed

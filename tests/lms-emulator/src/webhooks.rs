@@ -2,6 +2,16 @@
 //! of SPEC §4.1 and POSTs them to a target URL, optionally with duplicates
 //! and in a shuffled order.
 //!
+//! Choice and order: `count` (the first in the current `(updated_at, id)`
+//! order) or `enrollment_ids`; each enrollment's current version, or with
+//! `"history": true` every version it went through
+//! (`POST /__emulator/enrollments/advance`), each an event of its own (id
+//! `evt_<enrollment>_<updated ms>`), first versions first. `duplicate_pct`
+//! re-sends that share of the deliveries after the originals; `reorder`
+//! shuffles every send, `reorder_pct` instead moves that share of them each
+//! to a random place; `seed` varies both patterns between calls. The report
+//! counts `duplicates` and `reordered` sends.
+//!
 //! | `dialect`   | body                                                | authentication (from `secret`)                      |
 //! |-------------|-----------------------------------------------------|-----------------------------------------------------|
 //! | `canonical` | `{"events":[…]}`, `events_per_delivery` ≤ 100       | `Learnlink-Signature: t=…,v1=<hex HMAC of "t.body">` |
@@ -33,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::data::{Dataset, Enrollment, Learner, parse_id};
+use crate::data::{Dataset, Enrollment, EnrollmentRow, Learner, parse_id};
 use crate::prng::SplitMix64;
 use crate::state::LmsState;
 
@@ -112,6 +122,19 @@ pub struct EmitRequest {
     /// Shuffle deliveries (deterministically).
     #[serde(default)]
     pub reorder: bool,
+    /// Without `reorder`: this share (percent) of the deliveries is taken
+    /// out of the send order and put back each at a random place.
+    #[serde(default)]
+    pub reorder_pct: u32,
+    /// Every stored version of each chosen enrollment (see
+    /// [`crate::enrollments`]) as an event of its own, oldest versions
+    /// first: all first versions, then all second versions, ...
+    #[serde(default)]
+    pub history: bool,
+    /// Mixed into the seed of duplicates and reordering (default 0), so
+    /// several emit calls need not repeat one pattern.
+    #[serde(default)]
+    pub seed: Option<u64>,
     /// Overrides every event's type (in the dialect's vocabulary).
     #[serde(default)]
     pub event_type: Option<String>,
@@ -142,6 +165,12 @@ pub struct EmitReport {
     pub events: usize,
     /// Deliveries that were re-sends.
     pub duplicates: usize,
+    /// Events carried by the re-sends (`events` − this: each event once).
+    #[serde(default)]
+    pub duplicate_events: usize,
+    /// Deliveries sent out of order (`reorder`: all of them).
+    #[serde(default)]
+    pub reordered: usize,
     /// Response status → count.
     pub statuses: BTreeMap<String, usize>,
     /// Requests that got no HTTP response.
@@ -246,10 +275,13 @@ pub fn select(data: &Dataset, req: &EmitRequest) -> Result<Vec<u32>, String> {
     if req.duplicate_pct > 100 {
         return Err("duplicate_pct must be between 0 and 100".to_owned());
     }
+    if req.reorder_pct > 100 {
+        return Err("reorder_pct must be between 0 and 100".to_owned());
+    }
     match (&req.count, &req.enrollment_ids) {
         (Some(_), Some(_)) => Err("give either count or enrollment_ids, not both".to_owned()),
         (None, None) => Err("give count or enrollment_ids".to_owned()),
-        (Some(n), None) => Ok(data.enrollments_order.iter().take(*n).copied().collect()),
+        (Some(n), None) => Ok(data.first_enrollments(*n)),
         (None, Some(ids)) => ids
             .iter()
             .map(|id| {
@@ -259,6 +291,26 @@ pub fn select(data: &Dataset, req: &EmitRequest) -> Result<Vec<u32>, String> {
             })
             .collect(),
     }
+}
+
+/// The versions to send: each chosen enrollment's current one, or with
+/// `history` every stored version, round by round (all first versions in
+/// selection order, then all second versions, ...).
+pub fn versions(data: &Dataset, history: bool, selected: &[u32]) -> Vec<(u32, EnrollmentRow)> {
+    if !history {
+        return selected.iter().filter_map(|i| data.current_enrollment(*i).map(|row| (*i, row))).collect();
+    }
+    let all: Vec<Vec<EnrollmentRow>> = selected.iter().map(|i| data.enrollment_versions(*i)).collect();
+    let rounds = all.iter().map(Vec::len).max().unwrap_or(0);
+    let mut out = Vec::with_capacity(all.iter().map(Vec::len).sum());
+    for r in 0..rounds {
+        for (i, v) in selected.iter().zip(&all) {
+            if let Some(row) = v.get(r) {
+                out.push((*i, *row));
+            }
+        }
+    }
+    out
 }
 
 /// One HTTP delivery: its body and the number of events it carries.
@@ -275,6 +327,8 @@ pub struct Plan {
     /// Indexes into `deliveries`, duplicates included.
     pub order: Vec<usize>,
     pub duplicates: usize,
+    /// Sends taken out of their place (`reorder`: all).
+    pub reordered: usize,
 }
 
 /// What happened to an enrollment, in learnlink's terms.
@@ -316,12 +370,17 @@ impl Change {
         }
     }
 
-    /// The change for enrollment `i` of the data set.
+    /// The change for enrollment `i` of the data set (its current version).
     pub fn of(data: &Dataset, i: u32) -> Option<Change> {
-        let row = data.enrollments.get(i as usize)?;
-        let enrollment = data.enrollment(i)?;
+        let row = data.current_enrollment(i)?;
+        Some(Change::of_version(data, i, &row))
+    }
+
+    /// The change for one version of enrollment `i`.
+    pub fn of_version(data: &Dataset, i: u32, row: &EnrollmentRow) -> Change {
+        let enrollment = data.render_enrollment(i, row);
         let kind = Change::kind_of(&enrollment, row.updated_at, row.enrolled_at);
-        Some(Change { index: i, learner: data.learner(row.learner), enrollment, updated_ms: row.updated_at, kind })
+        Change { index: i, learner: data.learner(row.learner), enrollment, updated_ms: row.updated_at, kind }
     }
 
     fn email(&self) -> String {
@@ -542,14 +601,11 @@ pub fn deliveries(data: &Dataset, req: &EmitRequest, selected: &[u32]) -> Vec<De
     let dialect = Dialect::parse(&req.dialect).unwrap_or(Dialect::Canonical);
     let per = req.events_per_delivery.clamp(1, dialect.max_events_per_delivery());
     let over = req.event_type.as_deref();
+    let versions = versions(data, req.history, selected);
     if dialect == Dialect::Canonical {
-        let events: Vec<Event> = selected
+        let events: Vec<Event> = versions
             .iter()
-            .filter_map(|i| {
-                let row = data.enrollments.get(*i as usize)?;
-                let e = data.enrollment(*i)?;
-                Some(canonical_event(e, row.updated_at, row.enrolled_at, over))
-            })
+            .map(|(i, row)| canonical_event(data.render_enrollment(*i, row), row.updated_at, row.enrolled_at, over))
             .collect();
         return events
             .chunks(per)
@@ -559,7 +615,7 @@ pub fn deliveries(data: &Dataset, req: &EmitRequest, selected: &[u32]) -> Vec<De
             })
             .collect();
     }
-    let changes: Vec<Change> = selected.iter().filter_map(|i| Change::of(data, *i)).collect();
+    let changes: Vec<Change> = versions.iter().map(|(i, row)| Change::of_version(data, *i, row)).collect();
     let one = |v: Value| Delivery { body: to_bytes(&v), events: 1 };
     match dialect {
         Dialect::Canonical => Vec::new(),
@@ -586,11 +642,13 @@ pub fn deliveries(data: &Dataset, req: &EmitRequest, selected: &[u32]) -> Vec<De
 }
 
 /// Builds the deliveries and the send order: originals first, then the re-sent
-/// ones; everything shuffled when `reorder` is set. Deterministic.
+/// ones; everything shuffled when `reorder` is set, else `reorder_pct` of
+/// the sends each moved to a random place. Deterministic (the data set's
+/// seed and the request's `seed`).
 pub fn plan(data: &Dataset, req: &EmitRequest, selected: &[u32]) -> Plan {
     let deliveries = deliveries(data, req, selected);
     let n = deliveries.len();
-    let seed = data.params.map_or(0, |p| p.seed) ^ 0x5EED_F00D_DE11_7E27;
+    let seed = data.params.map_or(0, |p| p.seed) ^ 0x5EED_F00D_DE11_7E27 ^ req.seed.unwrap_or(0).rotate_left(17);
     let mut rng = SplitMix64::new(seed);
     let duplicates = (n * req.duplicate_pct as usize + 50) / 100;
     let mut candidates: Vec<usize> = (0..n).collect();
@@ -599,10 +657,33 @@ pub fn plan(data: &Dataset, req: &EmitRequest, selected: &[u32]) -> Plan {
     dups.sort_unstable();
     let mut order: Vec<usize> = (0..n).collect();
     order.extend(dups);
+    let mut reordered = 0;
     if req.reorder {
         shuffle(&mut order, &mut rng);
+        reordered = order.len();
+    } else if req.reorder_pct > 0 {
+        reordered = displace(&mut order, req.reorder_pct, &mut rng);
     }
-    Plan { deliveries, order, duplicates }
+    Plan { deliveries, order, duplicates, reordered }
+}
+
+/// Takes `pct` percent of the sends out of `order` and puts each back at a
+/// random place: how many moved.
+fn displace(order: &mut Vec<usize>, pct: u32, rng: &mut SplitMix64) -> usize {
+    let k = (order.len() * pct as usize + 50) / 100;
+    let mut picks: Vec<usize> = (0..order.len()).collect();
+    shuffle(&mut picks, rng);
+    let mut picks: Vec<usize> = picks.into_iter().take(k).collect();
+    picks.sort_unstable();
+    let mut moved = Vec::with_capacity(k);
+    for p in picks.iter().rev() {
+        moved.push(order.remove(*p));
+    }
+    for send in moved {
+        let at = usize::try_from(rng.below(order.len() as u64 + 1)).unwrap_or(0);
+        order.insert(at, send);
+    }
+    k
 }
 
 fn shuffle(v: &mut [usize], rng: &mut SplitMix64) {
@@ -620,8 +701,11 @@ fn now_secs() -> i64 {
 pub async fn emit(state: &LmsState, req: EmitRequest) -> Result<EmitReport, String> {
     let data = state.data();
     let selected = select(&data, &req)?;
-    let Plan { deliveries, order, duplicates } = plan(&data, &req, &selected);
+    let Plan { deliveries, order, duplicates, reordered } = plan(&data, &req, &selected);
     drop(data);
+    let originals: usize = deliveries.iter().map(|d| d.events).sum();
+    let sent: usize = order.iter().filter_map(|i| deliveries.get(*i)).map(|d| d.events).sum();
+    let duplicate_events = sent.saturating_sub(originals);
     let dialect = Dialect::parse(&req.dialect).unwrap_or(Dialect::Canonical);
     let client = state.client().clone();
     let url = delivery_url(dialect, &req.target_url, req.secret.as_deref())?;
@@ -659,7 +743,7 @@ pub async fn emit(state: &LmsState, req: EmitRequest) -> Result<EmitReport, Stri
             .buffer_unordered(req.concurrency.max(1))
             .collect()
             .await;
-    let mut report = EmitReport { duplicates, ..EmitReport::default() };
+    let mut report = EmitReport { duplicates, duplicate_events, reordered, ..EmitReport::default() };
     for (status, n_events) in results {
         report.deliveries += 1;
         report.events += n_events;

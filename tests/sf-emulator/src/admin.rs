@@ -9,9 +9,10 @@
 //! | `GET /records/{SObject}[?deleted=true]` | | every (live, or also deleted) record with every field |
 //! | `PATCH /records/{SObject}/{id}` | `{field: value}` | 200 `{"id"}`: admin update (any stored field) |
 //! | `DELETE /records/{SObject}/{id}` | | 204: to the recycle bin |
-//! | `GET /stats` | | counters (`api_calls`, `by_kind`, `by_endpoint`, `totals`, `records_written`, ...) |
-//! | `POST /faults` | `{"kind", "count"?, "scope"?, "latency_ms"?}` | `{"pending"}`; kinds: server_error, server_unavailable, unable_to_lock_row, request_limit_exceeded, invalid_session, latency |
-//! | `GET /faults`, `DELETE /faults` | | pending faults / clear them |
+//! | `GET /stats` | | counters (`api_calls`, `by_kind`, `by_endpoint`, `totals`, `records_written`, `faults_injected`, `faults_injected_by_kind`, ...) |
+//! | `POST /faults` | `{"kind", "count"?, "scope"?, "latency_ms"?}` | `{"pending", "standing"}`: the next `count` (default 1) matching requests fail; kinds: server_error, server_unavailable, unable_to_lock_row, request_limit_exceeded, invalid_session, latency |
+//! | `POST /faults` with `"rate"` | `{"kind", "rate", "seed"?, "count"?, "scope"?, "latency_ms"?}` | a standing fault: each matching request fails with probability `rate` (0 < rate ≤ 1; seeded splitmix64 draws, so a seed and a request sequence give the same hits) until cleared, or until `count` hits; `pending` is `null` while one has no end |
+//! | `GET /faults`, `DELETE /faults` | | pending faults (rate faults with `rate`, `seen`, `hits`) / clear them |
 //! | `POST /limits` | `{"daily_api_limit"?, "query_page_size"?, "api_used"?}` | the limits |
 //! | `GET|POST /settings` | any of [`crate::state::Settings`] | the settings |
 //! | `GET /automation`, `DELETE /automation` | | side effects of the automation stand-in / clear them |
@@ -32,7 +33,7 @@ use std::collections::HashMap;
 
 use crate::oauth::token_response;
 use crate::seed;
-use crate::state::{Fault, FaultKind, Settings, SfState};
+use crate::state::{Fault, FaultKind, FaultRng, Settings, SfState};
 use crate::store::WriteCtx;
 use crate::tokens::LoginHost;
 use crate::values::now_ms;
@@ -213,23 +214,33 @@ async fn stats(State(state): State<SfState>) -> Response {
 #[derive(Deserialize)]
 struct FaultRequest {
     kind: FaultKind,
-    #[serde(default = "one")]
-    count: usize,
+    /// Hits (default 1; with a `rate`: until cleared).
+    #[serde(default)]
+    count: Option<usize>,
     #[serde(default)]
     scope: Option<String>,
     #[serde(default)]
     latency_ms: u64,
+    /// Probability (0 < rate <= 1) that each matching request is hit.
+    #[serde(default)]
+    rate: Option<f64>,
+    /// Seed of the rate's draws (default: a fixed one).
+    #[serde(default)]
+    seed: Option<u64>,
 }
 
-fn one() -> usize {
-    1
-}
+/// The draws of a rate fault without a seed.
+const DEFAULT_FAULT_SEED: u64 = 0x5EED_FA17_0000_0001;
 
 const SCOPES: [&str; 6] = ["query", "collections", "composite", "bulk", "rest", "auth"];
 
-/// `POST /__emulator/faults {"kind", "count", "scope", "latency_ms"}`: the next
-/// `count` API requests (of kind `scope`, if given) fail, or are delayed
-/// (`latency`); `unable_to_lock_row` applies to write requests only.
+/// `POST /__emulator/faults {"kind", "count", "scope", "latency_ms", "rate", "seed"}`:
+/// the next `count` API requests (of kind `scope`, if given) fail, or are
+/// delayed (`latency`); `unable_to_lock_row` applies to write requests only.
+/// With a `rate`, the fault stands: each matching request is hit with that
+/// probability (seeded draws), until cleared or `count` hits are used up.
+/// Answers the hits still pending (`null` when a standing fault has no end)
+/// and the number of standing faults.
 async fn faults(State(state): State<SfState>, body: Bytes) -> Response {
     let req: FaultRequest = match parse(&body) {
         Ok(r) => r,
@@ -240,17 +251,37 @@ async fn faults(State(state): State<SfState>, body: Bytes) -> Response {
             return admin_error(StatusCode::BAD_REQUEST, format!("unknown scope {s}; one of {SCOPES:?}"));
         }
     }
+    if let Some(r) = req.rate {
+        if !(r > 0.0 && r <= 1.0) {
+            return admin_error(StatusCode::BAD_REQUEST, "rate must be greater than 0 and at most 1");
+        }
+    }
+    let remaining = match (req.rate, req.count) {
+        (None, c) => Some(c.unwrap_or(1)),
+        (Some(_), c) => c,
+    };
     let mut org = state.org();
-    if req.count > 0 {
+    if remaining != Some(0) {
         org.faults.push_back(Fault {
             kind: req.kind,
             scope: req.scope,
-            remaining: req.count,
+            remaining,
             latency_ms: req.latency_ms,
+            rate: req.rate,
+            seen: req.rate.map(|_| 0),
+            hits: 0,
+            rng: FaultRng::new(req.seed.unwrap_or(DEFAULT_FAULT_SEED)),
         });
     }
-    let pending: usize = org.faults.iter().map(|f| f.remaining).sum();
-    AxumJson(json!({ "pending": pending })).into_response()
+    AxumJson(pending(&org.faults)).into_response()
+}
+
+/// `{"pending": hits left (null: a standing fault without end), "standing": rate faults}`.
+fn pending(faults: &std::collections::VecDeque<Fault>) -> Json {
+    let endless = faults.iter().any(|f| f.remaining.is_none());
+    let left: usize = faults.iter().filter_map(|f| f.remaining).sum();
+    let standing = faults.iter().filter(|f| f.rate.is_some()).count();
+    json!({ "pending": if endless { Json::Null } else { json!(left) }, "standing": standing })
 }
 
 async fn list_faults(State(state): State<SfState>) -> Response {
@@ -261,7 +292,7 @@ async fn list_faults(State(state): State<SfState>) -> Response {
 
 async fn clear_faults(State(state): State<SfState>) -> Response {
     state.org().faults.clear();
-    AxumJson(json!({ "pending": 0 })).into_response()
+    AxumJson(json!({ "pending": 0, "standing": 0 })).into_response()
 }
 
 #[derive(Deserialize)]

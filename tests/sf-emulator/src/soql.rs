@@ -95,7 +95,7 @@ pub struct Query {
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
     Ident(String),
-    Str(String),
+    Str(Lit),
     Num(String),
     DateLit(String),
     Sym(&'static str),
@@ -106,7 +106,7 @@ impl Tok {
     fn describe(&self) -> String {
         match self {
             Tok::Ident(s) | Tok::Num(s) | Tok::DateLit(s) => s.clone(),
-            Tok::Str(s) => format!("'{s}'"),
+            Tok::Str(l) => format!("'{}'", l.value),
             Tok::Sym(s) => (*s).to_owned(),
             Tok::Eof => "<EOF>".to_owned(),
         }
@@ -117,6 +117,30 @@ impl Tok {
 struct Token {
     tok: Tok,
     pos: usize,
+}
+
+/// A string literal as Salesforce reads it ("Quoted String Escape
+/// Sequences"): `value` with every escape resolved (what `=`, `IN`, … compare
+/// with), and the same text as a LIKE `pattern`, in which only the `%` and
+/// `_` the query wrote bare are wildcards and every other character a LIKE
+/// matcher reads specially (`\`, an escaped `\%` / `\_`, or one written as
+/// `\uXXXX`) is escaped — so `'a\\%'` is "`a\`, then anything", not "`a%`".
+#[derive(Debug, Clone, PartialEq)]
+struct Lit {
+    value: String,
+    pattern: String,
+    /// Where a `\%` or `\_` escape stands: valid in a LIKE pattern only.
+    like_escape: Option<usize>,
+}
+
+impl Lit {
+    fn push(&mut self, c: char) {
+        self.value.push(c);
+        if matches!(c, '%' | '_' | '\\') {
+            self.pattern.push('\\');
+        }
+        self.pattern.push(c);
+    }
 }
 
 fn error_at(q: &str, pos: usize, code: &str, detail: &str) -> ApiError {
@@ -147,36 +171,58 @@ fn tokenize(q: &str) -> Result<Vec<Token>, ApiError> {
             continue;
         }
         if c == '\'' {
-            let mut s = String::new();
+            let mut lit = Lit { value: String::new(), pattern: String::new(), like_escape: None };
             i += 1;
             let mut closed = false;
             while i < chars.len() {
-                let (_, ch) = chars[i];
+                let (at, ch) = chars[i];
                 if ch == '\\' {
                     let Some(&(_, esc)) = chars.get(i + 1) else {
                         break;
                     };
-                    let mapped = match esc {
-                        'n' => "\n".to_owned(),
-                        't' => "\t".to_owned(),
-                        'r' => "\r".to_owned(),
-                        'b' => "\u{8}".to_owned(),
-                        'f' => "\u{c}".to_owned(),
-                        '\'' | '"' | '\\' => esc.to_string(),
-                        // LIKE wildcards keep their escape.
-                        '_' | '%' => format!("\\{esc}"),
-                        _ => {
-                            return Err(error_at(
-                                q,
-                                chars[i].0,
-                                "MALFORMED_QUERY",
-                                &format!(
-                                    "Invalid string literal '\\{esc}'. Illegal character sequence '\\{esc}' in string literal."
-                                ),
-                            ));
-                        }
+                    let invalid = |seq: &str| {
+                        error_at(
+                            q,
+                            at,
+                            "MALFORMED_QUERY",
+                            &format!(
+                                "Invalid string literal '{seq}'. Illegal character sequence '{seq}' in string literal."
+                            ),
+                        )
                     };
-                    s.push_str(&mapped);
+                    let mapped = match esc {
+                        'n' | 'N' => '\n',
+                        't' | 'T' => '\t',
+                        'r' | 'R' => '\r',
+                        'b' | 'B' => '\u{8}',
+                        'f' | 'F' => '\u{c}',
+                        '\'' | '"' | '\\' => esc,
+                        // LIKE wildcards taken literally (LIKE patterns only).
+                        '_' | '%' => {
+                            lit.value.push(esc);
+                            lit.pattern.push('\\');
+                            lit.pattern.push(esc);
+                            lit.like_escape.get_or_insert(at);
+                            i += 2;
+                            continue;
+                        }
+                        // \uXXXX: exactly four hexadecimal digits.
+                        'u' => {
+                            let hex: String = chars.iter().skip(i + 2).take(4).map(|(_, h)| *h).collect();
+                            let code = (hex.len() == 4 && hex.chars().all(|h| h.is_ascii_hexdigit()))
+                                .then(|| u32::from_str_radix(&hex, 16).ok())
+                                .flatten()
+                                .and_then(char::from_u32);
+                            let Some(code) = code else {
+                                return Err(invalid(&format!("\\{esc}{hex}")));
+                            };
+                            lit.push(code);
+                            i += 6;
+                            continue;
+                        }
+                        _ => return Err(invalid(&format!("\\{esc}"))),
+                    };
+                    lit.push(mapped);
                     i += 2;
                     continue;
                 }
@@ -185,13 +231,15 @@ fn tokenize(q: &str) -> Result<Vec<Token>, ApiError> {
                     i += 1;
                     break;
                 }
-                s.push(ch);
+                // `%` and `_` as written: wildcards in a LIKE pattern.
+                lit.value.push(ch);
+                lit.pattern.push(ch);
                 i += 1;
             }
             if !closed {
                 return Err(error_at(q, pos, "MALFORMED_QUERY", "unexpected token: <EOF>"));
             }
-            out.push(Token { tok: Tok::Str(s), pos });
+            out.push(Token { tok: Tok::Str(lit), pos });
             continue;
         }
         let next_is_digit = chars.get(i + 1).is_some_and(|(_, d)| d.is_ascii_digit());
@@ -554,7 +602,7 @@ impl<'a> Parser<'a> {
         if self.eat_kw("like") {
             let t = self.bump();
             return match t.tok {
-                Tok::Str(pattern) => Ok(Expr::Like { path, pattern }),
+                Tok::Str(lit) => Ok(Expr::Like { path, pattern: lit.pattern }),
                 _ => Err(malformed(self.q, &t)),
             };
         }
@@ -611,7 +659,16 @@ impl<'a> Parser<'a> {
                     Err(wrong_type())
                 }
             }
-            Tok::Str(s) => match ty {
+            Tok::Str(Lit { like_escape: Some(at), .. }) => {
+                let seq = self.q.get(*at..).and_then(|r| r.get(..2)).unwrap_or("\\%");
+                Err(error_at(
+                    self.q,
+                    *at,
+                    "MALFORMED_QUERY",
+                    &format!("Invalid string literal '{seq}'. Illegal character sequence '{seq}' in string literal."),
+                ))
+            }
+            Tok::Str(Lit { value: s, .. }) => match ty {
                 FieldType::Id | FieldType::Reference { .. } => match ids::normalize(s) {
                     Some(id) => Ok(FieldValue::Text(id)),
                     None if s.is_empty() => Ok(FieldValue::Null),
@@ -1014,6 +1071,87 @@ mod tests {
         let e = parse(&s, "SELECT Id FROM LMS_Enrollment__c WHERE LMS_Updated_At__c > '2026'").unwrap_err();
         assert_eq!(e.error_code, "INVALID_FIELD");
         assert!(e.message.contains("must be of type dateTime and should not be enclosed in quotes"));
+    }
+
+    /// The value a one-literal `WHERE Email = '…'` compares with.
+    fn literal_value(s: &Schema, lit: &str) -> Result<String, ApiError> {
+        let q = parse(s, &format!("SELECT Id FROM Contact WHERE Email = {lit}"))?;
+        match q.filter {
+            Some(Expr::Cmp { value: FieldValue::Text(v), .. }) => Ok(v),
+            other => panic!("{lit}: {other:?}"),
+        }
+    }
+
+    /// The pattern a `WHERE Email LIKE '…'` matches with.
+    fn like_pattern(s: &Schema, lit: &str) -> Result<String, ApiError> {
+        let q = parse(s, &format!("SELECT Id FROM Contact WHERE Email LIKE {lit}"))?;
+        match q.filter {
+            Some(Expr::Like { pattern, .. }) => Ok(pattern),
+            other => panic!("{lit}: {other:?}"),
+        }
+    }
+
+    /// Salesforce's "Quoted String Escape Sequences": every one of them, in
+    /// both cases where Salesforce takes both, `\uXXXX`, and nothing else.
+    #[test]
+    fn string_literals_read_every_salesforce_escape_and_only_those() {
+        let s = Schema::learnlink();
+        for (lit, want) in [
+            (r"'o\'brien@x.test'", "o'brien@x.test"),
+            (r#"'say \"hi\"'"#, "say \"hi\""),
+            (r"'C:\\temp\\'", r"C:\temp\"),
+            (r"'a\nb\Nc'", "a\nb\nc"),
+            (r"'a\rb\Rc\tD\Te'", "a\rb\rc\tD\te"),
+            (r"'\b\B\f\F'", "\u{8}\u{8}\u{c}\u{c}"),
+            (r"'caf\u00e9 \u6F22\u5b57'", "café 漢字"),
+            (r"'bell\u0007'", "bell\u{7}"),
+            (r"'\u0027 OR Email != \u0027'", "' OR Email != '"),
+            ("'zoë 😀 漢字'", "zoë 😀 漢字"),
+            ("'100%_done'", "100%_done"),
+            (r"'x\' OR Email != \''", "x' OR Email != '"),
+        ] {
+            assert_eq!(literal_value(&s, lit).unwrap(), want, "{lit}");
+        }
+        // An escape Salesforce does not define, a short or invalid \u, a
+        // dangling backslash, or a quote that ends the literal early: refused.
+        for bad in [r"'a\qb'", r"'\u12'", r"'\u12G4'", r"'\uD800'", r"'\U0041'", r"'dangling\'", "'o'brien@x.test'"] {
+            let e = literal_value(&s, bad).unwrap_err();
+            assert_eq!(e.error_code, "MALFORMED_QUERY", "{bad}: {}", e.message);
+        }
+        // Unescaped, a quote ends the literal and the rest is SOQL, as on
+        // Salesforce: why every value must go through learnlink_core::soql.
+        let q = parse(&s, "SELECT Id FROM Contact WHERE Email = 'x' OR Email != ''").unwrap();
+        assert!(matches!(q.filter, Some(Expr::Or(_))), "{:?}", q.filter);
+        // \% and \_ belong to LIKE patterns only.
+        let e = literal_value(&s, r"'100\%'").unwrap_err();
+        assert_eq!(e.error_code, "MALFORMED_QUERY");
+        assert!(e.message.contains(r"Illegal character sequence '\%'"), "{}", e.message);
+        assert!(literal_value(&s, r"'a\_b'").is_err());
+        let e = parse(&s, r"SELECT Id FROM Contact WHERE Email IN ('a@x.test', 'a\_b@x.test')").unwrap_err();
+        assert_eq!(e.error_code, "MALFORMED_QUERY");
+    }
+
+    /// In a LIKE pattern only the `%` and `_` written bare are wildcards: an
+    /// escaped one, or a backslash written `\\` before a wildcard, is not
+    /// taken for an escape of it.
+    #[test]
+    fn like_patterns_keep_literal_backslashes_apart_from_escapes() {
+        let s = Schema::learnlink();
+        let matches = |lit: &str, value: &str| like(value, &like_pattern(&s, lit).unwrap());
+        // `a\` then anything: a literal backslash followed by a wildcard.
+        assert!(matches(r"'a\\%'", r"a\anything"));
+        assert!(!matches(r"'a\\%'", "a%"));
+        // `a%` exactly: an escaped percent sign.
+        assert!(matches(r"'a\%'", "a%"));
+        assert!(!matches(r"'a\%'", "abc"));
+        // `a\b`: a backslash is never an escape of the next character.
+        assert!(matches(r"'a\\b'", r"a\b"));
+        assert!(!matches(r"'a\\b'", "ab"));
+        // Wildcards written as \u escapes match themselves only.
+        assert!(matches(r"'100\u0025'", "100%"));
+        assert!(!matches(r"'100\u0025'", "1000"));
+        assert!(matches(r"'a\_b'", "a_b") && !matches(r"'a\_b'", "axb"));
+        assert!(matches("'a_b'", "axb") && matches("'o\\'b%'", "O'Brien"));
     }
 
     #[test]

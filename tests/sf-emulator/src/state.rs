@@ -132,15 +132,63 @@ pub enum FaultKind {
     Latency,
 }
 
-/// A pending fault: applies to the next `remaining` matching requests.
+impl FaultKind {
+    /// The kind's name in requests and statistics (`server_error`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::ServerError => "server_error",
+            FaultKind::ServerUnavailable => "server_unavailable",
+            FaultKind::UnableToLockRow => "unable_to_lock_row",
+            FaultKind::RequestLimitExceeded => "request_limit_exceeded",
+            FaultKind::InvalidSession => "invalid_session",
+            FaultKind::Latency => "latency",
+        }
+    }
+}
+
+/// A pending fault: applies to the next `remaining` matching requests, or,
+/// with a `rate`, to each matching request with that probability (a
+/// standing fault: until cleared, or until `remaining` hits are used up).
 #[derive(Debug, Clone, Serialize)]
 pub struct Fault {
     pub kind: FaultKind,
     /// Kind of request it applies to (`query`, `collections`, `composite`, `bulk`,
     /// `rest`, `auth`); none: every API request (auth only when scoped to it).
     pub scope: Option<String>,
-    pub remaining: usize,
+    /// Hits left; `None` (rate faults only): until cleared.
+    pub remaining: Option<usize>,
     pub latency_ms: u64,
+    /// Probability (0..=1] that a matching request is hit; `None`: every one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Matching requests seen and hits so far (rate faults).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seen: Option<u64>,
+    pub hits: u64,
+    /// The fault's own generator (seeded): which requests a rate hits.
+    #[serde(skip)]
+    pub rng: FaultRng,
+}
+
+/// splitmix64: a rate fault's deterministic sequence of draws (the same seed
+/// and the same sequence of matching requests give the same hits).
+#[derive(Debug, Clone, Default)]
+pub struct FaultRng(u64);
+
+impl FaultRng {
+    pub fn new(seed: u64) -> Self {
+        FaultRng(seed)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 /// A snapshot of a query whose later pages are served through `nextRecordsUrl`.
@@ -184,6 +232,8 @@ pub struct Stats {
     pub bulk_records_failed: u64,
     pub refreshes: u64,
     pub faults_injected: u64,
+    /// Injected faults by kind (`server_error`, `unable_to_lock_row`, ...).
+    pub faults_injected_by_kind: BTreeMap<String, u64>,
 }
 
 /// The org.
@@ -230,22 +280,36 @@ impl Org {
     }
 
     /// Takes the first pending fault that applies to a request of `kind`;
-    /// `UNABLE_TO_LOCK_ROW` only applies to writes.
+    /// `UNABLE_TO_LOCK_ROW` only applies to writes. A rate fault that
+    /// matches draws once: on a miss the next matching fault is tried.
     pub fn take_fault(&mut self, kind: &str, is_write: bool) -> Option<FaultHit> {
-        let pos = self.faults.iter().position(|f| {
+        let pos = self.faults.iter_mut().position(|f| {
             let scope_ok = match &f.scope {
                 Some(s) => s == kind,
                 None => kind != "auth",
             };
-            scope_ok && (f.kind != FaultKind::UnableToLockRow || is_write)
+            if !scope_ok || (f.kind == FaultKind::UnableToLockRow && !is_write) {
+                return false;
+            }
+            match f.rate {
+                None => true,
+                Some(rate) => {
+                    f.seen = Some(f.seen.unwrap_or(0) + 1);
+                    f.rng.next_f64() < rate
+                }
+            }
         })?;
         let f = self.faults.get_mut(pos)?;
         let hit = FaultHit { kind: f.kind, latency_ms: f.latency_ms };
-        f.remaining = f.remaining.saturating_sub(1);
-        if f.remaining == 0 {
-            self.faults.remove(pos);
+        f.hits += 1;
+        if let Some(r) = f.remaining.as_mut() {
+            *r = r.saturating_sub(1);
+            if *r == 0 {
+                self.faults.remove(pos);
+            }
         }
         self.stats.faults_injected += 1;
+        *self.stats.faults_injected_by_kind.entry(hit.kind.name().to_owned()).or_default() += 1;
         Some(hit)
     }
 }

@@ -938,9 +938,16 @@ impl super::plan::Counter for LmsCounter<'_> {
     }
 }
 
-/// Plan and start a backfill (SPEC §6.2): take the tenant's active slot,
-/// store the backfill, count and split the window into shards, store them,
+/// Plan and start a backfill (SPEC §6.2): store the backfill, take the
+/// tenant's active slot, count and split the window into shards, store them,
 /// engage the kill switch, then send every shard to the backfill queue.
+///
+/// The backfill is stored before the slot names it, so a slot always names
+/// a backfill that exists: another start reading the slot meanwhile sees it
+/// running (were the slot taken first, it would find no backfill, take the
+/// slot over, and two backfills of one tenant would run at once). A start
+/// that loses the slot to a concurrent one ends its own backfill
+/// `cancelled` and answers [`StartError::Running`].
 #[allow(clippy::too_many_arguments)]
 pub async fn start(
     p: &ControlPorts<'_>,
@@ -964,10 +971,6 @@ pub async fn start(
         }
         None => None,
     };
-    if !p.store.set_active_backfill(&tenant.id, Some(&id), expected_active).await? {
-        let other = p.store.active_backfill(&tenant.id).await?.map(|(o, _)| o).unwrap_or_default();
-        return Err(StartError::Running(other));
-    }
     let settings = &tenant.backfill;
     let (coverage, _) = if req.only_changed { p.store.coverage(&tenant.id).await? } else { Default::default() };
     let (windows, skipped) = effective_windows(req.window, req.only_changed, &coverage);
@@ -995,6 +998,21 @@ pub async fn start(
     };
     if !p.store.put_backfill(&b, None).await? {
         return Err(StartError::Running(id));
+    }
+    if !p.store.set_active_backfill(&tenant.id, Some(&id), expected_active).await? {
+        // A concurrent start took the slot between our read and our write.
+        let other = p.store.active_backfill(&tenant.id).await?.map(|(o, _)| o).unwrap_or_default();
+        let reason = format!("another backfill of this tenant ({other}) started at the same time");
+        update_backfill(p.store, &tenant.id, &id, |x| {
+            x.status = BackfillStatus::Cancelled;
+            x.kill_switch = KillSwitch::Off;
+            x.reason = Some(reason.clone());
+            x.finished_at = Some(now);
+            x.updated_at = now;
+            true
+        })
+        .await?;
+        return Err(StartError::Running(other));
     }
     let fail = |reason: String| {
         let tenant_id = tenant.id.clone();

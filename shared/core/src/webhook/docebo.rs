@@ -144,8 +144,11 @@ fn enrollment(p: &Node<'_>, kind: EventKind) -> Result<(Enrollment, time::Offset
         status = EnrollmentStatus::Expired;
     }
     let completed = status == EnrollmentStatus::Completed;
+    // The natural key becomes the Salesforce external id: checked like the ids it joins.
+    let id = natural_enrollment_id(&learner_id, &course_id);
+    fields::check_id(&format!("{}.user_id:course_id (the enrollment id)", p.path), &id)?;
     let enrollment = Enrollment {
-        id: natural_enrollment_id(&learner_id, &course_id),
+        id,
         learner_id,
         course_id,
         course_title,
@@ -346,6 +349,15 @@ mod tests {
                 "payloads[0].score: expected a number",
             ),
             (edit(&|b| b["payloads"][0] = json!(7)), "malformed_body", "payloads[0]: expected an object"),
+            (
+                // Found by the webhook_dialects fuzz check: 200 + 1 + 100 characters.
+                edit(&|b| {
+                    b["payloads"][0]["user_id"] = json!("u".repeat(200));
+                    b["payloads"][0]["course_id"] = json!("c".repeat(100));
+                }),
+                "malformed_body",
+                "payloads[0].user_id:course_id (the enrollment id): longer than 255 characters",
+            ),
         ];
         for (b, code, needle) in cases {
             let r = parse(&bytes(&b)).unwrap_err();
