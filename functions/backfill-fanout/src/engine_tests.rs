@@ -215,14 +215,22 @@ async fn a_cancelled_backfill_stops_its_shards() {
     assert!(w.state.active_backfill(&w.tenant.id).await.unwrap().is_none_or(|(a, _)| a.is_empty() || a != id));
 }
 
-/// A store over the world's whose first write of backfill `first` lets a
-/// whole other start (`second`) run just before it: two sweeps (or a sweep
-/// and an admin) starting a backfill of one tenant at the same moment.
+/// A store over the world's with two faults to inject: the first write of
+/// backfill `race.0` lets a whole other start (`race.1`) run just before it
+/// (two sweeps, or a sweep and an admin, starting a backfill of one tenant
+/// at the same moment); `fail_updates` refuses every update of a stored
+/// backfill (a store outage, or the function timing out mid-planning).
 struct Racing<'a> {
     w: &'a World,
-    first: &'static str,
-    second: &'static str,
+    race: Option<(&'static str, &'static str)>,
     raced: std::sync::atomic::AtomicBool,
+    fail_updates: std::sync::atomic::AtomicBool,
+}
+
+impl<'a> Racing<'a> {
+    fn new(w: &'a World, race: Option<(&'static str, &'static str)>, fail_updates: bool) -> Self {
+        Racing { w, race, raced: false.into(), fail_updates: fail_updates.into() }
+    }
 }
 
 #[async_trait::async_trait]
@@ -239,9 +247,15 @@ impl BackfillStore for Racing<'_> {
         b: &learnlink_core::backfill::Backfill,
         expected: Option<u64>,
     ) -> Result<bool, learnlink_core::PortError> {
-        if b.id == self.first && !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            let other = self.w.start_as(&self.w.control(), self.second).await;
+        if let Some((first, second)) = self.race
+            && b.id == first
+            && !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            let other = self.w.start_as(&self.w.control(), second).await;
             assert!(other.is_ok(), "the other start: {other:?}");
+        }
+        if expected.is_some() && self.fail_updates.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(learnlink_core::PortError::retryable("the store is unavailable (injected)"));
         }
         self.w.state.put_backfill(b, expected).await
     }
@@ -337,7 +351,7 @@ async fn two_starts_at_the_same_moment_run_one_backfill() {
     // Found by the chaos run: the minute sweep and another start, a second
     // apart, both started a backfill of the relink gap.
     let w = world(600, json!({"shard_size": 300, "bulk_threshold": 100000, "kill_switch": true})).await;
-    let racing = Racing { w: &w, first: "bf-first", second: "bf-second", raced: false.into() };
+    let racing = Racing::new(&w, Some(("bf-first", "bf-second")), false);
     let control = ControlPorts { store: &racing, ..w.control() };
     let first = w.start_as(&control, "bf-first").await;
     assert!(matches!(&first, Err(engine::StartError::Running(other)) if other == "bf-second"), "{first:?}");
@@ -353,4 +367,156 @@ async fn two_starts_at_the_same_moment_run_one_backfill() {
     assert_eq!(w.sent_shards("bf-second").len(), 2);
     let open: Vec<String> = w.state.unfinished_backfills().await.unwrap().into_iter().map(|b| b.id).collect();
     assert_eq!(open, ["bf-second"]);
+}
+
+#[tokio::test]
+async fn a_start_cut_short_never_leaves_a_backfill_planning_with_the_slot_taken() {
+    // Found by the chaos run (100,000 events): the relink gap's backfill
+    // stayed `planning` for good after one store error, and every later
+    // start of the tenant was refused as "running".
+    let w = world(600, json!({"shard_size": 300, "bulk_threshold": 100000, "kill_switch": true})).await;
+    // Every update refused (a store outage): the start fails, frees the
+    // slot, but cannot record the failure: its backfill stays planning ...
+    let flaky = Racing::new(&w, None, true);
+    let control = ControlPorts { store: &flaky, ..w.control() };
+    let r = w.start_as(&control, "bf-a").await;
+    assert!(r.is_err(), "{r:?}");
+    let (b, _) = w.state.backfill(&w.tenant.id, "bf-a").await.unwrap().unwrap();
+    assert_eq!(b.status, BackfillStatus::Planning, "the store refused the failure too");
+    assert!(w.state.active_backfill(&w.tenant.id).await.unwrap().is_none_or(|(a, _)| a != "bf-a"), "slot freed");
+    // ... and in the open index, until the sweep finds it stalled and fails it.
+    let early = datetime!(2026-06-01 0:05 UTC);
+    let a = engine::sweep(&w.control(), &b, &session(), Some("00Dorg"), BudgetPolicy::default(), early).await.unwrap();
+    assert_eq!(a, engine::SweepAction::Nothing, "a planning backfill is left alone for a while");
+    let later = datetime!(2026-06-01 0:11 UTC);
+    let a = engine::sweep(&w.control(), &b, &session(), Some("00Dorg"), BudgetPolicy::default(), later).await.unwrap();
+    assert_eq!(a, engine::SweepAction::Abandoned);
+    let (b, _) = w.state.backfill(&w.tenant.id, "bf-a").await.unwrap().unwrap();
+    assert_eq!(b.status, BackfillStatus::Failed);
+    assert!(b.reason.as_deref().unwrap().contains("planning was cut short"));
+    let open: Vec<String> = w.state.unfinished_backfills().await.unwrap().into_iter().map(|b| b.id).collect();
+    assert!(open.is_empty(), "{open:?}");
+    let next = w.start_as(&w.control(), "bf-c").await.unwrap();
+    assert_eq!(next.backfill.status, BackfillStatus::Running);
+
+    // A slot held by a planning backfill (its start died before anything
+    // else, e.g. the function timed out): refused until the sweep ends it.
+    let w = world(600, json!({"shard_size": 300, "bulk_threshold": 100000, "kill_switch": false})).await;
+    let stuck = learnlink_core::backfill::Backfill { id: "bf-z".into(), ..b.clone() };
+    let stuck = learnlink_core::backfill::Backfill {
+        status: BackfillStatus::Planning,
+        finished_at: None,
+        reason: None,
+        created_at: datetime!(2026-06-01 0:00 UTC),
+        ..stuck
+    };
+    assert!(w.state.put_backfill(&stuck, None).await.unwrap());
+    assert!(w.state.set_active_backfill(&w.tenant.id, Some("bf-z"), None).await.unwrap());
+    assert!(matches!(w.start_as(&w.control(), "bf-y").await, Err(engine::StartError::Running(id)) if id == "bf-z"));
+    let a =
+        engine::sweep(&w.control(), &stuck, &session(), Some("00Dorg"), BudgetPolicy::default(), later).await.unwrap();
+    assert_eq!(a, engine::SweepAction::Abandoned);
+    assert_eq!(w.start_as(&w.control(), "bf-x").await.unwrap().backfill.status, BackfillStatus::Running);
+
+    // A store that fails once: the start fails its own backfill at once.
+    let w = world(600, json!({"shard_size": 300, "bulk_threshold": 100000, "kill_switch": false})).await;
+    let once = OnceFailing(Racing::new(&w, None, true));
+    let control = ControlPorts { store: &once, ..w.control() };
+    assert!(w.start_as(&control, "bf-d").await.is_err());
+    let (b, _) = w.state.backfill(&w.tenant.id, "bf-d").await.unwrap().unwrap();
+    assert_eq!(b.status, BackfillStatus::Failed, "{b:?}");
+    assert!(w.state.active_backfill(&w.tenant.id).await.unwrap().is_none_or(|(a, _)| a != "bf-d"), "slot freed");
+    assert_eq!(w.start_as(&w.control(), "bf-e").await.unwrap().backfill.status, BackfillStatus::Running);
+}
+
+/// [`Racing`] refusing one update only.
+struct OnceFailing<'a>(Racing<'a>);
+
+#[async_trait::async_trait]
+impl BackfillStore for OnceFailing<'_> {
+    async fn backfill(
+        &self,
+        t: &TenantId,
+        id: &str,
+    ) -> Result<Option<(learnlink_core::backfill::Backfill, u64)>, learnlink_core::PortError> {
+        self.0.backfill(t, id).await
+    }
+    async fn put_backfill(
+        &self,
+        b: &learnlink_core::backfill::Backfill,
+        expected: Option<u64>,
+    ) -> Result<bool, learnlink_core::PortError> {
+        let r = self.0.put_backfill(b, expected).await;
+        if r.is_err() {
+            self.0.fail_updates.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+        r
+    }
+    async fn list_backfills(
+        &self,
+        t: &TenantId,
+        limit: usize,
+    ) -> Result<Vec<learnlink_core::backfill::Backfill>, learnlink_core::PortError> {
+        self.0.list_backfills(t, limit).await
+    }
+    async fn unfinished_backfills(&self) -> Result<Vec<learnlink_core::backfill::Backfill>, learnlink_core::PortError> {
+        self.0.unfinished_backfills().await
+    }
+    async fn shard(
+        &self,
+        t: &TenantId,
+        id: &str,
+        index: u32,
+    ) -> Result<Option<(learnlink_core::backfill::Shard, u64)>, learnlink_core::PortError> {
+        self.0.shard(t, id, index).await
+    }
+    async fn put_shard(
+        &self,
+        t: &TenantId,
+        id: &str,
+        shard: &learnlink_core::backfill::Shard,
+        expected: Option<u64>,
+    ) -> Result<bool, learnlink_core::PortError> {
+        self.0.put_shard(t, id, shard, expected).await
+    }
+    async fn put_new_shards(
+        &self,
+        t: &TenantId,
+        id: &str,
+        shards: &[learnlink_core::backfill::Shard],
+    ) -> Result<(), learnlink_core::PortError> {
+        self.0.put_new_shards(t, id, shards).await
+    }
+    async fn shards(
+        &self,
+        t: &TenantId,
+        id: &str,
+    ) -> Result<Vec<learnlink_core::backfill::Shard>, learnlink_core::PortError> {
+        self.0.shards(t, id).await
+    }
+    async fn active_backfill(&self, t: &TenantId) -> Result<Option<(String, u64)>, learnlink_core::PortError> {
+        self.0.active_backfill(t).await
+    }
+    async fn set_active_backfill(
+        &self,
+        t: &TenantId,
+        id: Option<&str>,
+        expected: Option<u64>,
+    ) -> Result<bool, learnlink_core::PortError> {
+        self.0.set_active_backfill(t, id, expected).await
+    }
+    async fn coverage(
+        &self,
+        t: &TenantId,
+    ) -> Result<(learnlink_core::backfill::coverage::Coverage, Option<u64>), learnlink_core::PortError> {
+        self.0.coverage(t).await
+    }
+    async fn put_coverage(
+        &self,
+        t: &TenantId,
+        coverage: &learnlink_core::backfill::coverage::Coverage,
+        expected: Option<u64>,
+    ) -> Result<bool, learnlink_core::PortError> {
+        self.0.put_coverage(t, coverage, expected).await
+    }
 }

@@ -606,9 +606,15 @@ pub async fn run(n_events: usize, opts: ChaosOptions) -> anyhow::Result<ChaosRep
     report.seconds = started.elapsed().as_secs_f64();
     if !report.ok() {
         // What the product did with the first few problem enrollments.
-        for id in
-            report.examples.iter().filter_map(|e| e.split(':').next()).take(3).map(str::to_string).collect::<Vec<_>>()
-        {
+        let ids: Vec<String> = report
+            .examples
+            .iter()
+            .filter_map(|e| e.split(':').next())
+            .filter(|id| id.starts_with('E'))
+            .take(3)
+            .map(str::to_string)
+            .collect();
+        for id in ids {
             report.examples.extend(history(&env, &id).await.unwrap_or_else(|e| vec![format!("{id}: {e}")]));
         }
         // Where to look: the stack's logs stay under target/e2e.

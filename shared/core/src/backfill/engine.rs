@@ -1047,14 +1047,20 @@ pub async fn start(
     b.shards = shards.len() as u32;
     tracing::info!(tenant = %tenant.id, backfill = %id, shards = b.shards, expected = b.expected, counts, "backfill planned");
     let (expected, n) = (b.expected, b.shards);
-    update_backfill(p.store, &tenant.id, &id, |x| {
+    // From here on an error must not leave the backfill `planning` with the
+    // tenant's slot taken (no sweep would ever end it): it fails instead.
+    if let Err(e) = update_backfill(p.store, &tenant.id, &id, |x| {
         x.expected = expected;
         x.shards = n;
         true
     })
-    .await?;
+    .await
+    {
+        fail(format!("the plan could not be stored: {}", e.chain())).await;
+        return Err(e.into());
+    }
     if shards.is_empty() {
-        if let Some(done) = update_backfill(p.store, &tenant.id, &id, |x| {
+        let done = update_backfill(p.store, &tenant.id, &id, |x| {
             x.status = BackfillStatus::Completed;
             x.kill_switch = if x.kill_switch == KillSwitch::Pending { KillSwitch::Off } else { x.kill_switch.clone() };
             x.reason = Some("nothing to write: the window holds no enrollments".into());
@@ -1062,9 +1068,14 @@ pub async fn start(
             x.updated_at = now;
             true
         })
-        .await?
-        {
-            finished(p.store, p.activity, &done, now).await?;
+        .await;
+        match done {
+            Ok(Some(done)) => finished(p.store, p.activity, &done, now).await?,
+            Ok(None) => {}
+            Err(e) => {
+                fail(format!("the backfill could not be completed: {}", e.chain())).await;
+                return Err(e.into());
+            }
         }
         return view(p.store, &tenant.id, &id, false, now).await.map_err(control_port);
     }
@@ -1076,7 +1087,7 @@ pub async fn start(
         let _ = restore_kill_switch(p.store, p.salesforce, session, org_id, &tenant.id, &id).await;
         return Err(StartError::KillSwitch(e));
     }
-    update_backfill(p.store, &tenant.id, &id, |x| {
+    if let Err(e) = update_backfill(p.store, &tenant.id, &id, |x| {
         if x.status != BackfillStatus::Planning {
             return false;
         }
@@ -1084,7 +1095,12 @@ pub async fn start(
         x.updated_at = now;
         true
     })
-    .await?;
+    .await
+    {
+        // Failed with its kill switch engaged: the sweep restores it.
+        fail(format!("the backfill could not be started: {}", e.chain())).await;
+        return Err(e.into());
+    }
     send_shards(p.shards_queue, &tenant.id, &id, shards.iter().map(|s| s.index)).await?;
     view(p.store, &tenant.id, &id, false, now).await.map_err(control_port)
 }
@@ -1143,10 +1159,18 @@ pub enum SweepAction {
     Resent {
         shards: usize,
     },
+    /// A backfill still `planning` `PLANNING_STALLED_AFTER` after it was
+    /// created (its start was cut short: a timeout, a store error it could
+    /// not record): failed, the tenant's slot freed, so the next start (a
+    /// relink gap's at the next sweep) can run.
+    Abandoned,
 }
 
 /// A running backfill idle this long gets its pending shards sent again.
 pub const STALE_AFTER: time::Duration = time::Duration::minutes(15);
+/// Planning takes one backfill-fanout invocation (2 minutes at most): a
+/// backfill still planning this long after its creation was cut short.
+pub const PLANNING_STALLED_AFTER: time::Duration = time::Duration::minutes(10);
 
 /// The scheduler's sweep of one backfill (SPEC §6.4, §6.6): restore an owed
 /// kill switch, resume a paused backfill when the API budget has room
@@ -1198,6 +1222,28 @@ pub async fn sweep(
             let n = send_shards(p.shards_queue, &b.tenant, &b.id, pending.into_iter()).await?;
             tracing::info!(tenant = %b.tenant, backfill = %b.id, shards = n, "backfill resumed in a new API window");
             Ok(SweepAction::Resumed { shards: n })
+        }
+        BackfillStatus::Planning if now - b.created_at > PLANNING_STALLED_AFTER => {
+            let failed = update_backfill(p.store, &b.tenant, &b.id, |x| {
+                if x.status != BackfillStatus::Planning {
+                    return false;
+                }
+                x.status = BackfillStatus::Failed;
+                if x.kill_switch == KillSwitch::Pending {
+                    x.kill_switch = KillSwitch::Off;
+                }
+                x.reason = Some("its planning was cut short (a timeout or a store error); start it again".into());
+                x.finished_at = Some(now);
+                x.updated_at = now;
+                true
+            })
+            .await?;
+            if failed.is_none() {
+                return Ok(SweepAction::Nothing);
+            }
+            release_active(p.store, &b.tenant, &b.id).await?;
+            tracing::warn!(tenant = %b.tenant, backfill = %b.id, "a backfill stuck in planning was failed; its tenant can start another");
+            Ok(SweepAction::Abandoned)
         }
         BackfillStatus::Running if now - b.updated_at > STALE_AFTER => {
             let shards = p.store.shards(&b.tenant, &b.id).await?;
