@@ -520,3 +520,51 @@ impl BackfillStore for OnceFailing<'_> {
         self.0.put_coverage(t, coverage, expected).await
     }
 }
+
+#[tokio::test]
+async fn a_backfill_whose_last_shard_could_not_finish_it_is_finished_by_the_sweep() {
+    // Found by the chaos run (100,000 events): the gap backfill's only shard
+    // was done, its worker's final write failed (ignored, the shard message
+    // acknowledged), and the backfill stayed `running` with the automation
+    // kill switch engaged, which no sweep ever ended.
+    let w = world(600, json!({"shard_size": 300, "bulk_threshold": 100000, "kill_switch": true})).await;
+    let id = w.start(false).await;
+    let shards = w.sent_shards(&id);
+    let flaky = Racing::new(&w, None, true);
+    let ports = ShardPorts { store: &flaky, ..w.ports() };
+    let (s, c, l) = (session(), conn(), w.tenant.id.clone());
+    let input = ShardInput {
+        tenant: &l,
+        backfill_id: &id,
+        shards: &shards,
+        lms: &c,
+        session: &s,
+        org_id: Some("00Dorg"),
+        budget_policy: BudgetPolicy::default(),
+        now: datetime!(2026-06-01 0:01 UTC),
+        last_attempt: false,
+    };
+    let out = engine::run_shards(&ports, &input).await;
+    assert!(out.iter().all(|(_, o)| *o == ShardOutcome::Done), "{out:?}");
+    let (b, _) = w.state.backfill(&w.tenant.id, &id).await.unwrap().unwrap();
+    assert_eq!(b.status, BackfillStatus::Running, "the final write was refused");
+    assert!(matches!(b.kill_switch, KillSwitch::Engaged { .. }), "{:?}", b.kill_switch);
+    // The next sweep (a minute later, not 15) finishes it.
+    let now = datetime!(2026-06-01 0:02 UTC);
+    let a = engine::sweep(&w.control(), &b, &session(), Some("00Dorg"), BudgetPolicy::default(), now).await.unwrap();
+    assert_eq!(a, engine::SweepAction::Finished);
+    let (b, _) = w.state.backfill(&w.tenant.id, &id).await.unwrap().unwrap();
+    assert_eq!(b.status, BackfillStatus::Completed);
+    assert_eq!(b.kill_switch, KillSwitch::Restored { previous: None });
+    let settings = w.sf.sobject_records("LMS_Sync_Settings__c");
+    assert_eq!(settings[0]["Bypass_Automation__c"], json!(false), "automations back: {settings:?}");
+    assert!(w.state.unfinished_backfills().await.unwrap().is_empty());
+    assert!(w.state.active_backfill(&w.tenant.id).await.unwrap().is_none_or(|(a, _)| a != id), "slot freed");
+    let again = engine::sweep(&w.control(), &b, &session(), Some("00Dorg"), BudgetPolicy::default(), now).await;
+    assert_eq!(again.unwrap(), engine::SweepAction::Nothing);
+    // A running backfill with shards still pending is left to its workers.
+    let id2 = w.start(false).await;
+    let (b2, _) = w.state.backfill(&w.tenant.id, &id2).await.unwrap().unwrap();
+    let a = engine::sweep(&w.control(), &b2, &session(), Some("00Dorg"), BudgetPolicy::default(), now).await;
+    assert_eq!(a.unwrap(), engine::SweepAction::Nothing);
+}

@@ -233,9 +233,13 @@ pub async fn run_shards(p: &ShardPorts<'_>, input: &ShardInput<'_>) -> Vec<(u32,
                 mark_shard_failed(p.store, input.tenant, &b.id, *i, reason, input.now).await;
             }
         }
-        let _ = finish(p, input, BackfillStatus::Failed, Some(reason)).await;
-    } else if out.iter().any(|(_, o)| *o == ShardOutcome::Done) {
-        let _ = finish_if_done(p, input).await;
+        if let Err(e) = finish(p, input, BackfillStatus::Failed, Some(reason)).await {
+            tracing::warn!(tenant = %input.tenant, backfill = %b.id, error = %e.chain(), "the failed backfill could not be finished; the sweep finishes it");
+        }
+    } else if out.iter().any(|(_, o)| *o == ShardOutcome::Done)
+        && let Err(e) = finish_if_done(p, input).await
+    {
+        tracing::warn!(tenant = %input.tenant, backfill = %b.id, error = %e.chain(), "the backfill could not be finished; the sweep finishes it");
     }
     out
 }
@@ -1159,6 +1163,11 @@ pub enum SweepAction {
     Resent {
         shards: usize,
     },
+    /// A running backfill whose every shard had ended but which was never
+    /// finished (the last shard's worker could not store the final status):
+    /// finished now — final status, coverage, run summary, slot freed,
+    /// kill switch restored.
+    Finished,
     /// A backfill still `planning` `PLANNING_STALLED_AFTER` after it was
     /// created (its start was cut short: a timeout, a store error it could
     /// not record): failed, the tenant's slot freed, so the next start (a
@@ -1174,8 +1183,9 @@ pub const PLANNING_STALLED_AFTER: time::Duration = time::Duration::minutes(10);
 
 /// The scheduler's sweep of one backfill (SPEC §6.4, §6.6): restore an owed
 /// kill switch, resume a paused backfill when the API budget has room
-/// (usage that went down opens a new window), resend the pending shards of
-/// a stalled one.
+/// (usage that went down opens a new window), finish a running one whose
+/// shards all ended, resend the pending shards of a stalled one, fail one
+/// stuck in planning.
 pub async fn sweep(
     p: &ControlPorts<'_>,
     b: &Backfill,
@@ -1245,8 +1255,14 @@ pub async fn sweep(
             tracing::warn!(tenant = %b.tenant, backfill = %b.id, "a backfill stuck in planning was failed; its tenant can start another");
             Ok(SweepAction::Abandoned)
         }
-        BackfillStatus::Running if now - b.updated_at > STALE_AFTER => {
+        BackfillStatus::Running => {
             let shards = p.store.shards(&b.tenant, &b.id).await?;
+            if !shards.is_empty() && shards.iter().all(|s| s.status != ShardStatus::Pending) {
+                return finish_ended(p, b, &shards, session, org_id, now).await;
+            }
+            if now - b.updated_at <= STALE_AFTER {
+                return Ok(SweepAction::Nothing);
+            }
             let last = shards.iter().filter_map(|s| s.finished_at).max().unwrap_or(b.updated_at).max(b.updated_at);
             if now - last <= STALE_AFTER {
                 return Ok(SweepAction::Nothing);
@@ -1266,6 +1282,52 @@ pub async fn sweep(
         }
         _ => Ok(SweepAction::Nothing),
     }
+}
+
+/// The sweep's finish of a running backfill whose shards all ended: what
+/// [`finish`] does for the worker of the last shard, when that worker's
+/// writes failed (its message was acknowledged: nothing else would ever end
+/// the backfill, and its kill switch would stay engaged).
+async fn finish_ended(
+    p: &ControlPorts<'_>,
+    b: &Backfill,
+    shards: &[Shard],
+    session: &Session,
+    org_id: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<SweepAction, PortError> {
+    let failed = shards.iter().find(|s| s.status != ShardStatus::Done);
+    let (status, reason) = match failed {
+        Some(s) => (
+            BackfillStatus::Failed,
+            Some(format!("shard {} {}", s.index, s.error.as_deref().unwrap_or("did not complete"))),
+        ),
+        None => (BackfillStatus::Completed, None),
+    };
+    // The kill switch first, as `finish` does.
+    if b.kill_switch.owes_restore() {
+        let _ = restore_kill_switch(p.store, p.salesforce, session, org_id, &b.tenant, &b.id).await;
+    }
+    let Some(done) = update_backfill(p.store, &b.tenant, &b.id, |x| {
+        if x.status != BackfillStatus::Running {
+            return false;
+        }
+        x.status = status;
+        x.finished_at = Some(now);
+        x.updated_at = now;
+        if reason.is_some() {
+            x.reason = reason.clone();
+        }
+        true
+    })
+    .await?
+    else {
+        return Ok(SweepAction::Nothing);
+    };
+    tracing::warn!(tenant = %b.tenant, backfill = %b.id, status = done.status.as_str(), "a backfill whose shards had all ended is finished by the sweep");
+    finished(p.store, p.activity, &done, now).await?;
+    restore_kill_switch(p.store, p.salesforce, session, org_id, &b.tenant, &b.id).await.ok();
+    Ok(SweepAction::Finished)
 }
 
 async fn pending_shards(store: &dyn BackfillStore, b: &Backfill) -> Result<Vec<u32>, PortError> {
