@@ -711,6 +711,7 @@ mod backfills {
                         updated: 3_990,
                         failed: 10,
                         handed_over: 0,
+                        stale: 0,
                         api_calls: 50,
                     };
                     sh.finished_at = Some(NOW - time::Duration::minutes(5));

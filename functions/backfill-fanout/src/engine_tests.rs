@@ -2,6 +2,7 @@
 //! redelivery, a Bulk group resumed from its stored job ids, the budget and
 //! cancel. (The same flows run on the full stack in tests/e2e/tests/job3.rs.)
 
+use learnlink_adapters::dynamo::applied::MemoryApplied;
 use learnlink_adapters::dynamo::memory::{MemoryActivity, MemoryState};
 use learnlink_adapters::lms::memory::MemoryLms;
 use learnlink_adapters::salesforce::memory::MemorySalesforce;
@@ -24,6 +25,7 @@ struct World {
     activity: MemoryActivity,
     shards: MemoryQueue,
     sync: MemoryQueue,
+    applied: MemoryApplied,
     tenant: Tenant,
 }
 
@@ -65,6 +67,7 @@ async fn world(n: usize, settings: serde_json::Value) -> World {
         activity: MemoryActivity::new(),
         shards: MemoryQueue::new(),
         sync: MemoryQueue::new(),
+        applied: MemoryApplied::new(),
         tenant,
     }
 }
@@ -94,6 +97,10 @@ impl World {
             salesforce: &self.sf,
             activity: &self.activity,
             sync_queue: &self.sync,
+            applied: &self.applied,
+            lease: &self.state,
+            sleeper: &learnlink_adapters::TokioSleeper,
+            clock: &time::OffsetDateTime::now_utc,
         }
     }
     async fn start(&self, only_changed: bool) -> String {
@@ -567,4 +574,71 @@ async fn a_backfill_whose_last_shard_could_not_finish_it_is_finished_by_the_swee
     let (b2, _) = w.state.backfill(&w.tenant.id, &id2).await.unwrap().unwrap();
     let a = engine::sweep(&w.control(), &b2, &session(), Some("00Dorg"), BudgetPolicy::default(), now).await;
     assert_eq!(a.unwrap(), engine::SweepAction::Nothing);
+}
+
+/// Applied markers as enrollment sync leaves them: `E00007` written by an
+/// event in a version newer than the LMS's (the backfill reads the older
+/// one), `E00008` in an older version.
+async fn mark_events(w: &World) -> (time::OffsetDateTime, time::OffsetDateTime) {
+    use learnlink_core::ports::{Applied, AppliedStore};
+    let t0 = datetime!(2026-01-01 0:00 UTC);
+    let newer = t0 + time::Duration::minutes(7) + time::Duration::seconds(30);
+    let older = t0 + time::Duration::minutes(8) - time::Duration::seconds(30);
+    w.applied
+        .mark_applied(
+            &w.tenant.id,
+            &[
+                ("enrollment#E00007".into(), Applied { updated_at: newer, event_id: "evt-7".into() }),
+                ("enrollment#E00008".into(), Applied { updated_at: older, event_id: "evt-8".into() }),
+            ],
+        )
+        .await
+        .unwrap();
+    (newer, older)
+}
+
+#[tokio::test]
+async fn a_composite_backfill_marks_what_it_wrote_and_leaves_records_synced_newer_alone() {
+    let w = world(600, json!({"shard_size": 300, "bulk_threshold": 100000, "kill_switch": false})).await;
+    let (newer, _) = mark_events(&w).await;
+    let id = w.start(false).await;
+    let shards = w.sent_shards(&id);
+    let out = w.work(&id, &shards, false).await;
+    assert!(out.iter().all(|(_, o)| *o == ShardOutcome::Done), "{out:?}");
+    let records = w.sf.sobject_records("LMS_Enrollment__c");
+    assert_eq!(records.len(), 599, "E00007 is newer in Salesforce already: not written");
+    assert!(!records.iter().any(|r| r["LMS_Enrollment_Id__c"] == "E00007"));
+    // Every written record is marked with the backfill's version; the
+    // newer marker stays.
+    let t = &w.tenant.id;
+    let m7 = w.applied.get(t, "enrollment#E00007").unwrap();
+    assert_eq!((m7.updated_at, m7.event_id.as_str()), (newer, "evt-7"));
+    let m8 = w.applied.get(t, "enrollment#E00008").unwrap();
+    assert_eq!(m8.event_id, format!("backfill:{id}"), "the older marker moved forward");
+    assert_eq!(m8.updated_at, datetime!(2026-01-01 0:08 UTC));
+    assert_eq!(w.applied.len(), 600);
+    let view = engine::view(&w.state, t, &id, false, datetime!(2026-06-01 0:02 UTC)).await.unwrap();
+    assert_eq!((view.progress.counts.stale, view.progress.written), (1, 599));
+    // Each page held the tenant's write lease and gave it back.
+    let grants = w.state.lease_grants();
+    assert_eq!(grants.iter().filter(|g| g.1 == "write").count(), 2, "one per page: {grants:?}");
+    assert_eq!(w.state.lease_holder(t, "write", time::OffsetDateTime::now_utc()), None);
+}
+
+#[tokio::test]
+async fn a_bulk_backfill_marks_what_it_wrote_and_leaves_records_synced_newer_alone() {
+    let w = world(600, json!({"shard_size": 600, "bulk_threshold": 100, "kill_switch": false})).await;
+    let (newer, _) = mark_events(&w).await;
+    let id = w.start(false).await;
+    let shards = w.sent_shards(&id);
+    let out = w.work(&id, &shards, false).await;
+    assert!(out.iter().all(|(_, o)| *o == ShardOutcome::Done), "{out:?}");
+    assert_eq!(w.sf.sobject_records("LMS_Enrollment__c").len(), 599);
+    let t = &w.tenant.id;
+    assert_eq!(w.applied.get(t, "enrollment#E00007").unwrap().updated_at, newer);
+    assert_eq!(w.applied.get(t, "enrollment#E00008").unwrap().event_id, format!("backfill:{id}"));
+    assert_eq!(w.applied.len(), 600);
+    let view = engine::view(&w.state, t, &id, false, datetime!(2026-06-01 0:02 UTC)).await.unwrap();
+    assert_eq!((view.progress.counts.stale, view.progress.counts.read, view.progress.written), (1, 600, 599));
+    assert_eq!(w.state.lease_holder(t, "write", time::OffsetDateTime::now_utc()), None);
 }

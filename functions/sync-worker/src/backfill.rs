@@ -57,6 +57,10 @@ pub async fn handle_shards(
         salesforce: deps.salesforce.as_ref(),
         activity: deps.activity.as_ref(),
         sync_queue: deps.queue.as_ref(),
+        applied: deps.applied.as_ref(),
+        lease: deps.lease.as_ref(),
+        sleeper: &learnlink_adapters::TokioSleeper,
+        clock: &time::OffsetDateTime::now_utc,
     };
     let shards: Vec<u32> = msgs.iter().map(|m| m.shard).collect();
     let last_attempt = msgs.iter().all(|m| m.receive_count >= deps.max_receive_count);

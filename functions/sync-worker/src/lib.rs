@@ -10,6 +10,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use learnlink_core::activity::{ActivityEntry, Direction, Outcome, RunSummary};
 use learnlink_core::connection::{Links, TokenProvider};
 use learnlink_core::fill;
+use learnlink_core::write_lock;
 use learnlink_core::job::{self, SyncJob};
 use learnlink_core::matching::{ContactWrite, Decision};
 use learnlink_core::model::TenantId;
@@ -45,6 +46,8 @@ pub struct Deps {
     pub links: Arc<dyn LinkStore>,
     /// The version of each record last written (SPEC §4.2).
     pub applied: Arc<dyn AppliedStore>,
+    /// The tenant's write lease: one writer of its records at a time (§4.2).
+    pub lease: Arc<dyn learnlink_core::ports::TenantLease>,
     /// Ambiguous learners and their held records.
     pub review: Arc<dyn ReviewStore>,
     /// Per-instance caches (department trees).
@@ -397,7 +400,40 @@ fn applied_key(ev: &LmsEvent) -> String {
 /// The work item of a Contact write no message of the batch depends on.
 const NO_MESSAGE: usize = usize::MAX;
 
+/// A tenant's event batch, holding the tenant's write lease from reading
+/// the applied versions until they are marked (`write_lock`): two batches
+/// with two versions of one record never interleave.
 async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(usize, MessageOutcome)> {
+    let holder = uuid::Uuid::new_v4().simple().to_string();
+    let now = time::OffsetDateTime::now_utc;
+    let mut lock = match write_lock::acquire(
+        deps.lease.as_ref(),
+        &learnlink_adapters::TokioSleeper,
+        tenant_id,
+        &holder,
+        &now,
+        write_lock::WAIT,
+    )
+    .await
+    {
+        Ok(l) => l,
+        Err(e) => {
+            let reason = learnlink_core::error::error_chain(&e);
+            tracing::warn!(tenant = %tenant_id, reason = %reason, messages = items.len(), "tenant's messages returned to the queue");
+            return items.iter().map(|it| (it.index, MessageOutcome::Failed { class: e.class(), reason: reason.clone() })).collect();
+        }
+    };
+    let out = sync_tenant_locked(deps, tenant_id, items, &mut lock).await;
+    lock.release().await;
+    out
+}
+
+async fn sync_tenant_locked(
+    deps: &Deps,
+    tenant_id: &TenantId,
+    items: &[Item],
+    lock: &mut write_lock::WriteLock<'_>,
+) -> Vec<(usize, MessageOutcome)> {
     let fail_all = |class: ErrorClass, reason: String| -> Vec<(usize, MessageOutcome)> {
         tracing::warn!(tenant = %tenant_id, class = %class, reason = %reason, messages = items.len(), "tenant's messages returned to the queue");
         items.iter().map(|it| (it.index, MessageOutcome::Failed { class, reason: reason.clone() })).collect()
@@ -609,6 +645,12 @@ async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(
     }
     planned.extend(records);
     let calls: Vec<CompositeCall> = sync::plan_records(planned);
+    // Nothing is written unless this batch still holds the write lease.
+    if !calls.is_empty()
+        && let Err(e) = lock.keep(time::OffsetDateTime::now_utc()).await
+    {
+        return fail_all(e.class(), learnlink_core::error::error_chain(&e));
+    }
     let results = match execute(deps, &tenant, &links, &mut tokens, &calls).await {
         Ok(r) => r,
         Err(Parked(why)) => return park(deps, tenant_id, items, &why).await,
@@ -618,6 +660,8 @@ async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(
     let events: HashMap<(&str, &str), &LmsEvent> =
         live.iter().map(|(ev, _)| ((sync::event_record_object(ev), ev.record_key().1), *ev)).collect();
     let mut marks = Vec::new();
+    // The items whose record versions are marked.
+    let mut marked: HashSet<usize> = HashSet::new();
     let mut new_links: Vec<LearnerLink> = Vec::new();
     let mut forget: Vec<String> = Vec::new();
     let mut seen = HashSet::new();
@@ -680,6 +724,7 @@ async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(
                     );
                     if let Some(ev) = ev {
                         marks.push((applied_key(ev), Applied { updated_at: ev.updated_at(), event_id: ev.id.clone() }));
+                        marked.insert(s.item);
                     }
                     // A Contact found linked by the query is remembered.
                     if let (Some(r), Some(l)) = (&resolved, learner)
@@ -751,15 +796,24 @@ async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(
         }
     };
     let mark = async {
-        if !marks.is_empty()
-            && let Err(e) = deps.applied.mark_applied(tenant_id, &marks).await
-        {
-            // The records are written; without the markers an older event could
-            // still be applied later, so say so loudly.
-            tracing::error!(tenant = %tenant_id, error = %e.chain(), records = marks.len(), "could not record applied versions");
+        if marks.is_empty() {
+            return Ok(());
         }
+        deps.applied.mark_applied(tenant_id, &marks).await
     };
-    tokio::join!(link_memory, mark, record_activity(deps, b.tenant, &b.run_id, started, &b.entries));
+    let ((), marked_ok, ()) =
+        tokio::join!(link_memory, mark, record_activity(deps, b.tenant, &b.run_id, started, &b.entries));
+    if let Err(e) = marked_ok {
+        // The records are written but, unmarked, a late older event could
+        // overwrite them: their messages come back, are written again
+        // (idempotent) and marked.
+        tracing::error!(tenant = %tenant_id, error = %e.chain(), records = marks.len(), "could not record applied versions; the records' messages return to the queue");
+        for (item, o) in b.out.iter_mut() {
+            if marked.contains(item) && *o == MessageOutcome::Done {
+                *o = MessageOutcome::Failed { class: e.class.worst(ErrorClass::Retryable), reason: e.chain() };
+            }
+        }
+    }
     b.out
 }
 

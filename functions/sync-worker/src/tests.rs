@@ -79,6 +79,7 @@ async fn world() -> World {
         lms: lms.clone(),
         links: state.clone(),
         applied: applied.clone(),
+        lease: state.clone(),
         review: state.clone(),
         caches: Default::default(),
         max_receive_count: 5,
@@ -824,4 +825,68 @@ async fn a_light_batch_is_written_at_once_and_a_refused_release_writes_now() {
     let r = handle(&w.deps, busy_batch(30, 1_000)).await; // 750 records, under one call
     assert!(r.batch_item_failures.is_empty(), "{:?}", r.batch_item_failures);
     assert_eq!(w.sf.record_count(), 975);
+}
+
+#[tokio::test]
+async fn a_batch_waits_for_the_tenants_write_lease_and_gives_it_back() {
+    let w = world().await;
+    let acme = TenantId::parse("acme").unwrap();
+    // Another writer holds the lease for 400 ms (it is not renewed).
+    let now = time::OffsetDateTime::now_utc();
+    let other = learnlink_core::ports::TenantLease::acquire(
+        w.state.as_ref(),
+        &acme,
+        learnlink_core::write_lock::NAME,
+        "other-writer",
+        now,
+        time::Duration::milliseconds(400),
+    )
+    .await
+    .unwrap();
+    assert!(other.is_some());
+    let started = std::time::Instant::now();
+    let r = handle(&w.deps, sqs(&[job("acme", "E1", "L1", 0, EnrollmentStatus::Enrolled)])).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300), "it waited: {:?}", started.elapsed());
+    assert_eq!(w.sf.record_count(), 1);
+    let grants = w.state.lease_grants();
+    assert_eq!(grants.len(), 2, "{grants:?}");
+    assert_ne!(grants[1].2, "other-writer");
+    assert!(grants[1].3 > grants[0].3, "the fence grows");
+    assert_eq!(w.state.lease_holder(&acme, "write", time::OffsetDateTime::now_utc()), None, "released");
+}
+
+#[tokio::test]
+async fn two_concurrent_batches_of_one_tenant_write_one_after_the_other_and_the_newer_wins() {
+    let w = world().await;
+    let newer = sqs(&[job("acme", "E1", "L1", 5, EnrollmentStatus::Completed)]);
+    let older = sqs(&[job("acme", "E1", "L1", 1, EnrollmentStatus::InProgress)]);
+    // Salesforce answers slowly: without the lease both batches read the
+    // markers before either writes, and whichever writes last wins.
+    w.sf.set_latency(std::time::Duration::from_millis(150));
+    let (a, b) = tokio::join!(handle(&w.deps, newer), async {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        handle(&w.deps, older).await
+    });
+    assert!(a.batch_item_failures.is_empty() && b.batch_item_failures.is_empty());
+    let rec = w.sf.record("LMS_Enrollment__c", "E1").unwrap();
+    assert_eq!(rec["Status__c"], "Completed", "{rec:?}");
+    assert_eq!(w.sf.calls(), 1, "the older version was skipped as stale, not written");
+    let log = w.activity.all(&TenantId::parse("acme").unwrap());
+    assert!(log.iter().any(|e| e.reason.as_deref() == Some("stale")), "{log:?}");
+}
+
+#[tokio::test]
+async fn records_whose_versions_could_not_be_marked_come_back() {
+    let w = world().await;
+    w.applied.refuse_marks(true);
+    let batch = sqs(&[job("acme", "E1", "L1", 0, EnrollmentStatus::Enrolled)]);
+    let r = handle(&w.deps, batch.clone()).await;
+    assert_eq!(failed_ids(&r), vec!["m0"], "written but unmarked: the message returns");
+    assert_eq!(w.sf.record_count(), 1);
+    w.applied.refuse_marks(false);
+    let r = handle(&w.deps, batch).await;
+    assert!(r.batch_item_failures.is_empty());
+    let acme = TenantId::parse("acme").unwrap();
+    assert!(w.applied.get(&acme, "enrollment#E1").is_some());
 }

@@ -26,5 +26,6 @@ pub mod soql;
 pub mod sync;
 pub mod tenant;
 pub mod webhook;
+pub mod write_lock;
 
 pub use error::{Classify, ErrorClass, PortError};

@@ -277,6 +277,25 @@ pub trait ConnectionStore: Send + Sync {
     async fn release_lease(&self, tenant: &TenantId, holder: &str) -> Result<(), PortError>;
 }
 
+/// Named per-tenant leases (SPEC §4.2: one writer of a tenant's records at
+/// a time): a conditional write with an expiry and a fencing counter.
+#[async_trait]
+pub trait TenantLease: Send + Sync {
+    /// Take lease `name` of `tenant` for `ttl` unless another holder has a
+    /// live one (the same holder renews); the fencing counter grows with
+    /// every grant. `None`: someone else holds it.
+    async fn acquire(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        ttl: time::Duration,
+    ) -> Result<Option<u64>, PortError>;
+    /// Give it up (a no-op when another holder has it now).
+    async fn release(&self, tenant: &TenantId, name: &str, holder: &str) -> Result<(), PortError>;
+}
+
 /// Work kept while a tenant cannot be written to (disconnected, paused).
 #[async_trait]
 pub trait ParkStore: Send + Sync {

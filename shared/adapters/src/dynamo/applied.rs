@@ -95,6 +95,7 @@ impl AppliedStore for DynamoState {
 #[derive(Default)]
 pub struct MemoryApplied {
     marks: Mutex<HashMap<(TenantId, String), Applied>>,
+    refuse: std::sync::atomic::AtomicBool,
 }
 
 impl MemoryApplied {
@@ -113,6 +114,16 @@ impl MemoryApplied {
     pub fn is_empty(&self) -> bool {
         self.lock().is_empty()
     }
+
+    /// From now on, marking fails (retryable), as a DynamoDB outage would.
+    pub fn refuse_marks(&self, on: bool) {
+        self.refuse.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The marker of one record key.
+    pub fn get(&self, tenant: &TenantId, key: &str) -> Option<Applied> {
+        self.lock().get(&(tenant.clone(), key.to_string())).cloned()
+    }
 }
 
 #[async_trait]
@@ -123,6 +134,9 @@ impl AppliedStore for MemoryApplied {
     }
 
     async fn mark_applied(&self, tenant: &TenantId, marks: &[(String, Applied)]) -> Result<(), PortError> {
+        if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(PortError::retryable("recording applied versions: the table is unavailable"));
+        }
         // As DynamoDB: the newest of one call's marks per key, written over what was there.
         let mut newest: HashMap<&str, &Applied> = HashMap::new();
         for (k, a) in marks {

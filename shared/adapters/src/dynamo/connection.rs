@@ -2,7 +2,8 @@
 //! state table.
 //!
 //! - connection: pk `TENANT#<id>`, sk `CONNECTION`; `doc` (JSON), `revision` (optimistic)
-//! - lease:      pk `TENANT#<id>`, sk `LEASE#refresh`; `holder`, `expires_ms`, `fence` (grows on every grant)
+//! - leases:     pk `TENANT#<id>`, sk `LEASE#<name>` (`refresh`: token refresh; `write`: the tenant's record
+//!   writes); `holder`, `expires_ms`, `fence` (grows on every grant)
 //! - parked job: pk `PARK#<id>`, sk `<parked_at ms, 15 digits>#<key>`... keyed by job key for idempotency:
 //!   sk `JOB#<key>`; `job` (the queue message), `parked_at`
 //! - oauth:      pk `OAUTH#<state>`, sk `STATE`; `tenant`, `verifier`, `redirect_uri`, `expires_at` (TTL)
@@ -13,7 +14,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, ReturnV
 use learnlink_core::PortError;
 use learnlink_core::connection::ConnectionState;
 use learnlink_core::model::TenantId;
-use learnlink_core::ports::{ConnectionStore, OAuthStateStore, ParkStore, PendingAuth};
+use learnlink_core::ports::{ConnectionStore, OAuthStateStore, ParkStore, PendingAuth, TenantLease};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -90,12 +91,47 @@ impl ConnectionStore for DynamoState {
         now: OffsetDateTime,
         ttl: time::Duration,
     ) -> Result<Option<u64>, PortError> {
+        self.take_lease(tenant, "refresh", holder, now, ttl).await
+    }
+
+    async fn release_lease(&self, tenant: &TenantId, holder: &str) -> Result<(), PortError> {
+        self.give_up_lease(tenant, "refresh", holder).await
+    }
+}
+
+#[async_trait]
+impl TenantLease for DynamoState {
+    async fn acquire(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        ttl: time::Duration,
+    ) -> Result<Option<u64>, PortError> {
+        self.take_lease(tenant, name, holder, now, ttl).await
+    }
+
+    async fn release(&self, tenant: &TenantId, name: &str, holder: &str) -> Result<(), PortError> {
+        self.give_up_lease(tenant, name, holder).await
+    }
+}
+
+impl DynamoState {
+    async fn take_lease(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        ttl: time::Duration,
+    ) -> Result<Option<u64>, PortError> {
         let res = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(format!("TENANT#{tenant}")))
-            .key("sk", s("LEASE#refresh"))
+            .key("sk", s(format!("LEASE#{name}")))
             .update_expression("SET holder = :h, expires_ms = :e ADD fence :one")
             .condition_expression("attribute_not_exists(pk) OR expires_ms < :now OR holder = :h")
             .expression_attribute_values(":h", s(holder))
@@ -115,17 +151,17 @@ impl ConnectionStore for DynamoState {
                     .unwrap_or(0),
             )),
             Err(e) if conditional(&e) => Ok(None),
-            Err(e) => Err(Self::err("taking the refresh lease", e)),
+            Err(e) => Err(Self::err(&format!("taking the {name} lease"), e)),
         }
     }
 
-    async fn release_lease(&self, tenant: &TenantId, holder: &str) -> Result<(), PortError> {
+    async fn give_up_lease(&self, tenant: &TenantId, name: &str, holder: &str) -> Result<(), PortError> {
         let res = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(format!("TENANT#{tenant}")))
-            .key("sk", s("LEASE#refresh"))
+            .key("sk", s(format!("LEASE#{name}")))
             .update_expression("SET expires_ms = :zero")
             .condition_expression("holder = :h")
             .expression_attribute_values(":h", s(holder))
@@ -135,7 +171,7 @@ impl ConnectionStore for DynamoState {
         match res {
             Ok(_) => Ok(()),
             Err(e) if conditional(&e) => Ok(()), // someone else holds it now
-            Err(e) => Err(Self::err("releasing the refresh lease", e)),
+            Err(e) => Err(Self::err(&format!("releasing the {name} lease"), e)),
         }
     }
 }

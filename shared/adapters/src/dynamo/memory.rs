@@ -25,6 +25,10 @@ type ShardKey = (TenantId, String, u32);
 pub struct MemoryState {
     connections: Mutex<HashMap<TenantId, learnlink_core::connection::ConnectionState>>,
     leases: Mutex<HashMap<TenantId, (String, OffsetDateTime, u64)>>,
+    /// Named tenant leases (holder, expiry, fence) by tenant and name.
+    named_leases: Mutex<HashMap<(TenantId, String), (String, OffsetDateTime, u64)>>,
+    /// Grants of named leases, in order: (tenant, name, holder, fence).
+    lease_grants: Mutex<Vec<(TenantId, String, String, u64)>>,
     parked: Mutex<HashMap<TenantId, BTreeMap<String, String>>>,
     oauth: Mutex<HashMap<String, PendingAuth>>,
     /// Every version of every tenant's configuration, oldest first.
@@ -177,6 +181,50 @@ impl ConnectionStore for MemoryState {
             e.1 = OffsetDateTime::UNIX_EPOCH;
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl learnlink_core::ports::TenantLease for MemoryState {
+    async fn acquire(
+        &self,
+        t: &TenantId,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        ttl: time::Duration,
+    ) -> Result<Option<u64>, PortError> {
+        self.check()?;
+        let mut g = lock(&self.named_leases);
+        let entry =
+            g.entry((t.clone(), name.to_string())).or_insert_with(|| (String::new(), OffsetDateTime::UNIX_EPOCH, 0));
+        if entry.1 < now || entry.0 == holder {
+            entry.0 = holder.to_string();
+            entry.1 = now + ttl;
+            entry.2 += 1;
+            lock(&self.lease_grants).push((t.clone(), name.to_string(), holder.to_string(), entry.2));
+            Ok(Some(entry.2))
+        } else {
+            Ok(None)
+        }
+    }
+    async fn release(&self, t: &TenantId, name: &str, holder: &str) -> Result<(), PortError> {
+        let mut g = lock(&self.named_leases);
+        if let Some(e) = g.get_mut(&(t.clone(), name.to_string())).filter(|e| e.0 == holder) {
+            e.1 = OffsetDateTime::UNIX_EPOCH;
+        }
+        Ok(())
+    }
+}
+
+impl MemoryState {
+    /// Every grant of a named lease so far: (tenant, name, holder, fence).
+    pub fn lease_grants(&self) -> Vec<(TenantId, String, String, u64)> {
+        lock(&self.lease_grants).clone()
+    }
+    /// Who holds lease `name` of `t` at `now`, if anyone.
+    pub fn lease_holder(&self, t: &TenantId, name: &str, now: OffsetDateTime) -> Option<String> {
+        lock(&self.named_leases).get(&(t.clone(), name.to_string())).filter(|e| e.1 >= now).map(|e| e.0.clone())
     }
 }
 

@@ -66,6 +66,8 @@ struct MemJob {
 #[derive(Default)]
 pub struct MemorySalesforce {
     inner: Mutex<Inner>,
+    /// How long each Composite call takes before it is applied.
+    latency: Mutex<std::time::Duration>,
 }
 
 impl MemorySalesforce {
@@ -150,6 +152,12 @@ impl MemorySalesforce {
         let mut ids: Vec<String> = self.lock().bulk_jobs.keys().cloned().collect();
         ids.sort();
         ids
+    }
+
+    /// Every Composite call from now on waits this long, then is applied
+    /// (writes land in the order calls end, as concurrent callers see them).
+    pub fn set_latency(&self, d: std::time::Duration) {
+        *self.latency.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = d;
     }
 
     pub fn calls(&self) -> usize {
@@ -274,6 +282,10 @@ impl SalesforceApi for MemorySalesforce {
         session: &Session,
         call: &CompositeCall,
     ) -> Result<Vec<Vec<RecordOutcome>>, SalesforceError> {
+        let latency = *self.latency.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
         let mut g = self.lock();
         g.calls += 1;
         if let Some(status) = g.outage {

@@ -92,7 +92,9 @@ use crate::activity::{ActivityEntry, Direction, Outcome, RunSummary};
 use crate::budget::{ApiBudget, BudgetPolicy};
 use crate::error::{Classify, ErrorClass};
 use crate::model::Enrollment;
-use crate::ports::{ActivityLog, JobQueue, LmsConnection, LmsEnrollments, SalesforceApi};
+use crate::connection::Sleeper;
+use crate::ports::{ActivityLog, Applied, AppliedStore, JobQueue, LmsConnection, LmsEnrollments, SalesforceApi, TenantLease};
+use crate::write_lock::{self, LockError, WriteLock};
 use crate::salesforce::{RecordFailure, RecordOutcome, SalesforceError, Session, SfRecord};
 use crate::sync::{PlannedRecord, enrollment_record, is_missing_contact, plan_records, settle};
 use crate::webhook::{EventKind, EventPayload, LmsEvent};
@@ -114,6 +116,16 @@ pub struct ShardPorts<'a> {
     pub activity: &'a dyn ActivityLog,
     /// Records whose learner has no Contact go to enrollment sync here.
     pub sync_queue: &'a dyn JobQueue,
+    /// The version of each record last written (SPEC §4.2): a backfill
+    /// writes no record that enrollment sync already wrote newer, and marks
+    /// the versions it writes, so a late older event is skipped as stale.
+    pub applied: &'a dyn AppliedStore,
+    /// The tenant's write lease (`write_lock`): held by each Composite page
+    /// and by a Bulk group's marking, as by enrollment sync's batches.
+    pub lease: &'a dyn TenantLease,
+    pub sleeper: &'a dyn Sleeper,
+    /// The wall clock (lease expiries).
+    pub clock: &'a (dyn Fn() -> OffsetDateTime + Send + Sync),
 }
 
 /// The shards of one backfill a worker invocation received.
@@ -337,6 +349,56 @@ fn port_outcome(e: PortError, input: &ShardInput<'_>) -> ShardOutcome {
     }
 }
 
+fn lock_outcome(e: LockError, input: &ShardInput<'_>) -> ShardOutcome {
+    match e {
+        LockError::Store(e) => port_outcome(e, input),
+        e => port_outcome(PortError::retryable(e.to_string()), input),
+    }
+}
+
+/// The applied-version key of an enrollment (as enrollment sync's).
+pub fn applied_key(e: &Enrollment) -> String {
+    format!("enrollment#{}", e.id)
+}
+
+/// Take the tenant's write lease for one write of shard work.
+async fn write_lease<'a>(p: &ShardPorts<'a>, input: &ShardInput<'_>) -> Result<WriteLock<'a>, LockError> {
+    let holder = format!(
+        "backfill:{}:{:?}:{}",
+        input.backfill_id,
+        input.shards,
+        (p.clock)().unix_timestamp_nanos()
+    );
+    write_lock::acquire(p.lease, p.sleeper, input.tenant, &holder, p.clock, write_lock::WAIT).await
+}
+
+/// Split `enrollments` by the applied markers: those enrollment sync already
+/// wrote in a newer version (not written again: `stale`) and the others.
+fn drop_stale(
+    enrollments: Vec<Enrollment>,
+    applied: &std::collections::HashMap<String, Applied>,
+) -> (Vec<Enrollment>, u64) {
+    let before = enrollments.len();
+    let fresh: Vec<Enrollment> = enrollments
+        .into_iter()
+        .filter(|e| applied.get(&applied_key(e)).is_none_or(|a| a.updated_at <= e.updated_at))
+        .collect();
+    let stale = (before - fresh.len()) as u64;
+    (fresh, stale)
+}
+
+/// The markers of what a backfill wrote.
+fn marks_of(backfill_id: &str, enrollments: &[Enrollment], outcomes: &[RecordOutcome]) -> Vec<(String, Applied)> {
+    enrollments
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, o)| matches!(o, RecordOutcome::Created { .. } | RecordOutcome::Updated { .. }))
+        .map(|(e, _)| {
+            (applied_key(e), Applied { updated_at: e.updated_at, event_id: format!("backfill:{backfill_id}") })
+        })
+        .collect()
+}
+
 fn sf_outcome(e: &SalesforceError, input: &ShardInput<'_>) -> ShardOutcome {
     let reason = crate::error::error_chain(e);
     if e.class() == ErrorClass::Permanent || input.last_attempt {
@@ -444,6 +506,29 @@ async fn composite_write(p: &ShardPorts<'_>, session: &Session, records: Vec<SfR
     )
 }
 
+/// One Composite page under the write lease: markers read, records that
+/// enrollment sync wrote newer left out, the rest written and marked. The
+/// enrollments written, their outcomes, the calls and how many were stale.
+async fn composite_page(
+    p: &ShardPorts<'_>,
+    input: &ShardInput<'_>,
+    backfill_id: &str,
+    enrollments: Vec<Enrollment>,
+) -> Result<(Vec<Enrollment>, Vec<RecordOutcome>, u64, u64), ShardOutcome> {
+    let keys: Vec<String> = enrollments.iter().map(applied_key).collect();
+    let applied = p.applied.applied(input.tenant, &keys).await.map_err(|e| port_outcome(e, input))?;
+    let (enrollments, stale) = drop_stale(enrollments, &applied);
+    let records: Vec<SfRecord> = enrollments.iter().map(enrollment_record).collect();
+    let (outcomes, calls) = composite_write(p, input.session, records).await;
+    let marks = marks_of(backfill_id, &enrollments, &outcomes);
+    if !marks.is_empty() {
+        // Unmarked, a late older event could overwrite the page: it is
+        // written again (idempotent) on the next delivery instead.
+        p.applied.mark_applied(input.tenant, &marks).await.map_err(|e| port_outcome(e, input))?;
+    }
+    Ok((enrollments, outcomes, calls, stale))
+}
+
 /// A shard below the Bulk threshold: page by page, a checkpoint per page.
 async fn composite_shard(
     p: &ShardPorts<'_>,
@@ -460,13 +545,24 @@ async fn composite_shard(
             Ok(Some(why)) => return ShardOutcome::Ignored(why),
             Err(e) => return port_outcome(e, input),
         }
-        let page = match p.lms.enrollments_page(input.lms, &s.window, s.cursor.as_deref(), PAGE_SIZE).await {
+        let mut page = match p.lms.enrollments_page(input.lms, &s.window, s.cursor.as_deref(), PAGE_SIZE).await {
             Ok(page) => page,
             Err(e) => return port_outcome(e, input),
         };
-        let records: Vec<SfRecord> = page.enrollments.iter().map(enrollment_record).collect();
-        let (outcomes, calls) = composite_write(p, input.session, records).await;
-        let t = tally(&job, &page.enrollments, &outcomes, input.now, true);
+        let read = page.enrollments.len() as u64;
+        // Under the tenant's write lease, from reading the markers until
+        // the page's versions are marked (SPEC §4.2).
+        let lock = match write_lease(p, input).await {
+            Ok(l) => l,
+            Err(e) => return lock_outcome(e, input),
+        };
+        let written = composite_page(p, input, &b.id, std::mem::take(&mut page.enrollments)).await;
+        lock.release().await;
+        let (enrollments, outcomes, calls, stale) = match written {
+            Ok(w) => w,
+            Err(o) => return o,
+        };
+        let t = tally(&job, &enrollments, &outcomes, input.now, true);
         if let Some((_, f)) = t.retry.first() {
             // Nothing of the page is checkpointed: it is written again on
             // the next delivery; after the last one the shard fails.
@@ -487,7 +583,8 @@ async fn composite_shard(
         }
         let mut counts = t.counts;
         counts.pages = 1;
-        counts.read = page.enrollments.len() as u64;
+        counts.read = read;
+        counts.stale = stale;
         counts.api_calls = calls;
         s.counts.add(&counts);
         s.cursor = page.next_cursor.clone();
@@ -547,6 +644,29 @@ async fn bulk_shards(
         }
         ranges.push(start..enrollments.len());
         pages.push(n);
+    }
+    // Records enrollment sync already wrote newer are left out (§4.2); the
+    // markers read now are compared again after the jobs (below).
+    let keys: Vec<String> = enrollments.iter().map(applied_key).collect();
+    let before = match p.applied.applied(input.tenant, &keys).await {
+        Ok(a) => a,
+        Err(e) => return all(port_outcome(e, input)),
+    };
+    drop(keys);
+    let mut stale = Vec::with_capacity(ranges.len());
+    if !before.is_empty() {
+        let mut kept = Vec::with_capacity(enrollments.len());
+        for range in ranges.iter_mut() {
+            let part: Vec<Enrollment> = enrollments[range.clone()].to_vec();
+            let (fresh, n) = drop_stale(part, &before);
+            let start = kept.len();
+            kept.extend(fresh);
+            *range = start..kept.len();
+            stale.push(n);
+        }
+        enrollments = kept;
+    } else {
+        stale.resize(ranges.len(), 0);
     }
     let records: Vec<SfRecord> = enrollments.iter().map(enrollment_record).collect();
     // Jobs stored by an earlier delivery are collected, not sent again.
@@ -624,6 +744,19 @@ async fn bulk_shards(
             outcomes[i] = o;
         }
     }
+    // Mark what was written, under the write lease. A record enrollment
+    // sync wrote meanwhile in an older version than the job's may have
+    // landed after the job: it is written again now, under the lease.
+    let lock = match write_lease(p, input).await {
+        Ok(l) => l,
+        Err(e) => return all(lock_outcome(e, input)),
+    };
+    let marked = bulk_marks(p, input, &b.id, &enrollments, &records, &before, &mut outcomes).await;
+    lock.release().await;
+    match marked {
+        Ok(c) => calls += c,
+        Err(o) => return all(o),
+    }
     drop(records);
     let job = job_name(&b.id);
     let mut out = Vec::with_capacity(shards.len());
@@ -632,11 +765,12 @@ async fn bulk_shards(
     let mut counts_all = Vec::with_capacity(shards.len());
     let total = enrollments.len().max(1) as u64;
     let mut unspread = calls;
-    for (range, &pages) in ranges.iter().zip(&pages) {
+    for (k, (range, &pages)) in ranges.iter().zip(&pages).enumerate() {
         let t = tally(&job, &enrollments[range.clone()], &outcomes[range.clone()], input.now, false);
         let mut c = t.counts;
         c.pages = pages;
-        c.read = range.len() as u64;
+        c.read = range.len() as u64 + stale[k];
+        c.stale = stale[k];
         // The group's calls, spread over its shards by records (the
         // rounding remainder goes to the first shard below).
         c.api_calls = calls * range.len() as u64 / total;
@@ -668,6 +802,58 @@ async fn bulk_shards(
         out.push((s.index, o));
     }
     out
+}
+
+/// After a Bulk group's jobs: re-read the markers of the records written,
+/// write again (Composite) those enrollment sync wrote meanwhile in an older
+/// version, and mark the group's versions. The calls made.
+async fn bulk_marks(
+    p: &ShardPorts<'_>,
+    input: &ShardInput<'_>,
+    backfill_id: &str,
+    enrollments: &[Enrollment],
+    records: &[SfRecord],
+    before: &std::collections::HashMap<String, Applied>,
+    outcomes: &mut [RecordOutcome],
+) -> Result<u64, ShardOutcome> {
+    let written = |o: &RecordOutcome| matches!(o, RecordOutcome::Created { .. } | RecordOutcome::Updated { .. });
+    let keys: Vec<String> = enrollments.iter().zip(outcomes.iter()).filter(|(_, o)| written(o)).map(|(e, _)| applied_key(e)).collect();
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let now = p.applied.applied(input.tenant, &keys).await.map_err(|e| port_outcome(e, input))?;
+    drop(keys);
+    let mut again = Vec::new();
+    for (i, e) in enrollments.iter().enumerate() {
+        if !written(&outcomes[i]) {
+            continue;
+        }
+        let key = applied_key(e);
+        if let Some(m) = now.get(&key)
+            && m.updated_at < e.updated_at
+            && before.get(&key) != Some(m)
+        {
+            again.push(i);
+        }
+    }
+    let mut calls = 0;
+    if !again.is_empty() {
+        tracing::info!(tenant = %input.tenant, records = again.len(), "records synced meanwhile in an older version are written again");
+        let (second, c) = composite_write(p, input.session, again.iter().map(|&i| records[i].clone()).collect()).await;
+        calls += c;
+        for (&i, o) in again.iter().zip(second) {
+            outcomes[i] = o;
+        }
+    }
+    // Never move a marker back: a newer version written meanwhile stays.
+    let marks: Vec<(String, Applied)> = marks_of(backfill_id, enrollments, outcomes)
+        .into_iter()
+        .filter(|(k, a)| now.get(k).is_none_or(|m| m.updated_at < a.updated_at))
+        .collect();
+    if !marks.is_empty() {
+        p.applied.mark_applied(input.tenant, &marks).await.map_err(|e| port_outcome(e, input))?;
+    }
+    Ok(calls)
 }
 
 async fn mark_shard_failed(
@@ -779,7 +965,7 @@ pub async fn finished(
         finished_at: b.finished_at.unwrap_or(now),
         created: c.created,
         updated: c.updated,
-        skipped: c.handed_over,
+        skipped: c.handed_over + c.stale,
         failed: c.failed,
     };
     if let Err(e) = activity.record_run(&b.tenant, &summary).await {

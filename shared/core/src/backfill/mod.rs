@@ -239,6 +239,10 @@ pub struct ShardCounts {
     /// Contact yet (it matches or creates one, then writes them).
     #[serde(default)]
     pub handed_over: u64,
+    /// Records enrollment sync had already written in a newer version than
+    /// the backfill read: not written again (SPEC §4.2).
+    #[serde(default)]
+    pub stale: u64,
     pub api_calls: u64,
 }
 
@@ -250,6 +254,7 @@ impl ShardCounts {
         self.updated += o.updated;
         self.failed += o.failed;
         self.handed_over += o.handed_over;
+        self.stale += o.stale;
         self.api_calls += o.api_calls;
     }
     pub fn written(&self) -> u64 {

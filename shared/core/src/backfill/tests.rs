@@ -37,6 +37,7 @@ fn progress_counts_done_shards_and_estimates_the_rest() {
             updated: 0,
             failed: 10,
             handed_over: 0,
+            stale: 0,
             api_calls: 5,
         };
     }

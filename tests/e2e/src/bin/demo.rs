@@ -362,6 +362,7 @@ async fn job3(env: &Env, tenant: &str) -> anyhow::Result<bool> {
     println!("    shards                           {} of {} done", n(&p["shards_done"]), n(&p["shards_total"]));
     println!("    written (created / updated)      {} / {}", n(&p["created"]), n(&p["updated"]));
     println!("    handed to enrollment sync        {} (learners without a Contact yet)", n(&p["handed_over"]));
+    println!("    already newer (written by job 1) {}", n(&p["stale"]));
     println!("    failed                           {}", n(&p["failed"]));
     println!(
         "    kill switch                      {}",
@@ -370,7 +371,7 @@ async fn job3(env: &Env, tenant: &str) -> anyhow::Result<bool> {
     println!("    Salesforce API calls             {calls}");
     println!("    time                             {secs:.1} s");
     let ok = view["backfill"]["status"] == "completed"
-        && n(&p["created"]) + n(&p["updated"]) + n(&p["handed_over"]) == n(&p["expected"])
+        && n(&p["created"]) + n(&p["updated"]) + n(&p["handed_over"]) + n(&p["stale"]) == n(&p["expected"])
         && view["backfill"]["kill_switch"]["state"] != "engaged";
     println!(
         "\n{}",
