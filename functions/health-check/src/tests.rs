@@ -336,3 +336,56 @@ async fn parked_work_is_replayed_once_connected() {
     assert_eq!(w.queue.sent().len(), 1);
     assert_eq!(w.state.parked_count(&acme()).await.unwrap(), 1, "the undecodable one stays, named in the log");
 }
+
+fn parked_event(i: usize) -> (String, String) {
+    use learnlink_core::model::{Enrollment, EnrollmentStatus};
+    use learnlink_core::webhook::{EventKind, EventPayload, LmsEvent};
+    let t = datetime!(2026-11-20 10:00 UTC) + time::Duration::seconds(i as i64);
+    let job = learnlink_core::job::SyncJob::LmsEvent {
+        tenant: acme(),
+        source: "lms".into(),
+        event: LmsEvent {
+            id: format!("evt-{i}"),
+            kind: EventKind::EnrollmentUpdated,
+            occurred_at: t,
+            payload: EventPayload::Enrollment(Enrollment {
+                id: format!("E{i}"),
+                learner_id: "L1".into(),
+                course_id: "C1".into(),
+                course_title: None,
+                status: EnrollmentStatus::InProgress,
+                progress_pct: Some(50.0),
+                score: None,
+                enrolled_at: None,
+                completed_at: None,
+                updated_at: t,
+            }),
+        },
+    };
+    (format!("acme/evt-{i}"), learnlink_core::job::encode(&job))
+}
+
+#[tokio::test]
+async fn parked_events_are_replayed_packed_into_few_messages_and_a_refused_one_stays_parked() {
+    use learnlink_core::ports::ParkStore;
+    let state = MemoryState::new();
+    let queue = MemoryQueue::new();
+    let jobs: Vec<(String, String)> = (0..1_200).map(parked_event).collect();
+    state.park(&acme(), &jobs).await.unwrap();
+    // The second message sent is refused.
+    queue.fail_nth(1);
+    let r = drain_parked(&state, &queue, &acme(), 5_000).await;
+    assert!(r.is_err(), "a refused message is reported");
+    let left = state.parked_count(&acme()).await.unwrap();
+    assert!(left > 0 && left < 1_200, "only the refused message's jobs stay parked: {left}");
+    // The next drain sends the rest.
+    let n = drain_parked(&state, &queue, &acme(), 5_000).await.unwrap();
+    assert_eq!(n as u64, left);
+    assert_eq!(state.parked_count(&acme()).await.unwrap(), 0);
+    let sent = queue.sent();
+    assert!(sent.len() <= 6, "1,200 parked events in a few messages, not 1,200: {}", sent.len());
+    let mut ids: Vec<String> = queue.events().into_iter().map(|e| e.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 1_200, "every parked event replayed");
+}

@@ -10,7 +10,6 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use learnlink_core::activity::{ActivityEntry, Direction, Outcome, RunSummary};
 use learnlink_core::connection::{Links, TokenProvider};
 use learnlink_core::fill;
-use learnlink_core::write_lock;
 use learnlink_core::job::{self, SyncJob};
 use learnlink_core::matching::{ContactWrite, Decision};
 use learnlink_core::model::TenantId;
@@ -22,6 +21,7 @@ use learnlink_core::salesforce::{RecordOutcome, SalesforceError};
 use learnlink_core::sync::{self, CompositeCall, PlannedRecord};
 use learnlink_core::tenant::SecretNames;
 use learnlink_core::webhook::{EventPayload, LmsEvent};
+use learnlink_core::write_lock;
 use learnlink_core::{Classify, ErrorClass};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -420,7 +420,10 @@ async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(
         Err(e) => {
             let reason = learnlink_core::error::error_chain(&e);
             tracing::warn!(tenant = %tenant_id, reason = %reason, messages = items.len(), "tenant's messages returned to the queue");
-            return items.iter().map(|it| (it.index, MessageOutcome::Failed { class: e.class(), reason: reason.clone() })).collect();
+            return items
+                .iter()
+                .map(|it| (it.index, MessageOutcome::Failed { class: e.class(), reason: reason.clone() }))
+                .collect();
         }
     };
     let out = sync_tenant_locked(deps, tenant_id, items, &mut lock).await;

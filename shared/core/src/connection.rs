@@ -467,9 +467,71 @@ impl TokenProvider {
     }
 }
 
+/// Parked jobs read per page while draining.
+const PARKED_PAGE: usize = 500;
+
+/// A page of parked `(key, job)` as queue bodies, each with the keys whose
+/// jobs it carries. Event jobs are packed per source (in parked order) with
+/// `job::pack`; other jobs go as they are. A job that cannot be decoded
+/// stays parked (logged).
+fn repack(tenant: &crate::model::TenantId, page: Vec<(String, String)>) -> (Vec<String>, Vec<Vec<String>>) {
+    use crate::job::SyncJob;
+    let mut bodies = Vec::new();
+    let mut owners: Vec<Vec<String>> = Vec::new();
+    // Per source: the events, and the key each came from.
+    let mut by_source: std::collections::BTreeMap<String, (Vec<crate::webhook::LmsEvent>, Vec<usize>)> =
+        std::collections::BTreeMap::new();
+    let mut keys: Vec<String> = Vec::new();
+    for (key, body) in page {
+        match crate::job::decode(&body) {
+            Ok(SyncJob::LmsEvent { source, event, .. }) => {
+                let e = by_source.entry(source).or_default();
+                e.0.push(event);
+                e.1.push(keys.len());
+                keys.push(key);
+            }
+            Ok(SyncJob::LmsEvents { source, events, .. }) => {
+                let e = by_source.entry(source).or_default();
+                for ev in events {
+                    e.0.push(ev);
+                    e.1.push(keys.len());
+                }
+                keys.push(key);
+            }
+            Ok(_) => {
+                bodies.push(body);
+                owners.push(vec![key]);
+            }
+            Err(e) => {
+                tracing::error!(tenant = %tenant, key = %key, error = %e, "a parked job cannot be decoded; it stays parked")
+            }
+        }
+    }
+    for (source, (events, from)) in by_source {
+        for p in crate::job::pack(tenant, &source, &events, crate::job::MAX_MESSAGE_BYTES) {
+            let mut ks: Vec<String> = Vec::new();
+            for i in p.events.clone() {
+                let k = &keys[from[i]];
+                if ks.last() != Some(k) && !ks.contains(k) {
+                    ks.push(k.clone());
+                }
+            }
+            bodies.push(p.body);
+            owners.push(ks);
+        }
+    }
+    (bodies, owners)
+}
+
 /// Replay parked work: send it back to the sync queue, then release it.
 /// Returns how many jobs went out. At most `limit` per call; the rest waits
 /// for the next call (the health check drains what is left).
+///
+/// Parked events travel packed: a page of parked jobs (one event each, as a
+/// worker parks them) goes out as a few `LmsEvents` messages per source
+/// rather than one message per job, so a long disconnection's thousands of
+/// jobs cost tens of sends, not thousands. A job is released only when
+/// every message carrying its events was accepted.
 pub async fn drain_parked(
     parking: &dyn crate::ports::ParkStore,
     queue: &dyn crate::ports::JobQueue,
@@ -478,36 +540,34 @@ pub async fn drain_parked(
 ) -> Result<usize, PortError> {
     let mut sent = 0usize;
     while sent < limit {
-        let (page, more) = parking.parked(tenant, 100.min(limit - sent)).await?;
+        let (page, more) = parking.parked(tenant, PARKED_PAGE.min(limit - sent)).await?;
         if page.is_empty() {
             break;
         }
-        let mut keys = Vec::new();
-        let mut jobs = Vec::new();
-        for (key, body) in page {
-            match crate::job::decode(&body) {
-                Ok(job) => {
-                    keys.push(key);
-                    jobs.push(job);
+        let (bodies, owners) = repack(tenant, page);
+        if bodies.is_empty() {
+            break;
+        }
+        let results = queue.send_encoded(&bodies).await;
+        // A key is released when none of the messages carrying it failed.
+        let mut failed: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let mut all: Vec<&str> = Vec::new();
+        for (keys, r) in owners.iter().zip(&results) {
+            for k in keys {
+                if !all.contains(&k.as_str()) {
+                    all.push(k);
                 }
-                Err(e) => {
-                    tracing::error!(tenant = %tenant, key = %key, error = %e, "a parked job cannot be decoded; it stays parked")
+                if r.is_err() {
+                    failed.insert(k);
                 }
             }
         }
-        if jobs.is_empty() {
-            break;
-        }
-        let results = queue.send(&jobs).await;
-        let done: Vec<String> = keys.into_iter().zip(results).filter_map(|(k, r)| r.ok().map(|_| k)).collect();
+        let done: Vec<String> = all.iter().filter(|k| !failed.contains(*k)).map(|k| k.to_string()).collect();
         let progressed = done.len();
         parking.unpark(tenant, &done).await?;
         sent += progressed;
-        if progressed < jobs.len() {
-            return Err(PortError::retryable(format!(
-                "the sync queue refused {} parked job(s)",
-                jobs.len() - progressed
-            )));
+        if !failed.is_empty() {
+            return Err(PortError::retryable(format!("the sync queue refused {} parked job(s)", failed.len())));
         }
         if !more {
             break;

@@ -90,14 +90,16 @@ pub async fn release_active(store: &dyn BackfillStore, tenant: &TenantId, id: &s
 use super::{KillSwitch, ShardCounts, ShardStatus, Window};
 use crate::activity::{ActivityEntry, Direction, Outcome, RunSummary};
 use crate::budget::{ApiBudget, BudgetPolicy};
+use crate::connection::Sleeper;
 use crate::error::{Classify, ErrorClass};
 use crate::model::Enrollment;
-use crate::connection::Sleeper;
-use crate::ports::{ActivityLog, Applied, AppliedStore, JobQueue, LmsConnection, LmsEnrollments, SalesforceApi, TenantLease};
-use crate::write_lock::{self, LockError, WriteLock};
+use crate::ports::{
+    ActivityLog, Applied, AppliedStore, JobQueue, LmsConnection, LmsEnrollments, SalesforceApi, TenantLease,
+};
 use crate::salesforce::{RecordFailure, RecordOutcome, SalesforceError, Session, SfRecord};
 use crate::sync::{PlannedRecord, enrollment_record, is_missing_contact, plan_records, settle};
 use crate::webhook::{EventKind, EventPayload, LmsEvent};
+use crate::write_lock::{self, LockError, WriteLock};
 
 /// LMS page size for shard reads (the API's maximum).
 pub const PAGE_SIZE: u32 = 1_000;
@@ -363,12 +365,7 @@ pub fn applied_key(e: &Enrollment) -> String {
 
 /// Take the tenant's write lease for one write of shard work.
 async fn write_lease<'a>(p: &ShardPorts<'a>, input: &ShardInput<'_>) -> Result<WriteLock<'a>, LockError> {
-    let holder = format!(
-        "backfill:{}:{:?}:{}",
-        input.backfill_id,
-        input.shards,
-        (p.clock)().unix_timestamp_nanos()
-    );
+    let holder = format!("backfill:{}:{:?}:{}", input.backfill_id, input.shards, (p.clock)().unix_timestamp_nanos());
     write_lock::acquire(p.lease, p.sleeper, input.tenant, &holder, p.clock, write_lock::WAIT).await
 }
 
@@ -817,7 +814,8 @@ async fn bulk_marks(
     outcomes: &mut [RecordOutcome],
 ) -> Result<u64, ShardOutcome> {
     let written = |o: &RecordOutcome| matches!(o, RecordOutcome::Created { .. } | RecordOutcome::Updated { .. });
-    let keys: Vec<String> = enrollments.iter().zip(outcomes.iter()).filter(|(_, o)| written(o)).map(|(e, _)| applied_key(e)).collect();
+    let keys: Vec<String> =
+        enrollments.iter().zip(outcomes.iter()).filter(|(_, o)| written(o)).map(|(e, _)| applied_key(e)).collect();
     if keys.is_empty() {
         return Ok(0);
     }
