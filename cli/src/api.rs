@@ -411,6 +411,9 @@ pub struct Progress {
     pub failed: u64,
     #[serde(default)]
     pub handed_over: u64,
+    /// Records job 1 had already written newer: not written by the backfill.
+    #[serde(default)]
+    pub stale: u64,
     #[serde(default)]
     pub api_calls: u64,
     #[serde(default)]

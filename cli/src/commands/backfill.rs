@@ -146,15 +146,17 @@ fn show(ctx: &Ctx, tenant: &str, v: &BackfillView) -> Result<(), Failure> {
     }
     out.line(format!("  window       {window}"))?;
     out.line(format!("  progress     {}", progress_line(p)))?;
-    out.line(format!(
-        "  records      {} expected; read {}, created {}, updated {}, failed {}, handed to enrollment sync {}",
-        thousands(p.expected),
-        thousands(p.read),
-        thousands(p.created),
-        thousands(p.updated),
-        thousands(p.failed),
-        thousands(p.handed_over)
-    ))?;
+    out.line(
+        format!(
+            "  records      {} expected; read {}, created {}, updated {}, failed {}, handed to enrollment sync {}",
+            thousands(p.expected),
+            thousands(p.read),
+            thousands(p.created),
+            thousands(p.updated),
+            thousands(p.failed),
+            thousands(p.handed_over)
+        ) + &if p.stale > 0 { format!(", already newer in Salesforce {}", thousands(p.stale)) } else { String::new() },
+    )?;
     out.line(format!("  kill switch  {}", kill_switch_text(&b.kill_switch)))?;
     if let Some(r) = b.reason.as_deref().filter(|r| !r.is_empty()) {
         out.line(format!("  reason       {r}"))?;

@@ -140,6 +140,7 @@ pub fn progress(
             updated: written - written / 2,
             failed,
             handed_over: 0,
+            stale: 0,
             api_calls: calls,
         },
         written,

@@ -18,6 +18,8 @@ use time::OffsetDateTime;
 type Queued = (ReviewItem, BTreeMap<String, String>);
 /// A backfill's key: tenant and id.
 type BackfillKey = (TenantId, String);
+/// A lease grant: holder, expiry, fencing counter.
+type Grant = (String, OffsetDateTime, u64);
 /// A shard's key: tenant, backfill id and index.
 type ShardKey = (TenantId, String, u32);
 
@@ -26,7 +28,7 @@ pub struct MemoryState {
     connections: Mutex<HashMap<TenantId, learnlink_core::connection::ConnectionState>>,
     leases: Mutex<HashMap<TenantId, (String, OffsetDateTime, u64)>>,
     /// Named tenant leases (holder, expiry, fence) by tenant and name.
-    named_leases: Mutex<HashMap<(TenantId, String), (String, OffsetDateTime, u64)>>,
+    named_leases: Mutex<HashMap<(TenantId, String), Grant>>,
     /// Grants of named leases, in order: (tenant, name, holder, fence).
     lease_grants: Mutex<Vec<(TenantId, String, String, u64)>>,
     parked: Mutex<HashMap<TenantId, BTreeMap<String, String>>>,
