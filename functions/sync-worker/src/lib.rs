@@ -394,7 +394,7 @@ fn learner_of(ev: &LmsEvent) -> &str {
 
 fn applied_key(ev: &LmsEvent) -> String {
     let (kind, id) = ev.record_key();
-    format!("{kind}#{id}")
+    sync::applied_key(kind, id)
 }
 
 /// The work item of a Contact write no message of the batch depends on.

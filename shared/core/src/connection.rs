@@ -509,10 +509,11 @@ fn repack(tenant: &crate::model::TenantId, page: Vec<(String, String)>) -> (Vec<
     }
     for (source, (events, from)) in by_source {
         for p in crate::job::pack(tenant, &source, &events, crate::job::MAX_MESSAGE_BYTES) {
+            // A job's events are side by side: its key once per message.
             let mut ks: Vec<String> = Vec::new();
             for i in p.events.clone() {
                 let k = &keys[from[i]];
-                if ks.last() != Some(k) && !ks.contains(k) {
+                if ks.last() != Some(k) {
                     ks.push(k.clone());
                 }
             }
@@ -549,20 +550,12 @@ pub async fn drain_parked(
             break;
         }
         let results = queue.send_encoded(&bodies).await;
-        // A key is released when none of the messages carrying it failed.
-        let mut failed: std::collections::HashSet<&str> = std::collections::HashSet::new();
-        let mut all: Vec<&str> = Vec::new();
-        for (keys, r) in owners.iter().zip(&results) {
-            for k in keys {
-                if !all.contains(&k.as_str()) {
-                    all.push(k);
-                }
-                if r.is_err() {
-                    failed.insert(k);
-                }
-            }
-        }
-        let done: Vec<String> = all.iter().filter(|k| !failed.contains(*k)).map(|k| k.to_string()).collect();
+        // A key is released when none of the messages carrying it failed
+        // (a job split over two messages is carried by both).
+        let failed: std::collections::HashSet<&String> =
+            owners.iter().zip(&results).filter(|(_, r)| r.is_err()).flat_map(|(keys, _)| keys).collect();
+        let mut done: Vec<String> = owners.iter().flatten().filter(|k| !failed.contains(k)).cloned().collect();
+        done.dedup();
         let progressed = done.len();
         parking.unpark(tenant, &done).await?;
         sent += progressed;

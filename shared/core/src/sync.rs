@@ -83,6 +83,13 @@ struct EnrollmentBody<'a> {
     updated_at: String,
 }
 
+/// The key of a record's applied-version marker (SPEC §4.2):
+/// `enrollment#E1`, `certification#C9` — one key for enrollment sync and
+/// backfills alike.
+pub fn applied_key(kind: &str, id: &str) -> String {
+    format!("{kind}#{id}")
+}
+
 pub fn enrollment_record(e: &Enrollment) -> SfRecord {
     let body = EnrollmentBody {
         attributes: Attributes { kind: ENROLLMENT_OBJECT },

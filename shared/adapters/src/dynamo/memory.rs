@@ -26,8 +26,7 @@ type ShardKey = (TenantId, String, u32);
 #[derive(Default)]
 pub struct MemoryState {
     connections: Mutex<HashMap<TenantId, learnlink_core::connection::ConnectionState>>,
-    leases: Mutex<HashMap<TenantId, (String, OffsetDateTime, u64)>>,
-    /// Named tenant leases (holder, expiry, fence) by tenant and name.
+    /// Tenant leases (holder, expiry, fence) by tenant and name (`refresh`, `write`).
     named_leases: Mutex<HashMap<(TenantId, String), Grant>>,
     /// Grants of named leases, in order: (tenant, name, holder, fence).
     lease_grants: Mutex<Vec<(TenantId, String, String, u64)>>,
@@ -165,24 +164,10 @@ impl ConnectionStore for MemoryState {
         now: OffsetDateTime,
         ttl: time::Duration,
     ) -> Result<Option<u64>, PortError> {
-        self.check()?;
-        let mut g = lock(&self.leases);
-        let entry = g.entry(t.clone()).or_insert_with(|| (String::new(), OffsetDateTime::UNIX_EPOCH, 0));
-        if entry.1 < now || entry.0 == holder {
-            entry.0 = holder.to_string();
-            entry.1 = now + ttl;
-            entry.2 += 1;
-            Ok(Some(entry.2))
-        } else {
-            Ok(None)
-        }
+        learnlink_core::ports::TenantLease::acquire(self, t, "refresh", holder, now, ttl).await
     }
     async fn release_lease(&self, t: &TenantId, holder: &str) -> Result<(), PortError> {
-        let mut g = lock(&self.leases);
-        if let Some(e) = g.get_mut(t).filter(|e| e.0 == holder) {
-            e.1 = OffsetDateTime::UNIX_EPOCH;
-        }
-        Ok(())
+        learnlink_core::ports::TenantLease::release(self, t, "refresh", holder).await
     }
 }
 

@@ -60,21 +60,7 @@ impl JobQueue for SqsJobQueue {
             };
             match self.client.send_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await {
                 Ok(out) => {
-                    let mut chunk_results: Vec<Result<(), PortError>> = (0..chunk.len()).map(|_| Ok(())).collect();
-                    for f in out.failed() {
-                        let idx =
-                            f.id().trim_start_matches('m').parse::<usize>().ok().and_then(|n| n.checked_sub(start));
-                        let class = if f.sender_fault() { ErrorClass::Permanent } else { ErrorClass::Retryable };
-                        let err = PortError::new(
-                            class,
-                            format!("SQS refused a message ({}: {})", f.code(), f.message().unwrap_or("")),
-                        );
-                        match idx.and_then(|i| chunk_results.get_mut(i)) {
-                            Some(slot) => *slot = Err(err),
-                            None => tracing::error!(id = f.id(), "SQS reported a failure for an unknown batch entry"),
-                        }
-                    }
-                    results.extend(chunk_results);
+                    results.extend(entry_results(chunk.len(), 'm', start, out.failed(), "SQS refused a message"))
                 }
                 Err(e) => {
                     let e = classify_sdk("sending to the queue", e, &[], PERMANENT);
@@ -89,7 +75,7 @@ impl JobQueue for SqsJobQueue {
 
     async fn release(&self, receipt_handles: &[String]) -> Vec<Result<(), PortError>> {
         let mut results = Vec::with_capacity(receipt_handles.len());
-        for (c, chunk) in receipt_handles.chunks(BATCH_MAX_MESSAGES).enumerate() {
+        for chunk in receipt_handles.chunks(BATCH_MAX_MESSAGES) {
             let entries: Result<Vec<_>, _> = chunk
                 .iter()
                 .enumerate()
@@ -117,21 +103,7 @@ impl JobQueue for SqsJobQueue {
                 .await;
             match sent {
                 Ok(out) => {
-                    let mut chunk_results: Vec<Result<(), PortError>> = (0..chunk.len()).map(|_| Ok(())).collect();
-                    for f in out.failed() {
-                        let slot = f.id().trim_start_matches('r').parse::<usize>().ok();
-                        let err = PortError::new(
-                            if f.sender_fault() { ErrorClass::Permanent } else { ErrorClass::Retryable },
-                            format!("SQS kept a message hidden ({}: {})", f.code(), f.message().unwrap_or("")),
-                        );
-                        match slot.and_then(|i| chunk_results.get_mut(i)) {
-                            Some(r) => *r = Err(err),
-                            None => {
-                                tracing::error!(chunk = c, id = f.id(), "SQS reported a failure for an unknown entry")
-                            }
-                        }
-                    }
-                    results.extend(chunk_results);
+                    results.extend(entry_results(chunk.len(), 'r', 0, out.failed(), "SQS kept a message hidden"))
                 }
                 Err(e) => {
                     let e = classify_sdk("releasing messages", e, &[], PERMANENT);
@@ -141,6 +113,30 @@ impl JobQueue for SqsJobQueue {
         }
         results
     }
+}
+
+/// One result per entry of a batch call (SendMessageBatch,
+/// ChangeMessageVisibilityBatch) from the entries SQS reported failed; entry
+/// ids are `<prefix><start + i>`. A sender fault is permanent, the rest
+/// retryable.
+fn entry_results(
+    len: usize,
+    prefix: char,
+    start: usize,
+    failed: &[aws_sdk_sqs::types::BatchResultErrorEntry],
+    what: &str,
+) -> Vec<Result<(), PortError>> {
+    let mut out: Vec<Result<(), PortError>> = (0..len).map(|_| Ok(())).collect();
+    for f in failed {
+        let idx = f.id().trim_start_matches(prefix).parse::<usize>().ok().and_then(|n| n.checked_sub(start));
+        let class = if f.sender_fault() { ErrorClass::Permanent } else { ErrorClass::Retryable };
+        let err = PortError::new(class, format!("{what} ({}: {})", f.code(), f.message().unwrap_or("")));
+        match idx.and_then(|i| out.get_mut(i)) {
+            Some(slot) => *slot = Err(err),
+            None => tracing::error!(id = f.id(), "SQS reported a failure for an unknown batch entry"),
+        }
+    }
+    out
 }
 
 /// SendMessageBatch takes at most 10 messages and 256 KiB in all.

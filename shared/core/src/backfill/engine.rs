@@ -359,8 +359,13 @@ fn lock_outcome(e: LockError, input: &ShardInput<'_>) -> ShardOutcome {
 }
 
 /// The applied-version key of an enrollment (as enrollment sync's).
-pub fn applied_key(e: &Enrollment) -> String {
-    format!("enrollment#{}", e.id)
+fn applied_key(e: &Enrollment) -> String {
+    crate::sync::applied_key("enrollment", &e.id)
+}
+
+/// Whether enrollment sync already wrote `e` in a newer version.
+fn is_stale(e: &Enrollment, applied: &std::collections::HashMap<String, Applied>) -> bool {
+    applied.get(&applied_key(e)).is_some_and(|a| a.updated_at > e.updated_at)
 }
 
 /// Take the tenant's write lease for one write of shard work.
@@ -376,10 +381,7 @@ fn drop_stale(
     applied: &std::collections::HashMap<String, Applied>,
 ) -> (Vec<Enrollment>, u64) {
     let before = enrollments.len();
-    let fresh: Vec<Enrollment> = enrollments
-        .into_iter()
-        .filter(|e| applied.get(&applied_key(e)).is_none_or(|a| a.updated_at <= e.updated_at))
-        .collect();
+    let fresh: Vec<Enrollment> = enrollments.into_iter().filter(|e| !is_stale(e, applied)).collect();
     let stale = (before - fresh.len()) as u64;
     (fresh, stale)
 }
@@ -650,20 +652,22 @@ async fn bulk_shards(
         Err(e) => return all(port_outcome(e, input)),
     };
     drop(keys);
-    let mut stale = Vec::with_capacity(ranges.len());
+    let mut stale = vec![0u64; ranges.len()];
     if !before.is_empty() {
         let mut kept = Vec::with_capacity(enrollments.len());
-        for range in ranges.iter_mut() {
-            let part: Vec<Enrollment> = enrollments[range.clone()].to_vec();
-            let (fresh, n) = drop_stale(part, &before);
+        let mut read = std::mem::take(&mut enrollments).into_iter();
+        for (range, n) in ranges.iter_mut().zip(stale.iter_mut()) {
             let start = kept.len();
-            kept.extend(fresh);
+            for e in read.by_ref().take(range.len()) {
+                if is_stale(&e, &before) {
+                    *n += 1;
+                } else {
+                    kept.push(e);
+                }
+            }
             *range = start..kept.len();
-            stale.push(n);
         }
         enrollments = kept;
-    } else {
-        stale.resize(ranges.len(), 0);
     }
     let records: Vec<SfRecord> = enrollments.iter().map(enrollment_record).collect();
     // Jobs stored by an earlier delivery are collected, not sent again.
