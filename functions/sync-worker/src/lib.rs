@@ -406,16 +406,21 @@ const NO_MESSAGE: usize = usize::MAX;
 async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(usize, MessageOutcome)> {
     let holder = uuid::Uuid::new_v4().simple().to_string();
     let now = time::OffsetDateTime::now_utc;
-    let mut lock = match write_lock::acquire(
-        deps.lease.as_ref(),
-        &learnlink_adapters::TokioSleeper,
-        tenant_id,
-        &holder,
-        &now,
-        write_lock::WAIT,
-    )
-    .await
-    {
+    let waiting = std::time::Instant::now();
+    // The tenant is read while the lease is awaited: it decides nothing the
+    // lease guards (records, markers, links are all read under it).
+    let (lock, tenant) = tokio::join!(
+        write_lock::acquire(
+            deps.lease.as_ref(),
+            &learnlink_adapters::TokioSleeper,
+            tenant_id,
+            &holder,
+            &now,
+            write_lock::WAIT,
+        ),
+        deps.tenants.get_tenant(tenant_id)
+    );
+    let lock = match lock {
         Ok(l) => l,
         Err(e) => {
             let reason = learnlink_core::error::error_chain(&e);
@@ -426,22 +431,31 @@ async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(
                 .collect();
         }
     };
-    let out = sync_tenant_locked(deps, tenant_id, items, &mut lock).await;
-    lock.release().await;
+    let lease_wait_ms = waiting.elapsed().as_millis() as u64;
+    let mut lock = Some(lock);
+    let out = sync_tenant_locked(deps, tenant_id, tenant, items, &mut lock, lease_wait_ms).await;
+    if let Some(l) = lock {
+        l.release().await;
+    }
     out
 }
 
+/// One tenant's batch under its write lease. The lease is given up (taken
+/// out of `lock`) as soon as the applied versions and links are written;
+/// the caller gives it up on every earlier return.
 async fn sync_tenant_locked(
     deps: &Deps,
     tenant_id: &TenantId,
+    tenant: Result<Option<learnlink_core::tenant::Tenant>, learnlink_core::error::PortError>,
     items: &[Item],
-    lock: &mut write_lock::WriteLock<'_>,
+    lock: &mut Option<write_lock::WriteLock<'_>>,
+    lease_wait_ms: u64,
 ) -> Vec<(usize, MessageOutcome)> {
     let fail_all = |class: ErrorClass, reason: String| -> Vec<(usize, MessageOutcome)> {
         tracing::warn!(tenant = %tenant_id, class = %class, reason = %reason, messages = items.len(), "tenant's messages returned to the queue");
         items.iter().map(|it| (it.index, MessageOutcome::Failed { class, reason: reason.clone() })).collect()
     };
-    let tenant = match deps.tenants.get_tenant(tenant_id).await {
+    let tenant = match tenant {
         Ok(Some(t)) => t,
         Ok(None) => return fail_all(ErrorClass::Permanent, format!("unknown tenant {tenant_id}")),
         Err(e) => return fail_all(e.class, e.chain()),
@@ -650,14 +664,17 @@ async fn sync_tenant_locked(
     let calls: Vec<CompositeCall> = sync::plan_records(planned);
     // Nothing is written unless this batch still holds the write lease.
     if !calls.is_empty()
-        && let Err(e) = lock.keep(time::OffsetDateTime::now_utc()).await
+        && let Some(l) = lock.as_mut()
+        && let Err(e) = l.keep(time::OffsetDateTime::now_utc()).await
     {
         return fail_all(e.class(), learnlink_core::error::error_chain(&e));
     }
+    let prepare_ms = since(started);
     let results = match execute(deps, &tenant, &links, &mut tokens, &calls).await {
         Ok(r) => r,
         Err(Parked(why)) => return park(deps, tenant_id, items, &why).await,
     };
+    let salesforce_ms = since(started) - prepare_ms;
 
     // Settle every record's outcome onto its messages.
     let events: HashMap<(&str, &str), &LmsEvent> =
@@ -804,8 +821,15 @@ async fn sync_tenant_locked(
         }
         deps.applied.mark_applied(tenant_id, &marks).await
     };
-    let ((), marked_ok, ()) =
-        tokio::join!(link_memory, mark, record_activity(deps, b.tenant, &b.run_id, started, &b.entries));
+    let ((), marked_ok) = tokio::join!(link_memory, mark);
+    // The next batch may write now; the activity log guards no ordering.
+    if let Some(l) = lock.take() {
+        l.release().await;
+    }
+    let locked_ms = since(started);
+    record_activity(deps, b.tenant, &b.run_id, started, &b.entries).await;
+    tracing::info!(tenant = %tenant_id, records = calls.iter().map(CompositeCall::record_count).sum::<usize>(), calls = calls.len(),
+        lease_wait_ms, prepare_ms, salesforce_ms, locked_ms, total_ms = since(started), "batch timings");
     if let Err(e) = marked_ok {
         // The records are written but, unmarked, a late older event could
         // overwrite them: their messages come back, are written again
@@ -818,6 +842,11 @@ async fn sync_tenant_locked(
         }
     }
     b.out
+}
+
+/// Milliseconds since `t`, for the batch timings line.
+fn since(t: time::OffsetDateTime) -> u64 {
+    u64::try_from((time::OffsetDateTime::now_utc() - t).whole_milliseconds()).unwrap_or(0)
 }
 
 /// The activity outcome and the link to remember after a Contact write.

@@ -890,3 +890,57 @@ async fn records_whose_versions_could_not_be_marked_come_back() {
     let acme = TenantId::parse("acme").unwrap();
     assert!(w.applied.get(&acme, "enrollment#E1").is_some());
 }
+
+/// An activity log that notes, at each write, who holds the tenant's write lease.
+struct LeaseWatchingLog {
+    inner: Arc<MemoryActivity>,
+    state: Arc<MemoryState>,
+    holders: std::sync::Mutex<Vec<Option<String>>>,
+}
+
+#[async_trait::async_trait]
+impl ActivityLog for LeaseWatchingLog {
+    async fn record(
+        &self,
+        tenant: &TenantId,
+        entries: &[ActivityEntry],
+    ) -> Result<(), learnlink_core::error::PortError> {
+        let holder = self.state.lease_holder(tenant, "write", time::OffsetDateTime::now_utc());
+        self.holders.lock().unwrap().push(holder);
+        self.inner.record(tenant, entries).await
+    }
+    async fn query(
+        &self,
+        tenant: &TenantId,
+        filter: &learnlink_core::activity::ActivityFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<learnlink_core::activity::ActivityPage, learnlink_core::error::PortError> {
+        self.inner.query(tenant, filter, limit, cursor).await
+    }
+    async fn record_run(&self, tenant: &TenantId, run: &RunSummary) -> Result<(), learnlink_core::error::PortError> {
+        self.inner.record_run(tenant, run).await
+    }
+    async fn runs(&self, tenant: &TenantId, limit: usize) -> Result<Vec<RunSummary>, learnlink_core::error::PortError> {
+        self.inner.runs(tenant, limit).await
+    }
+}
+
+#[tokio::test]
+async fn the_write_lease_is_given_up_before_the_activity_log_is_written() {
+    let mut w = world().await;
+    let log =
+        Arc::new(LeaseWatchingLog { inner: w.activity.clone(), state: w.state.clone(), holders: Default::default() });
+    w.deps.activity = log.clone();
+    let r = handle(&w.deps, sqs(&[job("acme", "E1", "L1", 0, EnrollmentStatus::Enrolled)])).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(w.sf.record_count(), 1);
+    let holders = log.holders.lock().unwrap().clone();
+    assert!(!holders.is_empty(), "the record outcome was logged");
+    assert!(holders.iter().all(Option::is_none), "the next batch may write while this one logs: {holders:?}");
+    // The version is marked before the lease was given up.
+    assert_eq!(
+        w.applied.get(&acme(), &learnlink_core::sync::applied_key("enrollment", "E1")).map(|a| a.event_id.is_empty()),
+        Some(false)
+    );
+}

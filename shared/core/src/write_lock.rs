@@ -61,6 +61,13 @@ pub struct WriteLock<'a> {
     fence: u64,
 }
 
+/// The first pause between attempts on a held lease; it doubles up to
+/// [`MAX_BACKOFF`]. Batches hold the lease for a few hundred milliseconds, so
+/// a waiter polls finely: a coarse step would add its overshoot to every
+/// waiting record's latency (SPEC §4: seconds end to end).
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_millis(100);
+
 /// Wait (with backoff, up to `wait`) for the tenant's write lease.
 pub async fn acquire<'a>(
     port: &'a dyn TenantLease,
@@ -71,7 +78,7 @@ pub async fn acquire<'a>(
     wait: Duration,
 ) -> Result<WriteLock<'a>, LockError> {
     let mut waited = Duration::ZERO;
-    let mut backoff = Duration::from_millis(20);
+    let mut backoff = FIRST_BACKOFF;
     loop {
         let at = now();
         if let Some(fence) = port.acquire(tenant, NAME, holder, at, TTL).await.map_err(LockError::Store)? {
@@ -85,7 +92,7 @@ pub async fn acquire<'a>(
         }
         sleeper.sleep(backoff).await;
         waited += backoff;
-        backoff = (backoff * 2).min(Duration::from_millis(500));
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
