@@ -16,7 +16,15 @@ pub fn stop_pid(pid: u32, grace: std::time::Duration) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    // A process with a large heap (moto after a 100,000-event run) takes a
+    // moment to be torn down even after SIGKILL.
+    let killed = std::time::Instant::now();
+    while killed.elapsed() < std::time::Duration::from_secs(3) {
+        if !alive(pid) {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     !alive(pid)
 }
 
