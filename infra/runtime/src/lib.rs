@@ -4,6 +4,7 @@
 //! API, with every route, queue mapping and schedule read from
 //! `infra/template.yaml`.
 
+pub mod aws_router;
 pub mod commands;
 pub mod events;
 pub mod gateway;

@@ -31,6 +31,18 @@ enum Cmd {
     },
     /// Run the local runtime in the foreground (started by `up`).
     Serve(ServeArgs),
+    /// The stack's one AWS endpoint: DynamoDB to one moto, every other
+    /// service to another (started by `up`).
+    AwsRouter {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// Base URL of the moto serving DynamoDB.
+        #[arg(long)]
+        dynamodb: String,
+        /// Base URL of the moto serving every other service.
+        #[arg(long)]
+        default: String,
+    },
 }
 
 fn kv(s: &str) -> Result<(String, String), String> {
@@ -126,6 +138,17 @@ fn main() -> ExitCode {
             } else {
                 println!("The local stack is not running (`make up` starts it).");
                 return ExitCode::from(3);
+            }
+        }
+        Cmd::AwsRouter { listen, dynamodb, default } => {
+            let _ = tracing_subscriber::fmt().with_ansi(false).try_init();
+            learnlink_adapters::install_crypto_provider();
+            match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(learnlink_local::aws_router::serve(
+                    listen,
+                    learnlink_local::aws_router::Backends { dynamodb, default },
+                )),
+                Err(e) => Err(e.into()),
             }
         }
         Cmd::Serve(a) => {

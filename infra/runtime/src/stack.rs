@@ -78,10 +78,6 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn pick(p: u16) -> anyhow::Result<u16> {
-    if p == 0 { free_port() } else { Ok(p) }
-}
-
 /// Wait until the child's own log (from `offset`) has a line containing
 /// `needle`; return the rest of that line after the needle. Only the child
 /// writes to its log, so another process on the port cannot fool this.
@@ -217,32 +213,45 @@ impl Stack {
         }
     }
 
+    /// Start one moto server on a free port (moto cannot bind port 0: pick
+    /// one, and pick again if another process takes it first).
+    fn start_moto(&mut self, cfg: &StackConfig, name: &str, moto_bin: &Path) -> anyhow::Result<u16> {
+        let mut last = None;
+        for _ in 0..5 {
+            let port = free_port()?;
+            let mut cmd = Command::new(moto_bin);
+            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+            let (i, log, offset) = self.spawn(cfg, name, cmd)?;
+            match wait_log(name, &log, offset, "Running on", Duration::from_secs(60), &mut self.children[i]) {
+                Ok(_) => return Ok(port),
+                Err(e) => {
+                    let (_, pid) = self.pids.pop().unwrap_or_default();
+                    self.children.pop();
+                    crate::process::stop_pid(pid, Duration::from_secs(2));
+                    eprintln!("retrying {name} on another port: {e}");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("{name} did not start")))
+    }
+
     fn start_all(&mut self, cfg: &StackConfig) -> anyhow::Result<()> {
         let logs = cfg.state_dir.join("logs");
         let moto_bin = cfg.venv.join("bin/moto_server");
         anyhow::ensure!(moto_bin.exists(), "{} is missing: run `make setup`", moto_bin.display());
-        // moto cannot bind port 0: pick a free port, and pick again if another
-        // process takes it first.
-        let mut moto_port = 0;
-        for attempt in 0..5 {
-            let port = pick(cfg.ports.moto)?;
-            let mut cmd = Command::new(&moto_bin);
-            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-            let (i, log, offset) = self.spawn(cfg, "moto", cmd)?;
-            match wait_log("moto", &log, offset, "Running on", Duration::from_secs(60), &mut self.children[i]) {
-                Ok(_) => {
-                    moto_port = port;
-                    break;
-                }
-                Err(e) if cfg.ports.moto == 0 && attempt < 4 => {
-                    let (_, pid) = self.pids.pop().unwrap_or_default();
-                    self.children.pop();
-                    crate::process::stop_pid(pid, Duration::from_secs(2));
-                    eprintln!("retrying moto on another port: {e}");
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        // Two motos — DynamoDB, and every other service — behind one
+        // endpoint (`aws_router`): one Python process saturates a core
+        // under a webhook stream, as AWS's separate service endpoints never do.
+        let dynamodb_port = self.start_moto(cfg, "moto-dynamodb", &moto_bin)?;
+        let other_port = self.start_moto(cfg, "moto", &moto_bin)?;
+        let mut cmd = Command::new(cfg.bin_dir.join("learnlink-local"));
+        cmd.arg("aws-router")
+            .args(["--listen", &format!("127.0.0.1:{}", cfg.ports.moto)])
+            .args(["--dynamodb", &format!("http://127.0.0.1:{dynamodb_port}")])
+            .args(["--default", &format!("http://127.0.0.1:{other_port}")]);
+        let moto_port =
+            self.start_server(cfg, "aws-router", "the AWS endpoint router", cmd, Duration::from_secs(30))?;
         let moto_url = format!("http://127.0.0.1:{moto_port}");
 
         // The emulators and the runtime bind the port themselves (0 = any)
