@@ -137,6 +137,22 @@ fn http_ok(url: &str) -> bool {
     matches!(s.read(&mut buf), Ok(n) if n >= 12 && &buf[9..12] == b"200")
 }
 
+/// moto's server (`moto_server`) with one request at a time: `python -c
+/// <this> -H <host> -p <port>`. HTTP/1.0 without threads, so an idle
+/// keep-alive connection never holds the server.
+const SINGLE_THREADED_MOTO: &str = r#"
+import argparse, os, signal, sys
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+p = argparse.ArgumentParser()
+p.add_argument("-H", default="127.0.0.1")
+p.add_argument("-p", type=int, required=True)
+a = p.parse_args()
+os.environ.setdefault("MOTO_PORT", str(a.p))
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+run_simple(a.H, a.p, DomainDispatcherApplication(create_backend_app), threaded=False, request_handler=MotoRequestHandler)
+"#;
+
 impl Stack {
     /// Start a child with its output appended to `logs/<name>.log`; returns
     /// its index, the log path and the log's length before the start.
@@ -215,11 +231,13 @@ impl Stack {
 
     /// Start one moto server on a free port (moto cannot bind port 0: pick
     /// one, and pick again if another process takes it first).
-    fn start_moto(&mut self, cfg: &StackConfig, name: &str, moto_bin: &Path) -> anyhow::Result<u16> {
+    /// `base` is the command without its `-H`/`-p` arguments.
+    fn start_moto(&mut self, cfg: &StackConfig, name: &str, base: Command) -> anyhow::Result<u16> {
         let mut last = None;
         for _ in 0..5 {
             let port = free_port()?;
-            let mut cmd = Command::new(moto_bin);
+            let mut cmd = Command::new(base.get_program());
+            cmd.args(base.get_args());
             cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
             let (i, log, offset) = self.spawn(cfg, name, cmd)?;
             match wait_log(name, &log, offset, "Running on", Duration::from_secs(60), &mut self.children[i]) {
@@ -243,8 +261,15 @@ impl Stack {
         // Two motos — DynamoDB, and every other service — behind one
         // endpoint (`aws_router`): one Python process saturates a core
         // under a webhook stream, as AWS's separate service endpoints never do.
-        let dynamodb_port = self.start_moto(cfg, "moto-dynamodb", &moto_bin)?;
-        let other_port = self.start_moto(cfg, "moto", &moto_bin)?;
+        // The DynamoDB moto serves one request at a time: its threaded server
+        // can iterate a table while another thread writes it ("dictionary
+        // changed size during iteration", a 500), and DynamoDB has no long
+        // polls to wait on (SQS's ReceiveMessage does: that moto is threaded).
+        let python = cfg.venv.join("bin/python");
+        let mut cmd = Command::new(&python);
+        cmd.args(["-c", SINGLE_THREADED_MOTO]);
+        let dynamodb_port = self.start_moto(cfg, "moto-dynamodb", cmd)?;
+        let other_port = self.start_moto(cfg, "moto", Command::new(&moto_bin))?;
         let mut cmd = Command::new(cfg.bin_dir.join("learnlink-local"));
         cmd.arg("aws-router")
             .args(["--listen", &format!("127.0.0.1:{}", cfg.ports.moto)])

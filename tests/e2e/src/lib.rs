@@ -648,10 +648,21 @@ impl Env {
 
     /// Wait until the backfill's status is final and its kill switch is no
     /// longer engaged (it is restored just after the final status is
-    /// stored); returns its view.
+    /// stored); returns its view. A 503 (a store unavailable for a moment:
+    /// "retry later") is ridden out as `learnlink backfill status --watch`
+    /// does; any other error ends the wait.
     pub async fn wait_backfill(&self, tenant: &str, id: &str, timeout: Duration) -> anyhow::Result<Value> {
         wait_for(&format!("backfill {id} to end"), timeout, || async {
-            let v = self.backfill(tenant, id).await?;
+            let path = format!("/admin/tenants/{tenant}/backfills/{id}?shards=true");
+            let (status, v) = self.admin(reqwest::Method::GET, &path, None).await?;
+            match status {
+                200 => {}
+                503 => {
+                    eprintln!("backfill {id}: 503 {v}; reading again");
+                    return Ok(None);
+                }
+                _ => bail!("backfill {id}: {status} {v}"),
+            }
             let s = v["backfill"]["status"].as_str().unwrap_or("");
             let engaged = v["backfill"]["kill_switch"]["state"] == "engaged";
             Ok((matches!(s, "completed" | "failed" | "cancelled") && !engaged).then_some(v))
