@@ -66,19 +66,24 @@ impl ConnectionStore for Reads {
         self.tick();
         self.state.put_connection(tenant, state, expected).await
     }
-    async fn acquire_lease(
+}
+
+#[async_trait::async_trait]
+impl learnlink_core::ports::TenantLease for Reads {
+    async fn acquire(
         &self,
         tenant: &TenantId,
+        name: &str,
         holder: &str,
         now: OffsetDateTime,
         ttl: time::Duration,
     ) -> Result<Option<u64>, PortError> {
         self.tick();
-        self.state.acquire_lease(tenant, holder, now, ttl).await
+        self.state.acquire(tenant, name, holder, now, ttl).await
     }
-    async fn release_lease(&self, tenant: &TenantId, holder: &str) -> Result<(), PortError> {
+    async fn release(&self, tenant: &TenantId, name: &str, holder: &str) -> Result<(), PortError> {
         self.tick();
-        self.state.release_lease(tenant, holder).await
+        learnlink_core::ports::TenantLease::release(self.state.as_ref(), tenant, name, holder).await
     }
 }
 

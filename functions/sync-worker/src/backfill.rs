@@ -58,7 +58,7 @@ pub async fn handle_shards(
         activity: deps.activity.as_ref(),
         sync_queue: deps.queue.as_ref(),
         applied: deps.applied.as_ref(),
-        lease: deps.lease.as_ref(),
+        lease: deps.connections.as_ref(),
         sleeper: &learnlink_adapters::TokioSleeper,
         clock: &time::OffsetDateTime::now_utc,
     };

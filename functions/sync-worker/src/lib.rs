@@ -46,8 +46,6 @@ pub struct Deps {
     pub links: Arc<dyn LinkStore>,
     /// The version of each record last written (SPEC §4.2).
     pub applied: Arc<dyn AppliedStore>,
-    /// The tenant's write lease: one writer of its records at a time (§4.2).
-    pub lease: Arc<dyn learnlink_core::ports::TenantLease>,
     /// Ambiguous learners and their held records.
     pub review: Arc<dyn ReviewStore>,
     /// Per-instance caches (department trees).
@@ -411,7 +409,8 @@ async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(
     // lease guards (records, markers, links are all read under it).
     let (lock, tenant) = tokio::join!(
         write_lock::acquire(
-            deps.lease.as_ref(),
+            // The connection store holds the tenant's leases (`TenantLease`).
+            deps.connections.as_ref(),
             &learnlink_adapters::TokioSleeper,
             tenant_id,
             &holder,
@@ -422,14 +421,7 @@ async fn sync_tenant(deps: &Deps, tenant_id: &TenantId, items: &[Item]) -> Vec<(
     );
     let lock = match lock {
         Ok(l) => l,
-        Err(e) => {
-            let reason = learnlink_core::error::error_chain(&e);
-            tracing::warn!(tenant = %tenant_id, reason = %reason, messages = items.len(), "tenant's messages returned to the queue");
-            return items
-                .iter()
-                .map(|it| (it.index, MessageOutcome::Failed { class: e.class(), reason: reason.clone() }))
-                .collect();
-        }
+        Err(e) => return return_all(tenant_id, items, e.class(), learnlink_core::error::error_chain(&e)),
     };
     let lease_wait_ms = waiting.elapsed().as_millis() as u64;
     let mut lock = Some(lock);
@@ -451,10 +443,7 @@ async fn sync_tenant_locked(
     lock: &mut Option<write_lock::WriteLock<'_>>,
     lease_wait_ms: u64,
 ) -> Vec<(usize, MessageOutcome)> {
-    let fail_all = |class: ErrorClass, reason: String| -> Vec<(usize, MessageOutcome)> {
-        tracing::warn!(tenant = %tenant_id, class = %class, reason = %reason, messages = items.len(), "tenant's messages returned to the queue");
-        items.iter().map(|it| (it.index, MessageOutcome::Failed { class, reason: reason.clone() })).collect()
-    };
+    let fail_all = |class: ErrorClass, reason: String| return_all(tenant_id, items, class, reason);
     let tenant = match tenant {
         Ok(Some(t)) => t,
         Ok(None) => return fail_all(ErrorClass::Permanent, format!("unknown tenant {tenant_id}")),
@@ -842,6 +831,12 @@ async fn sync_tenant_locked(
         }
     }
     b.out
+}
+
+/// Every message of the tenant's batch goes back to the queue, failed with `class`.
+fn return_all(tenant_id: &TenantId, items: &[Item], class: ErrorClass, reason: String) -> Vec<(usize, MessageOutcome)> {
+    tracing::warn!(tenant = %tenant_id, class = %class, reason = %reason, messages = items.len(), "tenant's messages returned to the queue");
+    items.iter().map(|it| (it.index, MessageOutcome::Failed { class, reason: reason.clone() })).collect()
 }
 
 /// Milliseconds since `t`, for the batch timings line.

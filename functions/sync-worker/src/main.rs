@@ -21,7 +21,6 @@ async fn main() -> Result<(), Error> {
         parking: state.clone(),
         links: state.clone(),
         applied: state.clone(),
-        lease: state.clone(),
         review: state.clone(),
         lms: Arc::new(learnlink_adapters::lms::LmsClient::new()?),
         lms_writer: Arc::new(learnlink_adapters::lms::LmsClient::new()?),

@@ -79,7 +79,6 @@ async fn world() -> World {
         lms: lms.clone(),
         links: state.clone(),
         applied: applied.clone(),
-        lease: state.clone(),
         review: state.clone(),
         caches: Default::default(),
         max_receive_count: 5,

@@ -32,7 +32,8 @@ impl Backends {
     /// The backend base URL for a request with these headers.
     pub fn for_headers(&self, headers: &HeaderMap) -> &str {
         match service_of(headers) {
-            Some(s) if s == "dynamodb" || s.starts_with("dynamodb") => &self.dynamodb,
+            // `dynamodb`, and DynamoDB Streams' `dynamodbstreams`.
+            Some(s) if s.starts_with("dynamodb") => &self.dynamodb,
             _ => &self.default,
         }
     }

@@ -3,23 +3,27 @@
 /// Send SIGTERM to a pid we started, then SIGKILL if it is still alive
 /// after `grace`. Returns whether the process is gone.
 pub fn stop_pid(pid: u32, grace: std::time::Duration) -> bool {
-    let alive = |pid: u32| std::path::Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid);
     if !alive(pid) {
         return true;
     }
     let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
-    let start = std::time::Instant::now();
-    while start.elapsed() < grace {
-        if !alive(pid) {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    if gone_within(pid, grace) {
+        return true;
     }
     let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
     // A process with a large heap (moto after a 100,000-event run) takes a
     // moment to be torn down even after SIGKILL.
-    let killed = std::time::Instant::now();
-    while killed.elapsed() < std::time::Duration::from_secs(3) {
+    gone_within(pid, std::time::Duration::from_secs(3))
+}
+
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid)
+}
+
+/// Whether `pid` is gone within `d` (checked every 50 ms).
+fn gone_within(pid: u32, d: std::time::Duration) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < d {
         if !alive(pid) {
             return true;
         }

@@ -21,6 +21,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 use time::OffsetDateTime;
 
+/// The tenant lease (`TenantLease`) that makes token refresh single-flight.
+pub const REFRESH_LEASE: &str = "refresh";
 /// How long a refresh lease lives if its holder dies.
 pub const LEASE_TTL: time::Duration = time::Duration::seconds(60);
 /// How long an instance waits for another one's refresh before giving up
@@ -363,12 +365,12 @@ impl TokenProvider {
             }
             let lease = l
                 .connections
-                .acquire_lease(&tenant.id, &self.holder, now(), LEASE_TTL)
+                .acquire(&tenant.id, REFRESH_LEASE, &self.holder, now(), LEASE_TTL)
                 .await
                 .map_err(ConnectionError::Store)?;
             if let Some(fence) = lease {
                 let outcome = self.refresh_holding_lease(l, tenant, stale, fence, &now).await;
-                if let Err(e) = l.connections.release_lease(&tenant.id, &self.holder).await {
+                if let Err(e) = l.connections.release(&tenant.id, REFRESH_LEASE, &self.holder).await {
                     tracing::warn!(tenant = %tenant.id, error = %e.chain(), "could not release the refresh lease; it expires by itself");
                 }
                 match outcome {

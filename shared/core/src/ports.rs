@@ -252,10 +252,11 @@ pub trait ActivityLog: Send + Sync {
     async fn runs(&self, tenant: &TenantId, limit: usize) -> Result<Vec<crate::activity::RunSummary>, PortError>;
 }
 
-/// The stored lifecycle of each tenant's connection (SPEC §3), with the
-/// refresh lease that makes token refresh single-flight across instances.
+/// The stored lifecycle of each tenant's connection (SPEC §3). Its store
+/// also holds the tenant's leases: the `refresh` lease makes token refresh
+/// single-flight across instances.
 #[async_trait]
-pub trait ConnectionStore: Send + Sync {
+pub trait ConnectionStore: TenantLease + Send + Sync {
     async fn connection(&self, tenant: &TenantId) -> Result<Option<crate::connection::ConnectionState>, PortError>;
     /// Store the state if its stored `revision` is still `expected` (None:
     /// nothing stored yet). Returns false on a concurrent change.
@@ -265,16 +266,6 @@ pub trait ConnectionStore: Send + Sync {
         state: &crate::connection::ConnectionState,
         expected: Option<u64>,
     ) -> Result<bool, PortError>;
-    /// Take the refresh lease for `ttl` unless someone else holds a live one;
-    /// the fencing counter grows with every grant.
-    async fn acquire_lease(
-        &self,
-        tenant: &TenantId,
-        holder: &str,
-        now: OffsetDateTime,
-        ttl: time::Duration,
-    ) -> Result<Option<u64>, PortError>;
-    async fn release_lease(&self, tenant: &TenantId, holder: &str) -> Result<(), PortError>;
 }
 
 /// Named per-tenant leases (SPEC §4.2: one writer of a tenant's records at

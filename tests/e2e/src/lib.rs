@@ -635,11 +635,14 @@ impl Env {
         self.admin(reqwest::Method::POST, &format!("/admin/tenants/{tenant}/backfills"), Some(body)).await
     }
 
+    /// `GET /admin/tenants/{t}/backfills/{id}?shards=true`: status and body.
+    async fn backfill_answer(&self, tenant: &str, id: &str) -> anyhow::Result<(u16, Value)> {
+        self.admin(reqwest::Method::GET, &format!("/admin/tenants/{tenant}/backfills/{id}?shards=true"), None).await
+    }
+
     /// `GET /admin/tenants/{t}/backfills/{id}?shards=true`.
     pub async fn backfill(&self, tenant: &str, id: &str) -> anyhow::Result<Value> {
-        let (status, v) = self
-            .admin(reqwest::Method::GET, &format!("/admin/tenants/{tenant}/backfills/{id}?shards=true"), None)
-            .await?;
+        let (status, v) = self.backfill_answer(tenant, id).await?;
         if status != 200 {
             bail!("backfill {id}: {status} {v}");
         }
@@ -653,8 +656,7 @@ impl Env {
     /// does; any other error ends the wait.
     pub async fn wait_backfill(&self, tenant: &str, id: &str, timeout: Duration) -> anyhow::Result<Value> {
         wait_for(&format!("backfill {id} to end"), timeout, || async {
-            let path = format!("/admin/tenants/{tenant}/backfills/{id}?shards=true");
-            let (status, v) = self.admin(reqwest::Method::GET, &path, None).await?;
+            let (status, v) = self.backfill_answer(tenant, id).await?;
             match status {
                 200 => {}
                 503 => {

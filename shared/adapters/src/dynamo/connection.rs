@@ -1,4 +1,4 @@
-//! Connection state, refresh lease, parked work and OAuth states on the
+//! Connection state, tenant leases (refresh, write), parked work and OAuth states on the
 //! state table.
 //!
 //! - connection: pk `TENANT#<id>`, sk `CONNECTION`; `doc` (JSON), `revision` (optimistic)
@@ -83,42 +83,11 @@ impl ConnectionStore for DynamoState {
             Err(e) => Err(Self::err("storing the connection state", e)),
         }
     }
-
-    async fn acquire_lease(
-        &self,
-        tenant: &TenantId,
-        holder: &str,
-        now: OffsetDateTime,
-        ttl: time::Duration,
-    ) -> Result<Option<u64>, PortError> {
-        self.take_lease(tenant, "refresh", holder, now, ttl).await
-    }
-
-    async fn release_lease(&self, tenant: &TenantId, holder: &str) -> Result<(), PortError> {
-        self.give_up_lease(tenant, "refresh", holder).await
-    }
 }
 
 #[async_trait]
 impl TenantLease for DynamoState {
     async fn acquire(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        holder: &str,
-        now: OffsetDateTime,
-        ttl: time::Duration,
-    ) -> Result<Option<u64>, PortError> {
-        self.take_lease(tenant, name, holder, now, ttl).await
-    }
-
-    async fn release(&self, tenant: &TenantId, name: &str, holder: &str) -> Result<(), PortError> {
-        self.give_up_lease(tenant, name, holder).await
-    }
-}
-
-impl DynamoState {
-    async fn take_lease(
         &self,
         tenant: &TenantId,
         name: &str,
@@ -155,7 +124,7 @@ impl DynamoState {
         }
     }
 
-    async fn give_up_lease(&self, tenant: &TenantId, name: &str, holder: &str) -> Result<(), PortError> {
+    async fn release(&self, tenant: &TenantId, name: &str, holder: &str) -> Result<(), PortError> {
         let res = self
             .client
             .update_item()

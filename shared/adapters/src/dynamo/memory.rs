@@ -157,18 +157,6 @@ impl ConnectionStore for MemoryState {
         g.insert(t.clone(), state.clone());
         Ok(true)
     }
-    async fn acquire_lease(
-        &self,
-        t: &TenantId,
-        holder: &str,
-        now: OffsetDateTime,
-        ttl: time::Duration,
-    ) -> Result<Option<u64>, PortError> {
-        learnlink_core::ports::TenantLease::acquire(self, t, "refresh", holder, now, ttl).await
-    }
-    async fn release_lease(&self, t: &TenantId, holder: &str) -> Result<(), PortError> {
-        learnlink_core::ports::TenantLease::release(self, t, "refresh", holder).await
-    }
 }
 
 #[async_trait]

@@ -818,26 +818,21 @@ async fn bulk_marks(
     outcomes: &mut [RecordOutcome],
 ) -> Result<u64, ShardOutcome> {
     let written = |o: &RecordOutcome| matches!(o, RecordOutcome::Created { .. } | RecordOutcome::Updated { .. });
-    let keys: Vec<String> =
-        enrollments.iter().zip(outcomes.iter()).filter(|(_, o)| written(o)).map(|(e, _)| applied_key(e)).collect();
-    if keys.is_empty() {
+    let written_at: Vec<usize> = (0..enrollments.len()).filter(|&i| written(&outcomes[i])).collect();
+    if written_at.is_empty() {
         return Ok(0);
     }
+    let keys: Vec<String> = written_at.iter().map(|&i| applied_key(&enrollments[i])).collect();
     let now = p.applied.applied(input.tenant, &keys).await.map_err(|e| port_outcome(e, input))?;
+    let again: Vec<usize> = written_at
+        .iter()
+        .zip(&keys)
+        .filter(|&(&i, key)| {
+            now.get(key).is_some_and(|m| m.updated_at < enrollments[i].updated_at && before.get(key) != Some(m))
+        })
+        .map(|(&i, _)| i)
+        .collect();
     drop(keys);
-    let mut again = Vec::new();
-    for (i, e) in enrollments.iter().enumerate() {
-        if !written(&outcomes[i]) {
-            continue;
-        }
-        let key = applied_key(e);
-        if let Some(m) = now.get(&key)
-            && m.updated_at < e.updated_at
-            && before.get(&key) != Some(m)
-        {
-            again.push(i);
-        }
-    }
     let mut calls = 0;
     if !again.is_empty() {
         tracing::info!(tenant = %input.tenant, records = again.len(), "records synced meanwhile in an older version are written again");
@@ -897,45 +892,74 @@ async fn finish_if_done(p: &ShardPorts<'_>, input: &ShardInput<'_>) -> Result<()
     Ok(())
 }
 
-/// Move the backfill to a final status (once: the conditional write decides
-/// who finishes), then record coverage, the run summary, release the tenant
-/// and restore the kill switch.
+/// Move the backfill to a final status, as the worker of its last shard.
 async fn finish(
     p: &ShardPorts<'_>,
     input: &ShardInput<'_>,
     status: BackfillStatus,
     reason: Option<String>,
 ) -> Result<(), PortError> {
-    let now = input.now;
-    // The kill switch first, so a backfill seen final has its automations
-    // back (if Salesforce refuses now, the final backfill owes the restore
-    // and the sweep retries it).
-    if let Some((b, _)) = p.store.backfill(input.tenant, input.backfill_id).await?
-        && !b.status.is_final()
-        && b.kill_switch.owes_restore()
-    {
-        let _ = restore_kill_switch(p.store, p.salesforce, input.session, input.org_id, input.tenant, &b.id).await;
+    let Some((b, _)) = p.store.backfill(input.tenant, input.backfill_id).await? else { return Ok(()) };
+    let ports = Finishing {
+        store: p.store,
+        salesforce: p.salesforce,
+        activity: p.activity,
+        session: input.session,
+        org_id: input.org_id,
+    };
+    if let Some(done) = make_final(&ports, &b, status, reason, input.now).await? {
+        tracing::info!(tenant = %input.tenant, backfill = %done.id, status = done.status.as_str(), "backfill finished");
     }
-    let Some(b) = update_backfill(p.store, input.tenant, input.backfill_id, |b| {
-        if b.status.is_final() {
+    Ok(())
+}
+
+/// What making a backfill final touches.
+struct Finishing<'a> {
+    store: &'a dyn BackfillStore,
+    salesforce: &'a dyn SalesforceApi,
+    activity: &'a dyn ActivityLog,
+    session: &'a Session,
+    org_id: Option<&'a str>,
+}
+
+/// Move `b` to a final status (once: the conditional write decides who
+/// finishes), then record coverage, the run summary, release the tenant
+/// and restore the kill switch. The kill switch is restored first too, so
+/// a backfill seen final has its automations back (if Salesforce refuses
+/// now, the final backfill owes the restore and the sweep retries it).
+/// `None`: it was final already.
+async fn make_final(
+    p: &Finishing<'_>,
+    b: &Backfill,
+    status: BackfillStatus,
+    reason: Option<String>,
+    now: OffsetDateTime,
+) -> Result<Option<Backfill>, PortError> {
+    if b.status.is_final() {
+        return Ok(None);
+    }
+    if b.kill_switch.owes_restore() {
+        let _ = restore_kill_switch(p.store, p.salesforce, p.session, p.org_id, &b.tenant, &b.id).await;
+    }
+    let Some(done) = update_backfill(p.store, &b.tenant, &b.id, |x| {
+        if x.status.is_final() {
             return false;
         }
-        b.status = status;
-        b.finished_at = Some(now);
-        b.updated_at = now;
+        x.status = status;
+        x.finished_at = Some(now);
+        x.updated_at = now;
         if reason.is_some() {
-            b.reason = reason.clone();
+            x.reason = reason.clone();
         }
         true
     })
     .await?
     else {
-        return Ok(());
+        return Ok(None);
     };
-    tracing::info!(tenant = %input.tenant, backfill = %b.id, status = b.status.as_str(), "backfill finished");
-    finished(p.store, p.activity, &b, now).await?;
-    restore_kill_switch(p.store, p.salesforce, input.session, input.org_id, input.tenant, &b.id).await.ok();
-    Ok(())
+    finished(p.store, p.activity, &done, now).await?;
+    restore_kill_switch(p.store, p.salesforce, p.session, p.org_id, &b.tenant, &b.id).await.ok();
+    Ok(Some(done))
 }
 
 /// After a backfill became final: coverage (completed without failures),
@@ -1492,29 +1516,11 @@ async fn finish_ended(
         ),
         None => (BackfillStatus::Completed, None),
     };
-    // The kill switch first, as `finish` does.
-    if b.kill_switch.owes_restore() {
-        let _ = restore_kill_switch(p.store, p.salesforce, session, org_id, &b.tenant, &b.id).await;
-    }
-    let Some(done) = update_backfill(p.store, &b.tenant, &b.id, |x| {
-        if x.status != BackfillStatus::Running {
-            return false;
-        }
-        x.status = status;
-        x.finished_at = Some(now);
-        x.updated_at = now;
-        if reason.is_some() {
-            x.reason = reason.clone();
-        }
-        true
-    })
-    .await?
-    else {
+    let ports = Finishing { store: p.store, salesforce: p.salesforce, activity: p.activity, session, org_id };
+    let Some(done) = make_final(&ports, b, status, reason, now).await? else {
         return Ok(SweepAction::Nothing);
     };
     tracing::warn!(tenant = %b.tenant, backfill = %b.id, status = done.status.as_str(), "a backfill whose shards had all ended is finished by the sweep");
-    finished(p.store, p.activity, &done, now).await?;
-    restore_kill_switch(p.store, p.salesforce, session, org_id, &b.tenant, &b.id).await.ok();
     Ok(SweepAction::Finished)
 }
 
