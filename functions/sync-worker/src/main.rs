@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
         connections: state.clone(),
         parking: state.clone(),
         links: state.clone(),
-        applied: state.clone(),
+        applied: Arc::new(learnlink_adapters::dynamo::applied::DynamoApplied::new(ddb.clone(), &cfg.applied_table)),
         review: state.clone(),
         lms: Arc::new(learnlink_adapters::lms::LmsClient::new()?),
         lms_writer: Arc::new(learnlink_adapters::lms::LmsClient::new()?),

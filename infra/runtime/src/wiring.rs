@@ -418,7 +418,10 @@ mod tests {
         assert!(q.attributes["RedrivePolicy"].contains("\"maxReceiveCount\":5"));
         let admin = w.functions.iter().find(|f| f.binary == "admin-api").unwrap();
         assert!(admin.http[0].iam_auth);
-        assert_eq!(w.tables.len(), 2);
+        let mut tables: Vec<&str> = w.tables.iter().map(|t| t.logical_id.as_str()).collect();
+        tables.sort_unstable();
+        assert_eq!(tables, ["ActivityTable", "AppliedTable", "StateTable"]);
+        assert!(worker.environment["APPLIED_TABLE"].ends_with("AppliedTable"), "{:?}", worker.environment);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 pub struct FunctionConfig {
     pub state_table: String,
     pub activity_table: String,
+    pub applied_table: String,
     pub sync_queue_url: String,
     pub sync_dlq_url: String,
     pub backfill_queue_url: String,
@@ -70,6 +71,7 @@ impl FunctionConfig {
         Ok(FunctionConfig {
             state_table: need("STATE_TABLE")?,
             activity_table: need("ACTIVITY_TABLE")?,
+            applied_table: need("APPLIED_TABLE")?,
             sync_queue_url: need("SYNC_QUEUE_URL")?,
             sync_dlq_url: need("SYNC_DLQ_URL")?,
             backfill_queue_url: need("BACKFILL_QUEUE_URL")?,

@@ -1,6 +1,6 @@
 //! Test helper: a moto server of the test's own (from the project's `.venv`,
 //! installed by `make setup`) on a free loopback port, stopped when dropped;
-//! with the state table and queues shaped as `infra/template.yaml` declares
+//! with the state and applied tables and queues shaped as `infra/template.yaml` declares
 //! them, so adapters are tested against the DynamoDB and SQS APIs.
 
 use aws_config::SdkConfig;
@@ -90,6 +90,27 @@ impl Moto {
             .send()
             .await
             .expect("creating the state table");
+        client
+    }
+
+    /// A DynamoDB client and a fresh applied-versions table (`pk` only) as the template has it.
+    pub async fn applied_table(&self, name: &str) -> aws_sdk_dynamodb::Client {
+        let client = aws_sdk_dynamodb::Client::new(&self.sdk().await);
+        client
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
+            .send()
+            .await
+            .expect("creating the applied table");
         client
     }
 

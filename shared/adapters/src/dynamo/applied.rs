@@ -1,14 +1,18 @@
 //! What version of each LMS record learnlink last wrote (SPEC §4.2), so a
 //! reordered or redelivered older event never overwrites a newer one.
 //!
-//! Item: pk `APPLIED#<tenant>#<record key>`, sk `APPLIED`; `updated_at`
-//! (epoch ms), `event_id`, `expires_at` (TTL: a year — far beyond any
-//! redelivery or reordering window). Reads are consistent BatchGetItem
-//! (≤100 keys, unprocessed keys retried); writes are BatchWriteItem (≤25,
-//! unprocessed items retried). The worker writes a marker only for a
-//! version newer than the one it read at the start of its batch, so markers
-//! move forward; two invocations racing on one record within a second can
-//! still leave the older one (the known gap in ARCHITECTURE.md).
+//! The markers live in a table of their own (`APPLIED_TABLE`, key `pk`
+//! only): one item per record ever written, so a 1M-record backfill adds 1M
+//! items, and they are only ever read and written by key. Kept out of the
+//! state table, they never weigh on its queries and listings.
+//!
+//! Item: pk `<tenant>#<record key>`; `updated_at` (epoch ms), `event_id`,
+//! `expires_at` (TTL: a year — far beyond any redelivery or reordering
+//! window). Reads are consistent BatchGetItem (≤100 keys, unprocessed keys
+//! retried); writes are BatchWriteItem (≤25, unprocessed items retried).
+//! Writers of one tenant's records hold its write lease
+//! (`learnlink_core::write_lock`) from reading the markers to writing them,
+//! so a marker only moves forward.
 
 use super::DynamoState;
 use async_trait::async_trait;
@@ -27,7 +31,19 @@ fn s(v: impl Into<String>) -> AttributeValue {
 }
 
 fn pk(tenant: &TenantId, key: &str) -> String {
-    format!("APPLIED#{tenant}#{key}")
+    format!("{tenant}#{key}")
+}
+
+/// [`AppliedStore`] on the applied-versions table.
+#[derive(Clone)]
+pub struct DynamoApplied {
+    table: DynamoState,
+}
+
+impl DynamoApplied {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoApplied { table: DynamoState::new(client, table) }
+    }
 }
 
 fn ms(t: OffsetDateTime) -> i64 {
@@ -35,17 +51,17 @@ fn ms(t: OffsetDateTime) -> i64 {
 }
 
 #[async_trait]
-impl AppliedStore for DynamoState {
+impl AppliedStore for DynamoApplied {
     async fn applied(&self, tenant: &TenantId, keys: &[String]) -> Result<HashMap<String, Applied>, PortError> {
         let mut seen = HashSet::new();
         let ks: Vec<HashMap<String, AttributeValue>> = keys
             .iter()
             .filter(|k| seen.insert(k.as_str()))
-            .map(|k| HashMap::from([("pk".to_string(), s(pk(tenant, k))), ("sk".to_string(), s("APPLIED"))]))
+            .map(|k| HashMap::from([("pk".to_string(), s(pk(tenant, k)))]))
             .collect();
         let prefix = pk(tenant, "");
         let mut found = HashMap::new();
-        for item in super::links::read_batch(self, ks, "reading applied versions").await? {
+        for item in super::links::read_batch(&self.table, ks, "reading applied versions").await? {
             let key = item.get("pk").and_then(|v| v.as_s().ok()).and_then(|p| p.strip_prefix(&prefix));
             let at = item.get("updated_at").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
             let event = item.get("event_id").and_then(|v| v.as_s().ok());
@@ -77,7 +93,6 @@ impl AppliedStore for DynamoState {
                 let a = newest[k];
                 let put = PutRequest::builder()
                     .item("pk", s(pk(tenant, k)))
-                    .item("sk", s("APPLIED"))
                     .item("updated_at", AttributeValue::N(ms(a.updated_at).to_string()))
                     .item("event_id", s(a.event_id.clone()))
                     .item("expires_at", AttributeValue::N(expires.to_string()))
@@ -85,7 +100,7 @@ impl AppliedStore for DynamoState {
                     .map_err(|e| PortError::permanent(format!("building a write: {e}")))?;
                 requests.push(WriteRequest::builder().put_request(put).build());
             }
-            super::links::write_batch(self, requests, "recording applied versions").await?;
+            super::links::write_batch(&self.table, requests, "recording applied versions").await?;
         }
         Ok(())
     }
@@ -187,7 +202,7 @@ mod tests {
     #[tokio::test]
     async fn dynamo_markers_keep_the_newest_and_read_in_chunks() {
         let moto = crate::motokit::Moto::start().await;
-        let state = DynamoState::new(moto.state_table("state").await, "state");
+        let state = DynamoApplied::new(moto.applied_table("applied").await, "applied");
         forward_only(&state).await;
         let tenant = TenantId::parse("bulk").unwrap();
         let marks: Vec<(String, Applied)> = (0..250)
