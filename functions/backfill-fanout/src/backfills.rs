@@ -12,7 +12,6 @@ use learnlink_core::connection::Links;
 use learnlink_core::credentials;
 use learnlink_core::model::TenantId;
 use learnlink_core::tenant::Tenant;
-use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -37,20 +36,58 @@ impl Deps {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StartBody {
-    since: String,
-    #[serde(default)]
-    until: Option<String>,
-    #[serde(default)]
-    only_changed: bool,
+/// A refused request: status, stable code (the admin API's codes), one sentence.
+#[derive(Debug, PartialEq)]
+struct Bad(u16, &'static str, String);
+
+impl Bad {
+    fn field(message: impl Into<String>) -> Bad {
+        Bad(400, "invalid_field", message.into())
+    }
+    fn body(message: impl Into<String>) -> Bad {
+        Bad(400, "malformed_body", message.into())
+    }
+    fn response(&self) -> ApiGatewayV2httpResponse {
+        error_response(self.0, self.1, &self.2)
+    }
 }
 
-fn parse_time(name: &str, s: &str) -> Result<OffsetDateTime, ApiGatewayV2httpResponse> {
-    learnlink_core::import::parse_timestamp(s).ok_or_else(|| {
-        error_response(400, "bad_request", &format!("{name} must be an RFC 3339 timestamp, e.g. 2025-11-20T00:00:00Z"))
-    })
+const SHAPE: &str = r#"{"since": "<RFC 3339>", "until"?: "<RFC 3339>", "only_changed"?: true|false}"#;
+
+/// The body of a start request: its window and `only_changed`. The codes are
+/// the admin API's: `malformed_body` (not a JSON object), `invalid_field`
+/// (a member missing, unknown or of the wrong kind), `invalid_window`.
+fn parse_start(body: &[u8], now: OffsetDateTime) -> Result<(Window, bool), Bad> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Bad::body(format!("the request needs a JSON body: {SHAPE}")));
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| Bad::body(format!("the body is not JSON: {e}")))?;
+    let Some(o) = v.as_object() else {
+        return Err(Bad::body(format!("the body must be a JSON object: {SHAPE}")));
+    };
+    if let Some(k) = o.keys().find(|k| !matches!(k.as_str(), "since" | "until" | "only_changed")) {
+        return Err(Bad::field(format!("unknown field {k:?}; a backfill request is {SHAPE}")));
+    }
+    let time =
+        |name: &str| -> Result<Option<OffsetDateTime>, Bad> {
+            match o.get(name) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(v) => v.as_str().and_then(learnlink_core::import::parse_timestamp).map(Some).ok_or_else(|| {
+                    Bad::field(format!("{name} must be an RFC 3339 timestamp, e.g. 2025-11-20T00:00:00Z"))
+                }),
+            }
+        };
+    let since = time("since")?
+        .ok_or_else(|| Bad::field("since is required: an RFC 3339 timestamp, e.g. 2025-11-20T00:00:00Z"))?;
+    let until = time("until")?.unwrap_or(now);
+    let only_changed = match o.get("only_changed") {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(_) => return Err(Bad::field("only_changed must be true or false")),
+    };
+    let window = Window::new(since, until).map_err(|m| Bad(400, "invalid_window", m))?;
+    Ok((window, only_changed))
 }
 
 /// `POST /admin/tenants/{tenant}/backfills {"since", "until"?, "only_changed"?}`.
@@ -61,37 +98,23 @@ pub async fn start_http(deps: &Deps, req: &ApiGatewayV2httpRequest, now: OffsetD
     let Some(tenant) = path_param(req, "tenant").or_else(|| {
         req.raw_path.as_deref().and_then(|p| p.strip_prefix("/admin/tenants/")).and_then(|p| p.split('/').next())
     }) else {
-        return error_response(400, "bad_request", "the path names no tenant");
+        return error_response(404, "not_found", "the path names no tenant");
     };
+    // As the admin API: a tenant id that cannot be one names no tenant.
     let Ok(tenant_id) = TenantId::parse(tenant) else {
-        return error_response(400, "bad_request", "the tenant id is not a valid tenant id");
+        return error_response(404, "unknown_tenant", &format!("no tenant named {tenant:?}"));
     };
-    let body = match body_bytes(req) {
-        Ok(b) => b,
-        Err(e) => return error_response(400, "bad_request", &e),
-    };
-    let body: StartBody = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(e) => return error_response(400, "bad_request", &format!("the body is not a backfill request: {e}")),
-    };
-    let since = match parse_time("since", &body.since) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let until = match body.until.as_deref().map(|u| parse_time("until", u)).transpose() {
-        Ok(u) => u.unwrap_or(now),
-        Err(r) => return r,
-    };
-    let window = match Window::new(since, until) {
-        Ok(w) => w,
-        Err(e) => return error_response(400, "bad_request", &e),
+    let parsed = body_bytes(req).map_err(Bad::body).and_then(|b| parse_start(&b, now));
+    let (window, only_changed) = match parsed {
+        Ok(p) => p,
+        Err(bad) => return bad.response(),
     };
     let tenant = match deps.tenants.get_tenant(&tenant_id).await {
         Ok(Some(t)) => t,
-        Ok(None) => return error_response(404, "unknown_tenant", &format!("no tenant named \"{tenant_id}\"")),
+        Ok(None) => return error_response(404, "unknown_tenant", &format!("no tenant named {tenant:?}")),
         Err(e) => return unavailable(&e.chain()),
     };
-    let req = StartRequest { window, only_changed: body.only_changed, origin: Origin::Admin };
+    let req = StartRequest { window, only_changed, origin: Origin::Admin };
     match start(deps, &tenant, req, now).await {
         Ok(view) => json_response(202, &json!({"backfill": view.backfill, "progress": view.progress})),
         Err(Refused::Running(id)) => error_response(
@@ -230,6 +253,51 @@ async fn start_gaps(deps: &Deps, tenant: &Tenant, now: OffsetDateTime) -> Vec<St
         Err(Refused::Unusable { message, .. } | Refused::Upstream(message) | Refused::Unavailable(message)) => {
             tracing::warn!(tenant = %tenant.id, gap = %gap.id, reason = %message, "gap backfill not started; the next sweep tries again");
             vec![]
+        }
+    }
+}
+
+#[cfg(test)]
+mod request_tests {
+    use super::*;
+
+    const NOW: OffsetDateTime = time::macros::datetime!(2026-11-24 10:00 UTC);
+
+    fn code(body: &str) -> (u16, &'static str) {
+        let Bad(status, code, message) = parse_start(body.as_bytes(), NOW).unwrap_err();
+        assert!(!message.is_empty());
+        (status, code)
+    }
+
+    #[test]
+    fn a_start_request_is_read_with_the_admin_api_codes() {
+        let (w, only) = parse_start(br#"{"since": "2026-01-01T00:00:00Z"}"#, NOW).unwrap();
+        assert_eq!((w.since, w.until, only), (time::macros::datetime!(2026-01-01 0:00 UTC), NOW, false));
+        let (w, only) = parse_start(
+            br#"{"since": "2026-01-01T00:00:00Z", "until": "2026-02-01T00:00:00Z", "only_changed": true}"#,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!((w.until, only), (time::macros::datetime!(2026-02-01 0:00 UTC), true));
+        let malformed = (400, "malformed_body");
+        let field = (400, "invalid_field");
+        for (body, want) in [
+            ("", malformed),
+            ("  ", malformed),
+            ("{\"since\"", malformed),
+            ("[1]", malformed),
+            ("\"2026-01-01T00:00:00Z\"", malformed),
+            ("{}", field),
+            (r#"{"until": "2026-01-01T00:00:00Z"}"#, field),
+            (r#"{"since": null}"#, field),
+            (r#"{"since": "last week"}"#, field),
+            (r#"{"since": 1767225600}"#, field),
+            (r#"{"since": "2026-01-01T00:00:00Z", "until": "soon"}"#, field),
+            (r#"{"since": "2026-01-01T00:00:00Z", "shards": 3}"#, field),
+            (r#"{"since": "2026-01-01T00:00:00Z", "only_changed": "yes"}"#, field),
+            (r#"{"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}"#, (400, "invalid_window")),
+        ] {
+            assert_eq!(code(body), want, "{body}");
         }
     }
 }

@@ -48,7 +48,8 @@ pub fn verify(
     secrets: &[String],
     now: OffsetDateTime,
 ) -> Result<(), Rejection> {
-    let header = headers.get(SIGNATURE_HEADER).ok_or_else(|| {
+    // An empty header is a missing one, as the vendor dialects have it.
+    let header = headers.get(SIGNATURE_HEADER).map(str::trim).filter(|v| !v.is_empty()).ok_or_else(|| {
         Rejection::unauthorized("missing_signature", format!("the {SIGNATURE_HEADER} header is missing"))
     })?;
     let mut t: Option<i64> = None;
@@ -209,6 +210,8 @@ mod tests {
         let s = vec!["s3cret".to_string()];
         let code = |h: &[(String, String)], b: &[u8]| verify(h, b, &s, NOW).unwrap_err().code;
         assert_eq!(code(&[], &b), "missing_signature");
+        assert_eq!(code(&headers(""), &b), "missing_signature");
+        assert_eq!(code(&headers("  "), &b), "missing_signature");
         assert_eq!(code(&headers(&sign("other", t, &b)), &b), "invalid_signature");
         assert_eq!(code(&headers(&sign("s3cret", t, &b)), b"{}"), "invalid_signature");
         assert_eq!(code(&headers(&sign("s3cret", t - 301, &b)), &b), "stale_timestamp");
