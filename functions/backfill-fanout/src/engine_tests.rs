@@ -27,6 +27,8 @@ struct World {
     sync: MemoryQueue,
     applied: MemoryApplied,
     tenant: Tenant,
+    /// The workers' wall clock (`ShardPorts::clock`).
+    clock: fn() -> time::OffsetDateTime,
 }
 
 async fn world(n: usize, settings: serde_json::Value) -> World {
@@ -69,6 +71,7 @@ async fn world(n: usize, settings: serde_json::Value) -> World {
         sync: MemoryQueue::new(),
         applied: MemoryApplied::new(),
         tenant,
+        clock: time::OffsetDateTime::now_utc,
     }
 }
 
@@ -100,7 +103,7 @@ impl World {
             applied: &self.applied,
             lease: &self.state,
             sleeper: &learnlink_adapters::TokioSleeper,
-            clock: &time::OffsetDateTime::now_utc,
+            clock: &self.clock,
         }
     }
     async fn start(&self, only_changed: bool) -> String {
@@ -175,6 +178,24 @@ async fn shards_written_once_redelivery_harmless_and_the_backfill_completes_with
     let id2 = w.start(true).await;
     let (b2, _) = w.state.backfill(&w.tenant.id, &id2).await.unwrap().unwrap();
     assert_eq!((b2.status, b2.shards, b2.expected), (BackfillStatus::Completed, 0, 0));
+}
+
+#[tokio::test]
+async fn shards_and_the_backfill_end_at_the_time_their_work_ended_not_when_the_batch_began() {
+    let mut w = world(600, json!({"shard_size": 300, "bulk_threshold": 250, "kill_switch": true})).await;
+    // The batch begins at 0:01 (`ShardInput::now`); its Bulk jobs end at 0:09.
+    w.clock = || datetime!(2026-06-01 0:09 UTC);
+    let id = w.start(false).await;
+    let shards = w.sent_shards(&id);
+    let out = w.work(&id, &shards, false).await;
+    assert!(out.iter().all(|(_, o)| *o == ShardOutcome::Done), "{out:?}");
+    let (b, _) = w.state.backfill(&w.tenant.id, &id).await.unwrap().unwrap();
+    assert_eq!(b.status, BackfillStatus::Completed);
+    assert_eq!(b.finished_at, Some(datetime!(2026-06-01 0:09 UTC)));
+    for i in shards {
+        let (s, _) = w.state.shard(&w.tenant.id, &id, i).await.unwrap().unwrap();
+        assert_eq!(s.finished_at, Some(datetime!(2026-06-01 0:09 UTC)), "shard {i}");
+    }
 }
 
 #[tokio::test]

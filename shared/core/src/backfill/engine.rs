@@ -244,7 +244,7 @@ pub async fn run_shards(p: &ShardPorts<'_>, input: &ShardInput<'_>) -> Vec<(u32,
     if let Some(reason) = failed {
         for (i, o) in &out {
             if let ShardOutcome::Failed { reason } = o {
-                mark_shard_failed(p.store, input.tenant, &b.id, *i, reason, input.now).await;
+                mark_shard_failed(p.store, input.tenant, &b.id, *i, reason, (p.clock)()).await;
             }
         }
         if let Err(e) = finish(p, input, BackfillStatus::Failed, Some(reason)).await {
@@ -561,7 +561,7 @@ async fn composite_shard(
             Ok(w) => w,
             Err(o) => return o,
         };
-        let t = tally(&job, &enrollments, &outcomes, input.now, true);
+        let t = tally(&job, &enrollments, &outcomes, (p.clock)(), true);
         if let Some((_, f)) = t.retry.first() {
             // Nothing of the page is checkpointed: it is written again on
             // the next delivery; after the last one the shard fails.
@@ -590,7 +590,7 @@ async fn composite_shard(
         let last = page.next_cursor.is_none();
         if last {
             s.status = ShardStatus::Done;
-            s.finished_at = Some(input.now);
+            s.finished_at = Some((p.clock)());
         }
         match p.store.put_shard(input.tenant, &b.id, &s, Some(v)).await {
             Ok(true) => v += 1,
@@ -767,7 +767,7 @@ async fn bulk_shards(
     let total = enrollments.len().max(1) as u64;
     let mut unspread = calls;
     for (k, (range, &pages)) in ranges.iter().zip(&pages).enumerate() {
-        let t = tally(&job, &enrollments[range.clone()], &outcomes[range.clone()], input.now, false);
+        let t = tally(&job, &enrollments[range.clone()], &outcomes[range.clone()], (p.clock)(), false);
         let mut c = t.counts;
         c.pages = pages;
         c.read = range.len() as u64 + stale[k];
@@ -794,7 +794,7 @@ async fn bulk_shards(
     for ((s, v), c) in shards.iter_mut().zip(counts_all) {
         s.counts.add(&c);
         s.status = ShardStatus::Done;
-        s.finished_at = Some(input.now);
+        s.finished_at = Some((p.clock)());
         let o = match p.store.put_shard(input.tenant, &b.id, s, Some(*v)).await {
             Ok(true) => ShardOutcome::Done,
             Ok(false) => ShardOutcome::Ignored(format!("shard {} was moved on by another delivery", s.index)),
@@ -879,7 +879,7 @@ async fn mark_shard_failed(
 /// Fail the shard of a message on its last delivery (the DLQ takes the
 /// message; the backfill fails and its kill switch is restored).
 pub async fn fail_shard(p: &ShardPorts<'_>, input: &ShardInput<'_>, index: u32, reason: &str) {
-    mark_shard_failed(p.store, input.tenant, input.backfill_id, index, reason, input.now).await;
+    mark_shard_failed(p.store, input.tenant, input.backfill_id, index, reason, (p.clock)()).await;
     let _ = finish(p, input, BackfillStatus::Failed, Some(format!("shard {index} failed: {reason}"))).await;
 }
 
@@ -907,7 +907,7 @@ async fn finish(
         session: input.session,
         org_id: input.org_id,
     };
-    if let Some(done) = make_final(&ports, &b, status, reason, input.now).await? {
+    if let Some(done) = make_final(&ports, &b, status, reason, (p.clock)()).await? {
         tracing::info!(tenant = %input.tenant, backfill = %done.id, status = done.status.as_str(), "backfill finished");
     }
     Ok(())
