@@ -62,31 +62,15 @@ fn ms(t: OffsetDateTime) -> i64 {
 impl AppliedStore for DynamoApplied {
     async fn applied(&self, tenant: &TenantId, keys: &[String]) -> Result<HashMap<String, Applied>, PortError> {
         let mut seen = HashSet::new();
-        let ks: Vec<HashMap<String, AttributeValue>> = keys
-            .iter()
-            .filter(|k| seen.insert(k.as_str()))
-            .map(|k| HashMap::from([("pk".to_string(), s(pk(tenant, k)))]))
-            .collect();
-        let prefix = pk(tenant, "");
-        let mut found = HashMap::new();
-        let chunks: Vec<Vec<HashMap<String, AttributeValue>>> = ks.chunks(100).map(<[_]>::to_vec).collect();
-        let mut reads = futures::stream::iter(chunks)
-            .map(|chunk| super::links::read_batch(&self.table, chunk, "reading applied versions"))
-            .buffer_unordered(IN_FLIGHT);
-        let mut items = Vec::with_capacity(keys.len());
+        let unique: Vec<&str> = keys.iter().map(String::as_str).filter(|k| seen.insert(*k)).collect();
+        // Each call's keys and items are built and read within its own
+        // future, so at most IN_FLIGHT calls' worth is held at once.
+        // (Futures do nothing until polled: collecting them first holds only their borrows.)
+        let calls: Vec<_> = unique.chunks(100).map(|chunk| self.read_chunk(tenant, chunk)).collect();
+        let mut reads = futures::stream::iter(calls).buffer_unordered(IN_FLIGHT);
+        let mut found = HashMap::with_capacity(unique.len());
         while let Some(read) = reads.next().await {
-            items.extend(read?);
-        }
-        for item in items {
-            let key = item.get("pk").and_then(|v| v.as_s().ok()).and_then(|p| p.strip_prefix(&prefix));
-            let at = item.get("updated_at").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
-            let event = item.get("event_id").and_then(|v| v.as_s().ok());
-            let (Some(key), Some(at), Some(event)) = (key, at, event) else {
-                return Err(PortError::permanent("a stored applied-version item is incomplete"));
-            };
-            let updated_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000)
-                .map_err(|e| PortError::permanent(format!("a stored applied version is out of range: {e}")))?;
-            found.insert(key.to_string(), Applied { updated_at, event_id: event.clone() });
+            found.extend(read?);
         }
         Ok(found)
     }
@@ -101,34 +85,55 @@ impl AppliedStore for DynamoApplied {
             }
         }
         let expires = (OffsetDateTime::now_utc() + KEEP).unix_timestamp();
-        let mut keys: Vec<&str> = newest.keys().copied().collect();
-        keys.sort_unstable();
-        let mut batches = Vec::with_capacity(keys.len().div_ceil(25));
-        for chunk in keys.chunks(25) {
-            let mut requests = Vec::with_capacity(chunk.len());
-            for k in chunk {
-                let a = newest[k];
-                let put = PutRequest::builder()
-                    .item("pk", s(pk(tenant, k)))
-                    .item("updated_at", AttributeValue::N(ms(a.updated_at).to_string()))
-                    .item("event_id", s(a.event_id.clone()))
-                    .item("expires_at", AttributeValue::N(expires.to_string()))
-                    .build()
-                    .map_err(|e| PortError::permanent(format!("building a write: {e}")))?;
-                requests.push(WriteRequest::builder().put_request(put).build());
-            }
-            batches.push(requests);
-        }
+        let mut keys: Vec<(&str, &Applied)> = newest.into_iter().collect();
+        keys.sort_unstable_by_key(|(k, _)| *k);
         // Each key is in one batch only, so batches in flight together never
         // race on a marker. On the first error the rest are dropped; the
         // caller sends the records back, and they are written and marked again.
-        let mut writes = futures::stream::iter(batches)
-            .map(|requests| super::links::write_batch(&self.table, requests, "recording applied versions"))
-            .buffer_unordered(IN_FLIGHT);
+        let calls: Vec<_> = keys.chunks(25).map(|chunk| self.write_chunk(tenant, chunk, expires)).collect();
+        let mut writes = futures::stream::iter(calls).buffer_unordered(IN_FLIGHT);
         while let Some(written) = writes.next().await {
             written?;
         }
         Ok(())
+    }
+}
+
+impl DynamoApplied {
+    /// One BatchGetItem (≤100 keys): the markers found.
+    async fn read_chunk(&self, tenant: &TenantId, keys: &[&str]) -> Result<Vec<(String, Applied)>, PortError> {
+        let ks = keys.iter().map(|k| HashMap::from([("pk".to_string(), s(pk(tenant, k)))])).collect();
+        let prefix = pk(tenant, "");
+        let items = super::links::read_batch(&self.table, ks, "reading applied versions").await?;
+        let mut found = Vec::with_capacity(items.len());
+        for item in items {
+            let key = item.get("pk").and_then(|v| v.as_s().ok()).and_then(|p| p.strip_prefix(&prefix));
+            let at = item.get("updated_at").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+            let event = item.get("event_id").and_then(|v| v.as_s().ok());
+            let (Some(key), Some(at), Some(event)) = (key, at, event) else {
+                return Err(PortError::permanent("a stored applied-version item is incomplete"));
+            };
+            let updated_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000)
+                .map_err(|e| PortError::permanent(format!("a stored applied version is out of range: {e}")))?;
+            found.push((key.to_string(), Applied { updated_at, event_id: event.clone() }));
+        }
+        Ok(found)
+    }
+
+    /// One BatchWriteItem (≤25 markers).
+    async fn write_chunk(&self, tenant: &TenantId, marks: &[(&str, &Applied)], expires: i64) -> Result<(), PortError> {
+        let mut requests = Vec::with_capacity(marks.len());
+        for (k, a) in marks {
+            let put = PutRequest::builder()
+                .item("pk", s(pk(tenant, k)))
+                .item("updated_at", AttributeValue::N(ms(a.updated_at).to_string()))
+                .item("event_id", s(a.event_id.clone()))
+                .item("expires_at", AttributeValue::N(expires.to_string()))
+                .build()
+                .map_err(|e| PortError::permanent(format!("building a write: {e}")))?;
+            requests.push(WriteRequest::builder().put_request(put).build());
+        }
+        super::links::write_batch(&self.table, requests, "recording applied versions").await
     }
 }
 
