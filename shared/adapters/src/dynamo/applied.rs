@@ -54,6 +54,18 @@ impl DynamoApplied {
     }
 }
 
+/// The newest of several marks of one key (one call writes each key once).
+fn newest_per_key(marks: &[(String, Applied)]) -> HashMap<&str, &Applied> {
+    let mut newest: HashMap<&str, &Applied> = HashMap::new();
+    for (k, a) in marks {
+        let slot = newest.entry(k.as_str()).or_insert(a);
+        if slot.updated_at < a.updated_at {
+            *slot = a;
+        }
+    }
+    newest
+}
+
 fn ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
@@ -76,14 +88,8 @@ impl AppliedStore for DynamoApplied {
     }
 
     async fn mark_applied(&self, tenant: &TenantId, marks: &[(String, Applied)]) -> Result<(), PortError> {
-        // BatchWriteItem refuses a key twice in one call: keep the newest per key.
-        let mut newest: HashMap<&str, &Applied> = HashMap::new();
-        for (k, a) in marks {
-            let slot = newest.entry(k.as_str()).or_insert(a);
-            if slot.updated_at < a.updated_at {
-                *slot = a;
-            }
-        }
+        // BatchWriteItem refuses a key twice in one call.
+        let newest = newest_per_key(marks);
         let expires = (OffsetDateTime::now_utc() + KEEP).unix_timestamp();
         let mut keys: Vec<(&str, &Applied)> = newest.into_iter().collect();
         keys.sort_unstable_by_key(|(k, _)| *k);
@@ -184,13 +190,7 @@ impl AppliedStore for MemoryApplied {
             return Err(PortError::retryable("recording applied versions: the table is unavailable"));
         }
         // As DynamoDB: the newest of one call's marks per key, written over what was there.
-        let mut newest: HashMap<&str, &Applied> = HashMap::new();
-        for (k, a) in marks {
-            let slot = newest.entry(k.as_str()).or_insert(a);
-            if slot.updated_at < a.updated_at {
-                *slot = a;
-            }
-        }
+        let newest = newest_per_key(marks);
         let mut g = self.lock();
         for (k, a) in newest {
             g.insert((tenant.clone(), k.to_string()), a.clone());
